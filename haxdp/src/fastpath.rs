@@ -1,0 +1,1 @@
+//! Loads, attaches and pins the XDP advert tracker; reads its maps.

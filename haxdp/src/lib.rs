@@ -1,0 +1,6 @@
+//! haxdp: a VRRP daemon with an XDP fast path, reading keepalived.conf.
+//!
+//! A module per concern (see `../shared/ARCHITECTURE.md`).
+
+pub mod fastpath;
+pub mod maps_cmd;

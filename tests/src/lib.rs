@@ -1,0 +1,1 @@
+//! Helpers for root tests in network namespaces.
