@@ -4,3 +4,6 @@
 
 pub mod fastpath;
 pub mod maps_cmd;
+pub mod garp;
+pub mod netio;
+pub mod vip;

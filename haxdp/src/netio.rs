@@ -1,0 +1,426 @@
+//! The advert socket: raw IP protocol 112 on one interface and family.
+//!
+//! It sends adverts (multicast to 224.0.0.18 / ff02::12, or unicast to the
+//! configured peers) with TTL / hop limit 255 (RFC 9568 5.1.1.3, 5.1.2.3), and
+//! joins the VRRP group so that the NIC's multicast filter lets adverts in
+//! for the XDP program to see.
+//!
+//! When the XDP fast path is live the socket carries a drop-all socket
+//! filter: the kernel still finds a raw socket for protocol 112 (so it does
+//! not answer unicast adverts with ICMP protocol-unreachable) but never
+//! queues a packet on it. When XDP is not available the filter is left off
+//! and the socket is the receive path, with user-space timestamps.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use tokio::io::unix::AsyncFd;
+
+pub const IPPROTO_VRRP: i32 = 112;
+pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("{ifname}: cannot open the VRRP socket: {op}: {source} (haxdp needs CAP_NET_RAW)")]
+    Setup {
+        ifname: String,
+        op: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{ifname}: cannot send advert to {dst}: {source}")]
+    Send {
+        ifname: String,
+        dst: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{ifname}: receive failed: {source}")]
+    Recv {
+        ifname: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// One advert as the socket receive path saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// TTL (IPv4) or hop limit (IPv6); RFC 9568 7.1 requires 255.
+    pub ttl: u8,
+    /// The VRRP message, IP header stripped.
+    pub payload: Vec<u8>,
+    /// CLOCK_MONOTONIC nanoseconds when user space read it.
+    pub rx_ns: u64,
+}
+
+pub struct AdvertSocket {
+    fd: AsyncFd<OwnedFd>,
+    ifname: String,
+    ifindex: u32,
+    src: IpAddr,
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    let mut ts: libc::timespec = unsafe { zeroed() };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn setopt<T>(fd: i32, level: i32, name: i32, val: &T) -> io::Result<()> {
+    // SAFETY: val points to a T of the size we pass.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (val as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+impl AdvertSocket {
+    /// Opens the socket for `ifname` with source address `src` (the family of
+    /// `src` picks IPv4 or IPv6). `receive` leaves the socket readable (the
+    /// raw-socket receive path); otherwise a drop-all filter is attached.
+    pub fn open(ifname: &str, ifindex: u32, src: IpAddr, receive: bool) -> Result<Self, NetError> {
+        let err = |op: &'static str| {
+            let source = io::Error::last_os_error();
+            NetError::Setup {
+                ifname: ifname.to_string(),
+                op,
+                source,
+            }
+        };
+        let wrap = |op: &'static str| {
+            move |source: io::Error| NetError::Setup {
+                ifname: ifname.to_string(),
+                op,
+                source,
+            }
+        };
+        let domain = if src.is_ipv4() {
+            libc::AF_INET
+        } else {
+            libc::AF_INET6
+        };
+        // SAFETY: plain socket(2).
+        let raw = unsafe {
+            libc::socket(
+                domain,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                IPPROTO_VRRP,
+            )
+        };
+        if raw < 0 {
+            return Err(err("socket"));
+        }
+        // SAFETY: raw is a fresh descriptor we own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+
+        if !receive {
+            // A classic BPF program of one instruction, `ret #0`: accept
+            // nothing. Attached before anything can be queued.
+            let mut insn = [libc::sock_filter {
+                code: 0x06, // BPF_RET | BPF_K
+                jt: 0,
+                jf: 0,
+                k: 0,
+            }];
+            let prog = libc::sock_fprog {
+                len: 1,
+                filter: insn.as_mut_ptr(),
+            };
+            setopt(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+                ewrap("SO_ATTACH_FILTER"))?;
+        }
+        // SO_BINDTODEVICE: adverts leave and arrive on this interface only.
+        let name = std::ffi::CString::new(ifname)e|_| NetError::Setup {
+            ifname: ifname.to_string(),
+            op: "interface name",
+            source: io::Error::from(io::ErrorKind::InvalidInput),
+        })?;
+        // SAFETY: name is NUL-terminated; length includes the NUL.
+        let r = unsafe {
+            libc::setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                name.as_ptr().cast(),
+                name.as_bytes_with_nul().len() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(err("SO_BINDTODEVICE"));
+        }
+
+        match src {
+            IpAddr::V4(a) => {
+                let ttl: i32 = 255;
+                setopt(s, libc::IPPROTO_IP, libc::IP_TTL, &ttl)ewrap("IP_TTL"))?;
+                setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)
+                    ewrap("IP_MULTICAST_TTL"))?;
+                let off: i32 = 0;
+                setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &off)
+                    ewrap("IP_MULTICAST_LOOP"))?;
+                // Internetwork control precedence, as keepalived marks adverts.
+                let tos: i32 = 0xc0;
+                setopt(s, libc::IPPROTO_IP, libc::IP_TOS, &tos)ewrap("IP_TOS"))?;
+                let mreq = libc::ip_mreqn {
+                    imr_multiaddr: libc::in_addr {
+                        s_addr: u32::from(VRRP_GROUP_V4).to_be(),
+                    },
+                    imr_address: libc::in_addr {
+                        s_addr: u32::from(a).to_be(),
+                    },
+                    imr_ifindex: ifindex as i32,
+                };
+                setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
+                    ewrap("IP_MULTICAST_IF"))?;
+                setopt(s, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)
+                    ewrap("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+                let sa = sockaddr_v4(SocketAddrV4::new(a, 0));
+                // SAFETY: sa is a valid sockaddr_in.
+                let r = unsafe {
+                    libc::bind(
+                        s,
+                        (&sa as *const libc::sockaddr_in).cast(),
+                        size_of::<libc::sockaddr_in>() as u32,
+                    )
+                };
+                if r < 0 {
+                    return Err(err("bind source address"));
+                }
+            }
+            IpAddr::V6(a) => {
+                let hops: i32 = 255;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)
+                    ewrap("IPV6_MULTICAST_HOPS"))?;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &hops)
+                    ewrap("IPV6_UNICAST_HOPS"))?;
+                let off: i32 = 0;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &off)
+                    ewrap("IPV6_MULTICAST_LOOP"))?;
+                let idx = ifindex as i32;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)
+                    ewrap("IPV6_MULTICAST_IF"))?;
+                let on: i32 = 1;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on)
+                    ewrap("IPV6_RECVHOPLIMIT"))?;
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &on)
+                    ewrap("IPV6_RECVPKTINFO"))?;
+                let mreq = libc::ipv6_mreq {
+                    ipv6mr_multiaddr: libc::in6_addr {
+                        s6_addr: VRRP_GROUP_V6.octets(),
+                    },
+                    ipv6mr_interface: ifindex,
+                };
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)
+                    ewrap("IPV6_ADD_MEMBERSHIP ff02::12"))?;
+                // A link-local source needs its scope; a freshly added
+                // address may still be tentative, so allow binding it.
+                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &on)
+                    ewrap("IPV6_FREEBIND"))?;
+                let sa = sockaddr_v6(SocketAddrV6::new(a, 0, 0, ifindex));
+                // SAFETY: sa is a valid sockaddr_in6.
+                let r = unsafe {
+                    libc::bind(
+                        s,
+                        (&sa as *const libc::sockaddr_in6).cast(),
+                        size_of::<libc::sockaddr_in6>() as u32,
+                    )
+                };
+                if r < 0 {
+                    return Err(err("bind source address"));
+                }
+            }
+        }
+        // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open
+        // and unchanged for its whole lifetime.
+        let fd = unsafe { AsyncFd::register(fd) }
+            e|e| wrap("register with tokio")(io::Error::from(e)))?;
+        Ok(Self {
+            fd,
+            ifname: ifname.to_string(),
+            ifindex,
+            src,
+        })
+    }
+
+    pub fn source(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Sends one VRRP message (no IP header) to `dst`: the multicast group or
+    /// a unicast peer.
+    pub fn send(&self, payload: &[u8], dst: IpAddr) -> Result<(), NetError> {
+        let s = self.fd.get_ref().as_raw_fd();
+        let r = match dst {
+            IpAddr::V4(d) => {
+                let sa = sockaddr_v4(SocketAddrV4::new(d, 0));
+                // SAFETY: buffers outlive the call.
+                unsafe {
+                    libc::sendto(
+                        s,
+                        payload.as_ptr().cast(),
+                        payload.len(),
+                        0,
+                        (&sa as *const libc::sockaddr_in).cast(),
+                        size_of::<libc::sockaddr_in>() as u32,
+                    )
+                }
+            }
+            IpAddr::V6(d) => {
+                let scope = if (d.segments()[0] & 0xff00) == 0xff00
+                    || (d.segments()[0] & 0xffc0) == 0xfe80
+                {
+                    self.ifindex
+                } else {
+                    0
+                };
+                let sa = sockaddr_v6(SocketAddrV6::new(d, 0, 0, scope));
+                // SAFETY: buffers outlive the call.
+                unsafe {
+                    libc::sendto(
+                        s,
+                        payload.as_ptr().cast(),
+                        payload.len(),
+                        0,
+                        (&sa as *const libc::sockaddr_in6).cast(),
+                        size_of::<libc::sockaddr_in6>() as u32,
+                    )
+                }
+            }
+        };
+        if r < 0 {
+            return Err(NetError::Send {
+                ifname: self.ifname.clone(),
+                dst,
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Waits for the next advert (socket receive path only).
+    pub async fn recv(&self) -> Result<Received, NetError> {
+        loop {
+            let mut guard = self.fd.readable().awaite|source| NetError::Recv {
+                ifname: self.ifname.clone(),
+                source,
+            })?;
+            match guard.try_io(|fd| recv_one(fd.get_ref().as_raw_fd(), self.src.is_ipv4())) {
+                Ok(Ok(Some(r))) => return Ok(r),
+                Ok(Ok(None)) => continue,
+                Ok(Err(source)) => {
+                    return Err(NetError::Recv {
+                        ifname: self.ifname.clone(),
+                        source,
+                    })
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
+}
+
+fn sockaddr_v4(a: SocketAddrV4) -> libc::sockaddr_in {
+    let mut sa: libc::sockaddr_in = unsafe { zeroed() };
+    sa.sin_family = libc::AF_INET as u16;
+    sa.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+    sa
+}
+
+fn sockaddr_v6(a: SocketAddrV6) -> libc::sockaddr_in6 {
+    let mut sa: libc::sockaddr_in6 = unsafe { zeroed() };
+    sa.sin6_family = libc::AF_INET6 as u16;
+    sa.sin6_addr.s6_addr = a.ip().octets();
+    sa.sin6_scope_id = a.scope_id();
+    sa
+}
+
+/// Reads one datagram; `Ok(None)` for one that is too short to be an advert.
+fn recv_one(s: i32, v4: bool) -> io::Result<Option<Received>> {
+    let mut buf = [0u8; 2048];
+    let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
+    let mut cmsg = [0u8; 128];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_name = (&mut name as *mut libc::sockaddr_in6).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cmsg.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.len();
+    // SAFETY: every pointer in msg refers to a live local buffer.
+    let n = unsafe { libc::recvmsg(s, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let rx_ns = monotonic_ns();
+    let data = &buf[..n as usize];
+    if v4 {
+        // Raw IPv4 sockets deliver the IP header (raw(7)).
+        if data.len() < 20 {
+            return Ok(None);
+        }
+        let ihl = usize::from(data[0] & 0x0f) * 4;
+        if ihl < 20 || data.len() < ihl {
+            return Ok(None);
+        }
+        let src = Ipv4Addr::new(data[12], data[13], data[14], data[15]);
+        let dst = Ipv4Addr::new(data[16], data[17], data[18], data[19]);
+        return Ok(Some(Received {
+            src: IpAddr::V4(src),
+            dst: IpAddr::V4(dst),
+            ttl: data[8],
+            payload: data[ihl..].to_vec(),
+            rx_ns,
+        }));
+    }
+    // IPv6: no header; source from msg_name, hop limit and destination from
+    // ancillary data (IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO).
+    let src = Ipv6Addr::from(name.sin6_addr.s6_addr);
+    let mut ttl = 0u8;
+    let mut dst = Ipv6Addr::UNSPECIFIED;
+    // SAFETY: walking the control buffer the kernel filled, with the libc
+    // CMSG macros that bound every step by msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+                ttl = v.clamp(0, 255) as u8;
+            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
+                dst = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok(Some(Received {
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(dst),
+        ttl,
+        payload: data.to_vec(),
+        rx_ns,
+    }))
+}
