@@ -146,10 +146,10 @@ impl AdvertSocket {
                 filter: insn.as_mut_ptr(),
             };
             setopt(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
-                ewrap("SO_ATTACH_FILTER"))?;
+                .map_err(wrap("SO_ATTACH_FILTER"))?;
         }
         // SO_BINDTODEVICE: adverts leave and arrive on this interface only.
-        let name = std::ffi::CString::new(ifname)e|_| NetError::Setup {
+        let name = std::ffi::CString::new(ifname).map_err(|_| NetError::Setup {
             ifname: ifname.to_string(),
             op: "interface name",
             source: io::Error::from(io::ErrorKind::InvalidInput),
@@ -171,15 +171,15 @@ impl AdvertSocket {
         match src {
             IpAddr::V4(a) => {
                 let ttl: i32 = 255;
-                setopt(s, libc::IPPROTO_IP, libc::IP_TTL, &ttl)ewrap("IP_TTL"))?;
+                setopt(s, libc::IPPROTO_IP, libc::IP_TTL, &ttl).map_err(wrap("IP_TTL"))?;
                 setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, &ttl)
-                    ewrap("IP_MULTICAST_TTL"))?;
+                    .map_err(wrap("IP_MULTICAST_TTL"))?;
                 let off: i32 = 0;
                 setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, &off)
-                    ewrap("IP_MULTICAST_LOOP"))?;
+                    .map_err(wrap("IP_MULTICAST_LOOP"))?;
                 // Internetwork control precedence, as keepalived marks adverts.
                 let tos: i32 = 0xc0;
-                setopt(s, libc::IPPROTO_IP, libc::IP_TOS, &tos)ewrap("IP_TOS"))?;
+                setopt(s, libc::IPPROTO_IP, libc::IP_TOS, &tos).map_err(wrap("IP_TOS"))?;
                 let mreq = libc::ip_mreqn {
                     imr_multiaddr: libc::in_addr {
                         s_addr: u32::from(VRRP_GROUP_V4).to_be(),
@@ -190,9 +190,9 @@ impl AdvertSocket {
                     imr_ifindex: ifindex as i32,
                 };
                 setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
-                    ewrap("IP_MULTICAST_IF"))?;
+                    .map_err(wrap("IP_MULTICAST_IF"))?;
                 setopt(s, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)
-                    ewrap("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+                    .map_err(wrap("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
                 let sa = sockaddr_v4(SocketAddrV4::new(a, 0));
                 // SAFETY: sa is a valid sockaddr_in.
                 let r = unsafe {
@@ -209,20 +209,20 @@ impl AdvertSocket {
             IpAddr::V6(a) => {
                 let hops: i32 = 255;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_HOPS, &hops)
-                    ewrap("IPV6_MULTICAST_HOPS"))?;
+                    .map_err(wrap("IPV6_MULTICAST_HOPS"))?;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_UNICAST_HOPS, &hops)
-                    ewrap("IPV6_UNICAST_HOPS"))?;
+                    .map_err(wrap("IPV6_UNICAST_HOPS"))?;
                 let off: i32 = 0;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_LOOP, &off)
-                    ewrap("IPV6_MULTICAST_LOOP"))?;
+                    .map_err(wrap("IPV6_MULTICAST_LOOP"))?;
                 let idx = ifindex as i32;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_MULTICAST_IF, &idx)
-                    ewrap("IPV6_MULTICAST_IF"))?;
+                    .map_err(wrap("IPV6_MULTICAST_IF"))?;
                 let on: i32 = 1;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_RECVHOPLIMIT, &on)
-                    ewrap("IPV6_RECVHOPLIMIT"))?;
+                    .map_err(wrap("IPV6_RECVHOPLIMIT"))?;
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO, &on)
-                    ewrap("IPV6_RECVPKTINFO"))?;
+                    .map_err(wrap("IPV6_RECVPKTINFO"))?;
                 let mreq = libc::ipv6_mreq {
                     ipv6mr_multiaddr: libc::in6_addr {
                         s6_addr: VRRP_GROUP_V6.octets(),
@@ -230,11 +230,11 @@ impl AdvertSocket {
                     ipv6mr_interface: ifindex,
                 };
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)
-                    ewrap("IPV6_ADD_MEMBERSHIP ff02::12"))?;
+                    .map_err(wrap("IPV6_ADD_MEMBERSHIP ff02::12"))?;
                 // A link-local source needs its scope; a freshly added
                 // address may still be tentative, so allow binding it.
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &on)
-                    ewrap("IPV6_FREEBIND"))?;
+                    .map_err(wrap("IPV6_FREEBIND"))?;
                 let sa = sockaddr_v6(SocketAddrV6::new(a, 0, 0, ifindex));
                 // SAFETY: sa is a valid sockaddr_in6.
                 let r = unsafe {
@@ -252,7 +252,7 @@ impl AdvertSocket {
         // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open
         // and unchanged for its whole lifetime.
         let fd = unsafe { AsyncFd::register(fd) }
-            e|e| wrap("register with tokio")(io::Error::from(e)))?;
+            .map_err(|e| wrap("register with tokio")(io::Error::from(e)))?;
         Ok(Self {
             fd,
             ifname: ifname.to_string(),
@@ -319,7 +319,7 @@ impl AdvertSocket {
     /// Waits for the next advert (socket receive path only).
     pub async fn recv(&self) -> Result<Received, NetError> {
         loop {
-            let mut guard = self.fd.readable().awaite|source| NetError::Recv {
+            let mut guard = self.fd.readable().await.map_err(|source| NetError::Recv {
                 ifname: self.ifname.clone(),
                 source,
             })?;

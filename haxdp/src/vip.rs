@@ -40,15 +40,15 @@ impl std::fmt::Display for Vip {
 pub enum VipError {
     #[error("cannot open a netlink socket: {0} (haxdp needs CAP_NET_ADMIN)")]
     Socket(#[source] std::io::Error),
-    #[error("cannot add VIP {vip}: {source} (check that {ifname} exists and that haxdp has CAP_NET_ADMIN)", ifname = vip.ifname)]
+    #[error("cannot add VIP {vip}: {source} (check that the interface exists and that haxdp has CAP_NET_ADMIN)")]
     Add {
-        vip: Vip,
+        vip: String,
         #[source]
         source: rtnetlink::Error,
     },
     #[error("cannot remove VIP {vip}: {source}")]
     Remove {
-        vip: Vip,
+        vip: String,
         #[source]
         source: rtnetlink::Error,
     },
@@ -223,7 +223,7 @@ impl Netlink {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
             Err(source) => Err(VipError::Add {
-                vip: vip.clone(),
+                vip: vip.to_string(),
                 source,
             }),
         }
@@ -248,7 +248,7 @@ impl Netlink {
                 Ok(())
             }
             Err(source) => Err(VipError::Remove {
-                vip: vip.clone(),
+                vip: vip.to_string(),
                 source,
             }),
         }
