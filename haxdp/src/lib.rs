@@ -3,7 +3,8 @@
 //! A module per concern (see `../shared/ARCHITECTURE.md`).
 
 pub mod fastpath;
-pub mod maps_cmd;
 pub mod garp;
+pub mod maps_cmd;
 pub mod netio;
 pub mod vip;
+pub mod control;

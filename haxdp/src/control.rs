@@ -1,0 +1,237 @@
+//! The control socket behind `haxdp status`.
+//!
+//! It is an abstract unix socket (`@haxdp/control`): Linux scopes abstract
+//! socket names to the network namespace (unix(7)), so two daemons in two
+//! namespaces of one host never collide, and `ip netns exec NS haxdp status`
+//! reaches the daemon of NS. Abstract sockets have no file permissions, so
+//! the server checks the peer's credentials (SO_PEERCRED) and serves only
+//! root or its own user.
+//!
+//! Protocol: the client writes one line (`status`), the server answers with
+//! one JSON document and closes.
+
+use std::io::{Read, Write};
+use std::os::linux::net::SocketAddrExt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+pub const CONTROL_NAME: &[u8] = b"haxdp/control";
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Status {
+    pub pid: u32,
+    pub config_file: String,
+    pub started_unix_ms: u64,
+    pub instances: Vec<InstanceStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct InstanceStatus {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: u8,
+    pub family: String,
+    pub state: String,
+    pub base_priority: u8,
+    pub effective_priority: u8,
+    /// What moved the priority away from its base, e.g. `chk_nginx -20`.
+    pub priority_reasons: Vec<String>,
+    pub fault_reasons: Vec<String>,
+    pub master_addr: Option<String>,
+    pub last_advert_age_ms: Option<u64>,
+    /// `xdp-native`, `xdp-skb` or `socket`.
+    pub receive_path: String,
+    pub advert_interval_ms: u64,
+    pub master_down_interval_ms: u64,
+    pub vips: Vec<String>,
+    pub transitions: Vec<TransitionStatus>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct TransitionStatus {
+    pub at_unix_ms: u64,
+    pub from: String,
+    pub to: String,
+    pub reason: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot open the control socket @haxdp/control: {0} (is another haxdp running in this network namespace?)")]
+    Bind(#[source] std::io::Error),
+    #[error("no haxdp daemon answers in this network namespace ({0}); start one with `haxdp run -f FILE`, or enter its namespace with `ip netns exec NS haxdp status`")]
+    Connect(#[source] std::io::Error),
+    #[error("the daemon's answer could not be read: {0}")]
+    Protocol(String),
+}
+
+fn abstract_addr() -> std::io::Result<std::os::unix::net::SocketAddr> {
+    std::os::unix::net::SocketAddr::from_abstract_name(CONTROL_NAME)
+}
+
+/// Binds the control socket. Fails if a daemon already serves this namespace.
+pub fn bind() -> Result<tokio::net::UnixListener, ControlError> {
+    let l =
+        std::os::unix::net::UnixListener::bind_addr(&abstract_addr().map_err(ControlError::Bind)?)
+            .map_err(ControlError::Bind)?;
+    l.set_nonblocking(true).map_err(ControlError::Bind)?;
+    tokio::net::UnixListener::from_std(l).map_err(ControlError::Bind)
+}
+
+/// Serves requests forever; `snapshot` builds the current status.
+pub async fn serve<F>(listener: tokio::net::UnixListener, snapshot: F)
+where
+    F: Fn() -> Status + Send + Sync + 'static,
+{
+    let snapshot = std::sync::Arc::new(snapshot);
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let allowed = stream
+            .peer_cred()
+            .map(|c| c.uid() == 0 || c.uid() == unsafe { libc::geteuid() })
+            .unwrap_or(false);
+        let snapshot = snapshot.clone();
+        tokio::spawn(async move {
+            let mut stream = stream;
+            if !allowed {
+                let _ = stream
+                    .write_all(b"{\"error\":\"permission denied: run haxdp status as root\"}\n")
+                    .await;
+                return;
+            }
+            let (r, mut w) = stream.split();
+            let mut line = String::new();
+            let read = tokio::time::timeout(
+                Duration::from_secs(2),
+                BufReader::new(r).read_line(&mut line),
+            )
+            .await;
+            if !matches!(read, Ok(Ok(_))) {
+                return;
+            }
+            let body = match line.trim() {
+                "status" => serde_json::to_string(&snapshot()).unwrap_or_default(),
+                other => format!("{{\"error\":\"unknown request {other:?}\"}}"),
+            };
+            let _ = w.write_all(body.as_bytes()).await;
+            let _ = w.write_all(b"\n").await;
+        });
+    }
+}
+
+/// Client side: asks the daemon of this namespace for its status.
+pub fn query() -> Result<Status, ControlError> {
+    let mut s = std::os::unix::net::UnixStream::connect_addr(
+        &abstract_addr().map_err(ControlError::Connect)?,
+    )
+    .map_err(ControlError::Connect)?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(ControlError::Connect)?;
+    s.write_all(b"status\n").map_err(ControlError::Connect)?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf)
+        .map_err(|e| ControlError::Protocol(e.to_string()))?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&buf) {
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(ControlError::Protocol(e.to_string()));
+        }
+    }
+    serde_json::from_str(&buf).map_err(|e| ControlError::Protocol(e.to_string()))
+}
+
+/// Renders the status for a terminal.
+pub fn render(st: &Status) -> String {
+    use std::fmt::Write as _;
+    let mut o = String::new();
+    let _ = writeln!(o, "haxdp pid {} config {}", st.pid, st.config_file);
+    for i in &st.instances {
+        let _ = writeln!(
+            o,
+            "\n{name}: {state}  {iface} vrid {vrid} v{ver} {fam}  priority {eff} (base {base})  receive {path}",
+            name = i.name,
+            state = i.state,
+            iface = i.interface,
+            vrid = i.vrid,
+            ver = i.version,
+            fam = i.family,
+            eff = i.effective_priority,
+            base = i.base_priority,
+            path = i.receive_path,
+        );
+        if !i.priority_reasons.is_empty() {
+            let _ = writeln!(
+                o,
+                "  priority changed by: {}",
+                i.priority_reasons.join(", ")
+            );
+        }
+        if !i.fault_reasons.is_empty() {
+            let _ = writeln!(o, "  fault: {}", i.fault_reasons.join(", "));
+        }
+        let _ = writeln!(
+            o,
+            "  master {}  last advert {}  advert interval {} ms  master-down {} ms",
+            i.master_addr.as_deref().unwrap_or("-"),
+            i.last_advert_age_ms
+                .map(|a| format!("{a} ms ago"))
+                .unwrap_or_else(|| "-".into()),
+            i.advert_interval_ms,
+            i.master_down_interval_ms,
+        );
+        let _ = writeln!(o, "  vips: {}", i.vips.join(" "));
+        for t in i.transitions.iter().rev().take(10) {
+            let _ = writeln!(
+                o,
+                "  {} {} -> {}: {}",
+                fmt_unix_ms(t.at_unix_ms),
+                t.from,
+                t.to,
+                t.reason
+            );
+        }
+    }
+    o
+}
+
+/// UTC wall-clock time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn fmt_unix_ms(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (h, m, s) = ((secs / 3600) % 24, (secs / 60) % 60, secs % 60);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = (secs / 86400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{:03}Z",
+        ms % 1000
+    )
+}
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_ms_formats_as_utc() {
+        assert_eq!(fmt_unix_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(fmt_unix_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+}
