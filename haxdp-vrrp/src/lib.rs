@@ -1,1 +1,14 @@
-//! Sans-IO VRRP core.
+//! Sans-IO VRRP core: the advert codec ([`packet`], [`checksum`]), the per-instance state
+//! machine of RFC 9568 section 6 ([`fsm`]) and a deterministic network simulator ([`sim`])
+//! that checks the election's invariants. No sockets, no clocks, no async runtime: time
+//! is an input, effects are returned as actions.
+
+pub mod checksum;
+pub mod fsm;
+pub mod packet;
+pub mod sim;
+
+pub use fsm::{
+    Action, ConfigError, DiscardReason, Event, Input, Instance, InstanceConfig, State, Transition,
+};
+pub use packet::{decode, encode, pass_auth, Advert, DecodeError, EncodeError, Family, Version};

@@ -1,0 +1,788 @@
+//! The per-instance VRRP state machine (RFC 9568 section 6, with keepalived's behaviour
+//! where the RFC leaves room, and RFC 3768 rules for VRRPv2).
+//!
+//! Sans-IO: time is the caller's `now` (nanoseconds of CLOCK_MONOTONIC, the clock of
+//! `bpf_ktime_get_ns()`), inputs are events, outputs are [`Action`]s. The caller arms one
+//! timer at [`Instance::next_deadline`] and feeds [`Input::Timer`] when it passes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::packet::{Advert, Family, Version, V2_MAX_INTERVAL_CS, V3_MAX_INTERVAL_CS};
+
+/// Nanoseconds per centisecond.
+pub const NS_PER_CS: u64 = 10_000_000;
+/// Nanoseconds per second.
+pub const NS_PER_SEC: u64 = 1_000_000_000;
+/// Priority of the address owner (RFC 9568 5.2.4).
+pub const PRIORITY_OWNER: u8 = 255;
+/// Priority a stopping master advertises (RFC 9568 5.2.4).
+pub const PRIORITY_STOP: u8 = 0;
+/// How many transitions [`Instance::transitions`] keeps.
+pub const TRANSITION_LOG_LEN: usize = 64;
+/// How many peers' last adverts are remembered to resolve [`Input::AdvertRefresh`].
+pub const MAX_REMEMBERED_PEERS: usize = 32;
+
+/// Configuration of one virtual router instance, as the daemon derives it from
+/// keepalived.conf.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub vrid: u8,
+    pub version: Version,
+    pub family: Family,
+    /// Configured base priority (1..=254, or 255 with `address_owner`).
+    pub priority: u8,
+    /// Our Advertisement_Interval in centiseconds (VRRPv2: a multiple of 100).
+    pub advert_int_cs: u16,
+    /// Preempt_Mode (RFC 9568 6.1); keepalived's `nopreempt` clears it.
+    pub preempt: bool,
+    /// keepalived `preempt_delay`: after startup (or leaving Fault), do not preempt a
+    /// lower-priority master for this long; its adverts are accepted as if preempt were off.
+    pub preempt_delay_cs: u32,
+    /// Accept_Mode (RFC 9568 6.1). Only the caller acts on it (whether a master answers
+    /// packets to the VIPs it does not own); the state machine just carries it.
+    pub accept: bool,
+    /// The virtual addresses we advertise and own as master.
+    pub vips: Vec<IpAddr>,
+    /// Our primary address: the advert source, and the tie-breaker (RFC 9568 6.4.3).
+    pub primary_addr: IpAddr,
+    /// VRRPv2 PASS authentication data (see [`crate::packet::pass_auth`]); `None` for none.
+    pub auth_pass: Option<[u8; 8]>,
+    /// keepalived's `state MASTER`. keepalived 2.2.7 still starts such an instance in
+    /// BACKUP and waits a full Master_Down_Interval unless it owns the addresses (seen in
+    /// the captures of `tests/fixtures/capture.sh`), which is also RFC 9568 6.4.1, so this
+    /// hint does not change the election; it is kept so the caller can report it.
+    pub start_as_master: bool,
+    /// keepalived `vrrp_higher_prio_send_advert`-like: a master that hears a lower-priority
+    /// advert answers at once with its own, so a split brain heals in one round trip.
+    pub higher_prio_send_advert: bool,
+    /// We own the virtual addresses: priority 255, straight to Master (RFC 9568 6.4.1).
+    pub address_owner: bool,
+}
+
+/// Why an [`InstanceConfig`] was refused by [`Instance::new`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("instance {name}: virtual_router_id 0 is invalid; use 1..=255 (RFC 9568 5.2.3)")]
+    ZeroVrid { name: String },
+    #[error("instance {name}: priority 0 is reserved for a stopping master; use 1..=254")]
+    ZeroPriority { name: String },
+    #[error(
+        "instance {name}: priority 255 is only for the address owner; set address_owner or \
+         use 1..=254"
+    )]
+    OwnerPriority { name: String },
+    #[error(
+        "instance {name}: advert interval {cs} cs is not sendable: VRRPv3 takes 1..=4095 cs, \
+         VRRPv2 whole seconds 1..=255"
+    )]
+    BadInterval { name: String, cs: u16 },
+    #[error("instance {name}: VRRPv2 is IPv4 only (RFC 3768); use version 3 for IPv6")]
+    V2OverIpv6 { name: String },
+    #[error("instance {name}: address {addr} is not of the instance's address family")]
+    WrongFamily { name: String, addr: IpAddr },
+    #[error("instance {name}: {count} virtual addresses do not fit one advert; use at most 255")]
+    TooManyVips { name: String, count: usize },
+    #[error("instance {name}: authentication is VRRPv2 only (RFC 9568 9); remove auth_pass")]
+    AuthOnV3 { name: String },
+}
+
+/// Protocol state (RFC 9568 6.4), plus keepalived's Fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum State {
+    /// Not started, or shut down (keepalived's STOP).
+    Initialize,
+    Backup,
+    Master,
+    /// keepalived FAULT: interface down or a tracked check without weight failed. No
+    /// adverts are sent, VIPs are released, received adverts are ignored.
+    Fault,
+}
+
+/// An event for [`Instance::handle`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Input {
+    Startup,
+    /// A decoded advert for this VRID, with its kernel receive timestamp.
+    Advert {
+        src: IpAddr,
+        advert: Advert,
+        rx_ns: u64,
+    },
+    /// The same advert as the last one from `src` arrived again at `rx_ns`: the fast path
+    /// reports unchanged adverts only as a timestamp.
+    AdvertRefresh {
+        src: IpAddr,
+        rx_ns: u64,
+    },
+    /// The deadline from [`Instance::next_deadline`] has passed.
+    Timer,
+    /// The effective priority after tracking weights; clamped to 1..=254 (255 only for the
+    /// address owner).
+    PriorityChanged {
+        effective: u8,
+    },
+    InterfaceUp,
+    InterfaceDown,
+    /// A fault condition (tracked script without weight, track_file ...) set or cleared;
+    /// the instance is in Fault while any reason is on or the interface is down.
+    Fault {
+        on: bool,
+        reason: String,
+    },
+    /// Admin stop (RFC 9568 6.4.2 / 6.4.3 Shutdown event).
+    Shutdown,
+}
+
+/// Something the caller must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Send an advert now with this priority; [`Instance::advert`] builds it.
+    SendAdvert { priority: u8 },
+    /// Add the VIPs to the interface.
+    AddVips,
+    /// Remove the VIPs (idempotent: also emitted when none may be present, as keepalived
+    /// does at startup).
+    RemoveVips,
+    /// Gratuitous ARP (IPv4) or unsolicited Neighbor Advertisement (IPv6) for each VIP
+    /// (RFC 9568 6.4.1 / 6.4.2).
+    SendGratuitous,
+    /// Run notify scripts / write the state file for the new state.
+    Notify { state: State },
+    /// A received advert was ignored; nothing to do but count or log it.
+    Discarded { reason: DiscardReason },
+}
+
+/// Why an advert was ignored (RFC 9568 7.1 instance checks and 6.4 rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscardReason {
+    /// Version differs from the instance's.
+    VersionMismatch,
+    /// VRID differs from the instance's (the caller should have demultiplexed).
+    VridMismatch,
+    /// Address family differs from the instance's.
+    FamilyMismatch,
+    /// VRRPv2 authentication type or password differs (RFC 3768 7.1).
+    AuthMismatch,
+    /// VRRPv2 interval differs from ours (RFC 3768 7.1).
+    IntervalMismatch,
+    /// Virtual address list differs and the sender is not the owner (RFC 9568 7.1).
+    AddressMismatch,
+    /// Our own advert came back.
+    OwnAdvert,
+    /// Lower priority than ours while preempting, so it does not reset our timer (6.4.2).
+    LowerPriority,
+    /// A master ignoring a lower-priority advert (6.4.3).
+    NotBetterThanUs,
+    /// In Initialize or Fault, adverts are not processed.
+    NotListening,
+    /// A refresh for a source we hold no advert from.
+    UnknownPeer,
+}
+
+/// What caused a state change, for the transition log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    Startup,
+    Shutdown,
+    /// Master_Down_Timer fired (RFC 9568 6.4.2).
+    MasterDown,
+    /// A better master was heard (RFC 9568 6.4.3).
+    BetterAdvert {
+        src: IpAddr,
+        priority: u8,
+    },
+    InterfaceDown,
+    InterfaceUp,
+    FaultOn {
+        reason: String,
+    },
+    FaultCleared,
+}
+
+/// One entry of the transition log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub instance: String,
+    pub at_ns: u64,
+    pub event: Event,
+    pub old: State,
+    pub new: State,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerKind {
+    MasterDown,
+    Adver,
+}
+
+#[derive(Debug, Clone)]
+struct Peer {
+    advert: Advert,
+    rx_ns: u64,
+}
+
+/// One virtual router instance.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    cfg: InstanceConfig,
+    state: State,
+    effective_priority: u8,
+    /// Master_Adver_Interval (RFC 9568 6.1), centiseconds.
+    master_adver_int_cs: u16,
+    timer: Option<(TimerKind, u64)>,
+    master_addr: Option<IpAddr>,
+    /// keepalived preempt_delay: no preemption before this time.
+    preempt_after_ns: u64,
+    interface_up: bool,
+    faults: BTreeSet<String>,
+    peers: HashMap<IpAddr, Peer>,
+    transitions: Vec<Transition>,
+}
+
+fn validate(cfg: &InstanceConfig) -> Result<(), ConfigError> {
+    let name = || cfg.name.clone();
+    if cfg.vrid == 0 {
+        return Err(ConfigError::ZeroVrid { name: name() });
+    }
+    if cfg.priority == 0 {
+        return Err(ConfigError::ZeroPriority { name: name() });
+    }
+    if cfg.priority == PRIORITY_OWNER && !cfg.address_owner {
+        return Err(ConfigError::OwnerPriority { name: name() });
+    }
+    let cs = cfg.advert_int_cs;
+    let interval_ok = match cfg.version {
+        Version::V2 => cs != 0 && cs % 100 == 0 && cs <= V2_MAX_INTERVAL_CS,
+        Version::V3 => cs != 0 && cs <= V3_MAX_INTERVAL_CS,
+    };
+    if !interval_ok {
+        return Err(ConfigError::BadInterval { name: name(), cs });
+    }
+    if cfg.version == Version::V2 && cfg.family == Family::V6 {
+        return Err(ConfigError::V2OverIpv6 { name: name() });
+    }
+    if cfg.version == Version::V3 && cfg.auth_pass.is_some() {
+        return Err(ConfigError::AuthOnV3 { name: name() });
+    }
+    if let Some(addr) = std::iter::once(&cfg.primary_addr)
+        .chain(&cfg.vips)
+        .find(|a| Family::of(a) != cfg.family)
+    {
+        return Err(ConfigError::WrongFamily {
+            name: name(),
+            addr: *addr,
+        });
+    }
+    if cfg.vips.len() > 255 {
+        return Err(ConfigError::TooManyVips {
+            name: name(),
+            count: cfg.vips.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Skew_Time in nanoseconds.
+///
+/// VRRPv3 (RFC 9568 6.1): `((256 - Priority) * Master_Adver_Interval) / 256`. Evaluated in
+/// nanoseconds rather than truncated to whole centiseconds (keepalived evaluates it in
+/// microseconds): at small intervals the truncated form is 0 for every priority, and
+/// backups of different priority would all fire together.
+///
+/// VRRPv2 (RFC 3768 6.1, and keepalived): `(256 - Priority) / 256` seconds, independent of
+/// the interval.
+pub fn skew_ns(version: Version, priority: u8, master_adver_int_cs: u16) -> u64 {
+    let weight = 256 - u64::from(priority);
+    match version {
+        Version::V3 => weight * u64::from(master_adver_int_cs) * NS_PER_CS / 256,
+        Version::V2 => weight * NS_PER_SEC / 256,
+    }
+}
+
+/// Master_Down_Interval in nanoseconds: `3 * Master_Adver_Interval + Skew_Time`
+/// (RFC 9568 6.1, RFC 3768 6.1).
+pub fn master_down_interval_ns(version: Version, priority: u8, master_adver_int_cs: u16) -> u64 {
+    3 * u64::from(master_adver_int_cs) * NS_PER_CS + skew_ns(version, priority, master_adver_int_cs)
+}
+
+impl Instance {
+    /// Validates `cfg` and builds an instance in Initialize; feed [`Input::Startup`] next.
+    pub fn new(cfg: InstanceConfig) -> Result<Instance, ConfigError> {
+        validate(&cfg)?;
+        let effective_priority = if cfg.address_owner {
+            PRIORITY_OWNER
+        } else {
+            cfg.priority
+        };
+        Ok(Instance {
+            state: State::Initialize,
+            effective_priority,
+            master_adver_int_cs: cfg.advert_int_cs,
+            timer: None,
+            master_addr: None,
+            preempt_after_ns: 0,
+            interface_up: true,
+            faults: BTreeSet::new(),
+            peers: HashMap::new(),
+            transitions: Vec::new(),
+            cfg,
+        })
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.cfg
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// When the caller must feed [`Input::Timer`]: the Master_Down_Timer in Backup, the
+    /// Adver_Timer in Master, nothing otherwise.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.timer.map(|(_, at)| at)
+    }
+
+    /// Priority used in adverts and elections now.
+    pub fn effective_priority(&self) -> u8 {
+        self.effective_priority
+    }
+
+    /// Master_Adver_Interval in centiseconds: ours, or in VRRPv3 the one learned from the
+    /// current master (RFC 9568 6.4.2).
+    pub fn master_adver_int_cs(&self) -> u16 {
+        self.master_adver_int_cs
+    }
+
+    /// Master_Down_Interval for our current priority and Master_Adver_Interval.
+    pub fn master_down_interval_ns(&self) -> u64 {
+        master_down_interval_ns(
+            self.cfg.version,
+            self.effective_priority,
+            self.master_adver_int_cs,
+        )
+    }
+
+    /// Skew_Time for our current priority and Master_Adver_Interval.
+    pub fn skew_ns(&self) -> u64 {
+        skew_ns(
+            self.cfg.version,
+            self.effective_priority,
+            self.master_adver_int_cs,
+        )
+    }
+
+    /// The router we currently accept as master (ourselves when Master).
+    pub fn master_addr(&self) -> Option<IpAddr> {
+        match self.state {
+            State::Master => Some(self.cfg.primary_addr),
+            State::Backup => self.master_addr,
+            State::Initialize | State::Fault => None,
+        }
+    }
+
+    /// Accept_Mode (RFC 9568 6.1), for the caller's packet filter.
+    pub fn accept_mode(&self) -> bool {
+        self.cfg.accept
+    }
+
+    /// The most recent transitions, oldest first (at most [`TRANSITION_LOG_LEN`]).
+    pub fn transitions(&self) -> &[Transition] {
+        &self.transitions
+    }
+
+    /// The advert to send for [`Action::SendAdvert`]: our VIPs, our configured
+    /// Advertisement_Interval (a master always sends its own, RFC 9568 6.4.3), and for
+    /// VRRPv2 the PASS data.
+    pub fn advert(&self, priority: u8) -> Advert {
+        Advert {
+            version: self.cfg.version,
+            vrid: self.cfg.vrid,
+            priority,
+            max_adver_int_cs: self.cfg.advert_int_cs,
+            addrs: self.cfg.vips.clone(),
+            auth: match self.cfg.version {
+                Version::V2 => self.cfg.auth_pass,
+                Version::V3 => None,
+            },
+        }
+    }
+
+    /// Feeds one event at time `now`; returns what to do, in order.
+    pub fn handle(&mut self, now: u64, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        match input {
+            Input::Startup => self.on_startup(now, &mut out),
+            Input::Shutdown => self.on_shutdown(now, &mut out),
+            Input::Timer => self.on_timer(now, &mut out),
+            Input::Advert { src, advert, rx_ns } => {
+                self.on_advert(now, src, advert, rx_ns, &mut out);
+            }
+            Input::AdvertRefresh { src, rx_ns } => match self.peers.get(&src) {
+                Some(peer) => {
+                    let advert = peer.advert.clone();
+                    self.on_advert(now, src, advert, rx_ns, &mut out);
+                }
+                None => out.push(Action::Discarded {
+                    reason: DiscardReason::UnknownPeer,
+                }),
+            },
+            Input::PriorityChanged { effective } => self.on_priority(now, effective, &mut out),
+            Input::InterfaceDown => {
+                self.interface_up = false;
+                self.enter_fault_if_needed(now, Event::InterfaceDown, &mut out);
+            }
+            Input::InterfaceUp => {
+                self.interface_up = true;
+                self.leave_fault_if_clear(now, Event::InterfaceUp, &mut out);
+            }
+            Input::Fault { on: true, reason } => {
+                self.faults.insert(reason.clone());
+                self.enter_fault_if_needed(now, Event::FaultOn { reason }, &mut out);
+            }
+            Input::Fault { on: false, reason } => {
+                self.faults.remove(&reason);
+                self.leave_fault_if_clear(now, Event::FaultCleared, &mut out);
+            }
+        }
+        out
+    }
+
+    fn faulty(&self) -> bool {
+        !self.interface_up || !self.faults.is_empty()
+    }
+
+    /// RFC 9568 6.4.1: the owner goes straight to Master; everyone else to Backup with
+    /// Master_Down_Timer = Master_Down_Interval. keepalived also holds preemption off for
+    /// `preempt_delay` from here.
+    fn on_startup(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.faulty() {
+            let ev = if self.interface_up {
+                Event::FaultOn {
+                    reason: self.faults.iter().next().cloned().unwrap_or_default(),
+                }
+            } else {
+                Event::InterfaceDown
+            };
+            self.change_state(now, ev, State::Fault, out);
+            return;
+        }
+        self.start_election(now, Event::Startup, out);
+    }
+
+    fn start_election(&mut self, now: u64, event: Event, out: &mut Vec<Action>) {
+        self.preempt_after_ns = now + u64::from(self.cfg.preempt_delay_cs) * NS_PER_CS;
+        let target = if self.effective_priority == PRIORITY_OWNER {
+            State::Master
+        } else {
+            State::Backup
+        };
+        self.change_state(now, event, target, out);
+    }
+
+    /// RFC 9568 6.4.2 / 6.4.3 Shutdown: a master sends priority 0 so a backup takes over
+    /// after Skew_Time; every state goes to Initialize.
+    fn on_shutdown(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.state == State::Initialize {
+            return;
+        }
+        self.change_state(now, Event::Shutdown, State::Initialize, out);
+    }
+
+    fn on_timer(&mut self, now: u64, out: &mut Vec<Action>) {
+        let Some((kind, at)) = self.timer else { return };
+        // A timer fed early (spurious wakeup, or a deadline that moved since the caller
+        // armed it) is ignored; the caller re-arms from next_deadline().
+        if now < at {
+            return;
+        }
+        match (self.state, kind) {
+            // RFC 9568 6.4.2: Master_Down_Timer fires.
+            (State::Backup, TimerKind::MasterDown) => {
+                self.change_state(now, Event::MasterDown, State::Master, out);
+            }
+            // RFC 9568 6.4.3: Adver_Timer fires. Keep the cadence of the previous deadline
+            // so a late wakeup does not drift the schedule, unless we are a whole interval
+            // behind.
+            (State::Master, TimerKind::Adver) => {
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+                let step = self.adver_step();
+                let next = at + step;
+                let next = if next <= now { now + step } else { next };
+                self.timer = Some((TimerKind::Adver, next));
+            }
+            _ => self.timer = None,
+        }
+    }
+
+    fn on_priority(&mut self, now: u64, requested: u8, out: &mut Vec<Action>) {
+        let max = if self.cfg.address_owner {
+            PRIORITY_OWNER
+        } else {
+            PRIORITY_OWNER - 1
+        };
+        let effective = requested.clamp(1, max);
+        if effective == self.effective_priority {
+            return;
+        }
+        self.effective_priority = effective;
+        if self.state == State::Master {
+            // Tell peers at once instead of at the next Adver_Timer, so a preempting backup
+            // starts its Master_Down_Timer from the new priority one interval sooner.
+            out.push(Action::SendAdvert {
+                priority: effective,
+            });
+            self.timer = Some((TimerKind::Adver, now + self.adver_step()));
+        }
+    }
+
+    fn enter_fault_if_needed(&mut self, now: u64, event: Event, out: &mut Vec<Action>) {
+        if self.faulty() && matches!(self.state, State::Backup | State::Master) {
+            self.change_state(now, event, State::Fault, out);
+        }
+    }
+
+    fn leave_fault_if_clear(&mut self, now: u64, event: Event, out: &mut Vec<Action>) {
+        if self.state == State::Fault && !self.faulty() {
+            // keepalived leaves FAULT for BACKUP and runs the election from scratch.
+            self.start_election(now, event, out);
+        }
+    }
+
+    fn remember(&mut self, src: IpAddr, advert: &Advert, rx_ns: u64) {
+        if !self.peers.contains_key(&src) && self.peers.len() >= MAX_REMEMBERED_PEERS {
+            // Evict the peer heard from least recently; a LAN segment has few routers per
+            // VRID, so this only bounds memory against spoofed sources.
+            if let Some(oldest) = self
+                .peers
+                .iter()
+                .min_by_key(|(_, p)| p.rx_ns)
+                .map(|(a, _)| *a)
+            {
+                self.peers.remove(&oldest);
+            }
+        }
+        self.peers.insert(
+            src,
+            Peer {
+                advert: advert.clone(),
+                rx_ns,
+            },
+        );
+    }
+
+    /// RFC 9568 7.1 checks that need the instance, then 6.4.2 / 6.4.3.
+    fn on_advert(
+        &mut self,
+        now: u64,
+        src: IpAddr,
+        advert: Advert,
+        rx_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if let Some(reason) = self.check_advert(src, &advert) {
+            out.push(Action::Discarded { reason });
+            return;
+        }
+        self.remember(src, &advert, rx_ns);
+        match self.state {
+            State::Initialize | State::Fault => {
+                out.push(Action::Discarded {
+                    reason: DiscardReason::NotListening,
+                });
+            }
+            State::Backup => self.backup_rx(src, &advert, rx_ns, out),
+            State::Master => self.master_rx(now, src, &advert, rx_ns, out),
+        }
+    }
+
+    fn check_advert(&self, src: IpAddr, advert: &Advert) -> Option<DiscardReason> {
+        if src == self.cfg.primary_addr {
+            return Some(DiscardReason::OwnAdvert);
+        }
+        if advert.version != self.cfg.version {
+            return Some(DiscardReason::VersionMismatch);
+        }
+        if advert.vrid != self.cfg.vrid {
+            return Some(DiscardReason::VridMismatch);
+        }
+        if Family::of(&src) != self.cfg.family {
+            return Some(DiscardReason::FamilyMismatch);
+        }
+        if self.cfg.version == Version::V2 {
+            // RFC 3768 7.1: auth type and data must match the configuration.
+            if advert.auth != self.cfg.auth_pass {
+                return Some(DiscardReason::AuthMismatch);
+            }
+            // RFC 3768 7.1: the Adver Interval must equal ours, else discard.
+            if advert.max_adver_int_cs != self.cfg.advert_int_cs {
+                return Some(DiscardReason::IntervalMismatch);
+            }
+        }
+        // RFC 9568 7.1: a differing address list is dropped unless it comes from the owner.
+        if advert.priority != PRIORITY_OWNER && !same_addresses(&advert.addrs, &self.cfg.vips) {
+            return Some(DiscardReason::AddressMismatch);
+        }
+        None
+    }
+
+    /// RFC 9568 6.4.2, receiving an advert in Backup.
+    fn backup_rx(&mut self, src: IpAddr, advert: &Advert, rx_ns: u64, out: &mut Vec<Action>) {
+        if advert.priority == PRIORITY_STOP {
+            // The master is stopping: take over after Skew_Time, not Master_Down_Interval.
+            self.timer = Some((TimerKind::MasterDown, rx_ns + self.skew_ns()));
+            return;
+        }
+        // keepalived preempt_delay: until it has passed, behave as if preempt were off.
+        let preempting = self.cfg.preempt && rx_ns >= self.preempt_after_ns;
+        if !preempting || advert.priority >= self.effective_priority {
+            if self.cfg.version == Version::V3 {
+                // RFC 9568 6.4.2: adopt the master's advertised interval.
+                self.master_adver_int_cs = advert.max_adver_int_cs;
+            }
+            self.master_addr = Some(src);
+            self.timer = Some((
+                TimerKind::MasterDown,
+                rx_ns + self.master_down_interval_ns(),
+            ));
+        } else {
+            out.push(Action::Discarded {
+                reason: DiscardReason::LowerPriority,
+            });
+        }
+    }
+
+    /// RFC 9568 6.4.3, receiving an advert in Master.
+    fn master_rx(
+        &mut self,
+        now: u64,
+        src: IpAddr,
+        advert: &Advert,
+        rx_ns: u64,
+        out: &mut Vec<Action>,
+    ) {
+        if advert.priority == PRIORITY_STOP {
+            // Another master is stopping: send an advert and reset the Adver_Timer.
+            out.push(Action::SendAdvert {
+                priority: self.effective_priority,
+            });
+            self.timer = Some((TimerKind::Adver, now + self.adver_step()));
+            return;
+        }
+        let better = advert.priority > self.effective_priority
+            || (advert.priority == self.effective_priority && src > self.cfg.primary_addr);
+        if better {
+            if self.cfg.version == Version::V3 {
+                self.master_adver_int_cs = advert.max_adver_int_cs;
+            }
+            self.master_addr = Some(src);
+            let event = Event::BetterAdvert {
+                src,
+                priority: advert.priority,
+            };
+            self.change_state(now, event, State::Backup, out);
+            // The kernel timestamp, not our wakeup time, starts the Master_Down_Timer.
+            self.timer = Some((
+                TimerKind::MasterDown,
+                rx_ns + self.master_down_interval_ns(),
+            ));
+        } else {
+            out.push(Action::Discarded {
+                reason: DiscardReason::NotBetterThanUs,
+            });
+            if self.cfg.higher_prio_send_advert {
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+            }
+        }
+    }
+
+    fn adver_step(&self) -> u64 {
+        u64::from(self.cfg.advert_int_cs) * NS_PER_CS
+    }
+
+    /// The single place a state changes: logs (instance, event, old, new) and performs the
+    /// exit actions of the old state and the entry actions of the new one.
+    fn change_state(&mut self, now: u64, event: Event, new: State, out: &mut Vec<Action>) {
+        let old = self.state;
+        if old == new {
+            return;
+        }
+        if self.transitions.len() >= TRANSITION_LOG_LEN {
+            self.transitions.remove(0);
+        }
+        self.transitions.push(Transition {
+            instance: self.cfg.name.clone(),
+            at_ns: now,
+            event: event.clone(),
+            old,
+            new,
+        });
+        // Leaving Master for Initialize (Shutdown, RFC 9568 6.4.3) or for Fault while the
+        // link still works (keepalived does the same on a failed check): priority 0 lets a
+        // backup take over after Skew_Time instead of Master_Down_Interval.
+        if old == State::Master
+            && matches!(new, State::Initialize | State::Fault)
+            && self.interface_up
+        {
+            out.push(Action::SendAdvert {
+                priority: PRIORITY_STOP,
+            });
+        }
+        self.state = new;
+        match new {
+            State::Master => {
+                // RFC 9568 6.4.1 / 6.4.2: send an advert, announce the addresses, arm the
+                // Adver_Timer.
+                self.master_adver_int_cs = self.cfg.advert_int_cs;
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+                out.push(Action::AddVips);
+                out.push(Action::SendGratuitous);
+                out.push(Action::Notify {
+                    state: State::Master,
+                });
+                self.timer = Some((TimerKind::Adver, now + self.adver_step()));
+            }
+            State::Backup => {
+                out.push(Action::RemoveVips);
+                out.push(Action::Notify {
+                    state: State::Backup,
+                });
+                if old != State::Master {
+                    // RFC 9568 6.4.1: Master_Adver_Interval starts as ours.
+                    self.master_adver_int_cs = self.cfg.advert_int_cs;
+                    self.master_addr = None;
+                }
+                self.timer = Some((TimerKind::MasterDown, now + self.master_down_interval_ns()));
+            }
+            State::Fault | State::Initialize => {
+                out.push(Action::RemoveVips);
+                out.push(Action::Notify { state: new });
+                self.timer = None;
+                self.master_addr = None;
+            }
+        }
+    }
+}
+
+fn same_addresses(a: &[IpAddr], b: &[IpAddr]) -> bool {
+    let a: BTreeSet<&IpAddr> = a.iter().collect();
+    let b: BTreeSet<&IpAddr> = b.iter().collect();
+    a == b
+}

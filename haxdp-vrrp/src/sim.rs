@@ -1,0 +1,889 @@
+//! Deterministic simulator: N routers' [`Instance`]s on a virtual clock over one simulated
+//! LAN with loss, delay, partitions, crashes, faults and priority changes.
+//!
+//! Adverts go through the real codec ([`encode`] at the sender, [`decode`] at each
+//! receiver), and receivers model the XDP fast path: an advert identical to the previous
+//! one from the same source is fed as [`Input::AdvertRefresh`], a changed one as
+//! [`Input::Advert`].
+//!
+//! [`run_scenario`] plays a seeded random [`Scenario`] and checks the election invariants
+//! after every step; a failure carries the seed so it can be replayed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::fsm::{Action, ConfigError, Input, Instance, InstanceConfig, State, NS_PER_CS};
+use crate::packet::{decode, encode, pass_auth, Family, Version};
+
+/// VRRP multicast group for IPv4 (RFC 9568 5.1.1.2).
+pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// VRRP multicast group for IPv6 (RFC 9568 5.1.2.2).
+pub const MCAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// xorshift64*: tiny, seedable, and the same on every platform, so a seed replays exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        // Zero is xorshift's fixed point; spread the seed with splitmix64's constant.
+        Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform in `lo..=hi` (`lo` when the range is empty).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return lo;
+        }
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+
+    /// True with probability `permille / 1000`.
+    pub fn chance(&mut self, permille: u32) -> bool {
+        self.next_u64() % 1000 < u64::from(permille)
+    }
+
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
+        if items.is_empty() {
+            return None;
+        }
+        let i = (self.next_u64() % items.len() as u64) as usize;
+        items.get(i)
+    }
+}
+
+/// Link conditions of the simulated LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Net {
+    /// Per-packet, per-receiver loss probability in 1/1000.
+    pub loss_permille: u32,
+    pub delay_min_ns: u64,
+    pub delay_max_ns: u64,
+}
+
+/// A state change seen in the simulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimTransition {
+    pub at_ns: u64,
+    pub router: usize,
+    pub old: State,
+    pub new: State,
+}
+
+#[derive(Debug)]
+struct Router {
+    cfg: InstanceConfig,
+    inst: Instance,
+    up: bool,
+    group: u32,
+    holds_vips: bool,
+    /// The fast path's view: last advert bytes per source.
+    last_seen: HashMap<IpAddr, Vec<u8>>,
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Packet {
+    at: u64,
+    seq: u64,
+    to: usize,
+    from: usize,
+    bytes: Vec<u8>,
+}
+
+/// The simulated LAN and its routers.
+#[derive(Debug)]
+pub struct Sim {
+    now: u64,
+    seq: u64,
+    routers: Vec<Router>,
+    queue: BinaryHeap<Reverse<Packet>>,
+    net: Net,
+    rng: Rng,
+    transitions: Vec<SimTransition>,
+    /// Human-readable trace, kept for failure reports.
+    trace: Vec<String>,
+    errors: Vec<String>,
+}
+
+impl Sim {
+    /// Builds the routers (all down and in Initialize); call [`Sim::start`] for each.
+    pub fn new(cfgs: Vec<InstanceConfig>, net: Net, seed: u64) -> Result<Sim, ConfigError> {
+        let routers = cfgs
+            .into_iter()
+            .map(|cfg| {
+                Ok(Router {
+                    inst: Instance::new(cfg.clone())?,
+                    cfg,
+                    up: false,
+                    group: 0,
+                    holds_vips: false,
+                    last_seen: HashMap::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()?;
+        Ok(Sim {
+            now: 0,
+            seq: 0,
+            routers,
+            queue: BinaryHeap::new(),
+            net,
+            rng: Rng::new(seed ^ 0x5eed),
+            transitions: Vec::new(),
+            trace: Vec::new(),
+            errors: Vec::new(),
+        })
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn len(&self) -> usize {
+        self.routers.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routers.is_empty()
+    }
+
+    pub fn net(&self) -> Net {
+        self.net
+    }
+
+    pub fn instance(&self, i: usize) -> &Instance {
+        &self.routers[i].inst
+    }
+
+    pub fn is_up(&self, i: usize) -> bool {
+        self.routers[i].up
+    }
+
+    pub fn group(&self, i: usize) -> u32 {
+        self.routers[i].group
+    }
+
+    /// Whether router `i` currently has its VIPs configured.
+    pub fn holds_vips(&self, i: usize) -> bool {
+        self.routers[i].holds_vips
+    }
+
+    pub fn transitions(&self) -> &[SimTransition] {
+        &self.transitions
+    }
+
+    /// Problems the simulator itself saw (an advert that failed to encode or decode).
+    pub fn errors(&self) -> &[String] {
+        &self.errors
+    }
+
+    /// The last lines of the trace, for a failure report.
+    pub fn trace_tail(&self, n: usize) -> String {
+        let start = self.trace.len().saturating_sub(n);
+        self.trace[start..].join("\n")
+    }
+
+    fn feed(&mut self, i: usize, input: Input) {
+        if !self.routers[i].up {
+            return;
+        }
+        let now = self.now;
+        let old = self.routers[i].inst.state();
+        let desc = format!("{input:?}");
+        let actions = self.routers[i].inst.handle(now, input);
+        let new = self.routers[i].inst.state();
+        if old != new {
+            self.transitions.push(SimTransition {
+                at_ns: now,
+                router: i,
+                old,
+                new,
+            });
+            self.trace
+                .push(format!("{now:>14} r{i} {old:?} -> {new:?} on {desc}"));
+        }
+        for a in actions {
+            self.apply(i, a);
+        }
+    }
+
+    fn apply(&mut self, i: usize, action: Action) {
+        match action {
+            Action::SendAdvert { priority } => self.send(i, priority),
+            Action::AddVips => self.routers[i].holds_vips = true,
+            Action::RemoveVips => self.routers[i].holds_vips = false,
+            Action::SendGratuitous | Action::Notify { .. } | Action::Discarded { .. } => {}
+        }
+    }
+
+    fn send(&mut self, from: usize, priority: u8) {
+        let r = &self.routers[from];
+        let src = r.cfg.primary_addr;
+        let dst = match r.cfg.family {
+            Family::V4 => IpAddr::V4(MCAST_V4),
+            Family::V6 => IpAddr::V6(MCAST_V6),
+        };
+        let bytes = match encode(&r.inst.advert(priority), src, dst) {
+            Ok(b) => b,
+            Err(e) => {
+                self.errors
+                    .push(format!("r{from} could not encode its advert: {e}"));
+                return;
+            }
+        };
+        let group = r.group;
+        self.trace
+            .push(format!("{:>14} r{from} sends prio {priority}", self.now));
+        for to in 0..self.routers.len() {
+            if to == from || self.routers[to].group != group {
+                continue;
+            }
+            if self.rng.chance(self.net.loss_permille) {
+                continue;
+            }
+            let delay = self.rng.range(self.net.delay_min_ns, self.net.delay_max_ns);
+            self.seq += 1;
+            self.queue.push(Reverse(Packet {
+                at: self.now + delay,
+                seq: self.seq,
+                to,
+                from,
+                bytes: bytes.clone(),
+            }));
+        }
+    }
+
+    fn deliver(&mut self, p: Packet) {
+        if !self.routers[p.to].up {
+            return;
+        }
+        let src = self.routers[p.from].cfg.primary_addr;
+        let dst = match src {
+            IpAddr::V4(_) => IpAddr::V4(MCAST_V4),
+            IpAddr::V6(_) => IpAddr::V6(MCAST_V6),
+        };
+        let advert = match decode(&p.bytes, src, dst) {
+            Ok(a) => a,
+            Err(e) => {
+                self.errors.push(format!(
+                    "r{} could not decode r{}'s advert: {e}",
+                    p.to, p.from
+                ));
+                return;
+            }
+        };
+        let unchanged = self.routers[p.to].last_seen.get(&src) == Some(&p.bytes);
+        let input = if unchanged {
+            Input::AdvertRefresh {
+                src,
+                rx_ns: self.now,
+            }
+        } else {
+            self.routers[p.to].last_seen.insert(src, p.bytes);
+            Input::Advert {
+                src,
+                advert,
+                rx_ns: self.now,
+            }
+        };
+        self.feed(p.to, input);
+    }
+
+    /// Powers router `i` on and feeds Startup.
+    pub fn start(&mut self, i: usize) {
+        self.routers[i].up = true;
+        self.trace.push(format!("{:>14} r{i} start", self.now));
+        self.feed(i, Input::Startup);
+    }
+
+    /// Router `i` dies silently: no priority-0 advert, state lost, VIPs gone with it.
+    pub fn crash(&mut self, i: usize) {
+        self.trace.push(format!("{:>14} r{i} crash", self.now));
+        let r = &mut self.routers[i];
+        if r.up && r.inst.state() != State::Initialize {
+            self.transitions.push(SimTransition {
+                at_ns: self.now,
+                router: i,
+                old: r.inst.state(),
+                new: State::Initialize,
+            });
+        }
+        r.up = false;
+        r.holds_vips = false;
+    }
+
+    /// Admin stop (sends priority 0 when Master), then down.
+    pub fn shutdown(&mut self, i: usize) {
+        self.trace.push(format!("{:>14} r{i} shutdown", self.now));
+        self.feed(i, Input::Shutdown);
+        self.routers[i].up = false;
+    }
+
+    /// Brings a down router back with a fresh instance (state is not persisted).
+    pub fn restart(&mut self, i: usize) {
+        let r = &mut self.routers[i];
+        match Instance::new(r.cfg.clone()) {
+            Ok(inst) => r.inst = inst,
+            Err(e) => {
+                self.errors.push(format!("r{i} config became invalid: {e}"));
+                return;
+            }
+        }
+        r.last_seen.clear();
+        self.start(i);
+    }
+
+    pub fn set_net(&mut self, net: Net) {
+        self.trace.push(format!("{:>14} net {net:?}", self.now));
+        self.net = net;
+    }
+
+    /// Puts router `i` in partition `groups[i]`; only routers of one group hear each other.
+    pub fn set_groups(&mut self, groups: &[u32]) {
+        self.trace
+            .push(format!("{:>14} groups {groups:?}", self.now));
+        for (r, g) in self.routers.iter_mut().zip(groups) {
+            r.group = *g;
+        }
+    }
+
+    pub fn set_priority(&mut self, i: usize, effective: u8) {
+        self.trace
+            .push(format!("{:>14} r{i} priority {effective}", self.now));
+        self.feed(i, Input::PriorityChanged { effective });
+    }
+
+    pub fn set_fault(&mut self, i: usize, on: bool) {
+        self.trace.push(format!("{:>14} r{i} fault {on}", self.now));
+        self.feed(
+            i,
+            Input::Fault {
+                on,
+                reason: "sim".into(),
+            },
+        );
+    }
+
+    fn next_timer(&self) -> Option<(u64, usize)> {
+        self.routers
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.up)
+            .filter_map(|(i, r)| r.inst.next_deadline().map(|d| (d, i)))
+            .min()
+    }
+
+    /// Processes the next packet delivery or timer at or before `until`. Returns false
+    /// (with the clock moved to `until`) when there is none.
+    pub fn step(&mut self, until: u64) -> bool {
+        let pkt_at = self.queue.peek().map(|Reverse(p)| p.at);
+        let timer = self.next_timer();
+        let next = match (pkt_at, timer) {
+            (None, None) => None,
+            (Some(p), None) => Some((p, None)),
+            (None, Some((t, i))) => Some((t, Some(i))),
+            // Deliveries before timers at the same instant: an advert that arrives exactly
+            // at the deadline still counts (the kernel timestamp is the truth).
+            (Some(p), Some((t, i))) => Some(if p <= t { (p, None) } else { (t, Some(i)) }),
+        };
+        match next {
+            Some((at, who)) if at <= until => {
+                self.now = self.now.max(at);
+                match who {
+                    None => {
+                        if let Some(Reverse(p)) = self.queue.pop() {
+                            self.deliver(p);
+                        }
+                    }
+                    Some(i) => self.feed(i, Input::Timer),
+                }
+                true
+            }
+            _ => {
+                self.now = self.now.max(until);
+                false
+            }
+        }
+    }
+}
+
+/// One change in a scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Crash(usize),
+    Shutdown(usize),
+    Restart(usize),
+    Partition(Vec<u32>),
+    Loss(u32),
+    Priority(usize, u8),
+    Fault(usize, bool),
+    /// Everything healthy again: restart down routers, clear faults, heal, no loss.
+    HealAll,
+}
+
+/// A seeded random scenario.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    pub configs: Vec<InstanceConfig>,
+    pub net: Net,
+    /// Start times of the routers.
+    pub starts: Vec<u64>,
+    /// Changes, sorted by time.
+    pub changes: Vec<(u64, Change)>,
+    /// When the run ends (after the final [`Change::HealAll`] has settled).
+    pub end_ns: u64,
+}
+
+fn addr(family: Family, host: u8) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, host)),
+        Family::V6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(host))),
+    }
+}
+
+impl Scenario {
+    /// A random scenario from `seed`.
+    pub fn random(seed: u64) -> Scenario {
+        let mut rng = Rng::new(seed);
+        let n = rng.range(2, 5) as usize;
+        let version = if rng.chance(400) {
+            Version::V2
+        } else {
+            Version::V3
+        };
+        let family = match version {
+            Version::V2 => Family::V4,
+            Version::V3 if rng.chance(300) => Family::V6,
+            Version::V3 => Family::V4,
+        };
+        // VRRPv2 peers must agree on the interval (RFC 3768 7.1); VRRPv3 ones may differ.
+        let common_cs = match version {
+            Version::V2 => *rng.pick(&[100u16, 200]).unwrap_or(&100),
+            Version::V3 => *rng.pick(&[10u16, 20, 50, 100]).unwrap_or(&100),
+        };
+        let mixed_intervals = version == Version::V3 && rng.chance(300);
+        let tie_pool = [100u8, 100, 150, 200];
+        let owner = if rng.chance(100) {
+            Some(rng.range(0, n as u64 - 1) as usize)
+        } else {
+            None
+        };
+        let vips = vec![addr(family, 100), addr(family, 101)];
+        let configs: Vec<InstanceConfig> = (0..n)
+            .map(|i| {
+                let advert_int_cs = if mixed_intervals {
+                    *rng.pick(&[10u16, 20, 50, 100]).unwrap_or(&100)
+                } else {
+                    common_cs
+                };
+                let priority = if owner == Some(i) {
+                    255
+                } else if rng.chance(300) {
+                    *rng.pick(&tie_pool).unwrap_or(&100)
+                } else {
+                    rng.range(1, 254) as u8
+                };
+                let preempt_delay_cs = if rng.chance(200) {
+                    rng.range(1, 3 * u64::from(advert_int_cs)) as u32
+                } else {
+                    0
+                };
+                InstanceConfig {
+                    name: format!("r{i}"),
+                    vrid: 42,
+                    version,
+                    family,
+                    priority,
+                    advert_int_cs,
+                    preempt: !rng.chance(200),
+                    preempt_delay_cs,
+                    accept: false,
+                    vips: vips.clone(),
+                    primary_addr: addr(family, 1 + i as u8),
+                    auth_pass: (version == Version::V2).then(|| pass_auth(b"hxsim")),
+                    start_as_master: rng.chance(500),
+                    higher_prio_send_advert: rng.chance(500),
+                    address_owner: owner == Some(i),
+                }
+            })
+            .collect();
+        let max_int_ns = configs
+            .iter()
+            .map(|c| u64::from(c.advert_int_cs))
+            .max()
+            .unwrap_or(100)
+            * NS_PER_CS;
+        let delay_min_ns = rng.range(10_000, 500_000);
+        let delay_max_ns = delay_min_ns + rng.range(0, 2_000_000);
+        let net = Net {
+            loss_permille: 0,
+            delay_min_ns,
+            delay_max_ns,
+        };
+        let starts = (0..n).map(|_| rng.range(0, max_int_ns)).collect();
+
+        let mut t = 0;
+        let mut changes = Vec::new();
+        let mut up = vec![true; n];
+        let mut faulted = vec![false; n];
+        for _ in 0..rng.range(2, 8) {
+            t += rng.range(max_int_ns, 12 * max_int_ns);
+            let i = rng.range(0, n as u64 - 1) as usize;
+            let change = match rng.range(0, 7) {
+                0 if up[i] => {
+                    up[i] = false;
+                    Change::Crash(i)
+                }
+                1 if up[i] => {
+                    up[i] = false;
+                    Change::Shutdown(i)
+                }
+                0 | 1 => {
+                    up[i] = true;
+                    faulted[i] = false;
+                    Change::Restart(i)
+                }
+                2 => Change::Partition((0..n).map(|_| rng.range(0, 1) as u32).collect()),
+                3 => Change::Partition(vec![0; n]),
+                4 => Change::Loss(rng.range(0, 400) as u32),
+                5 if owner != Some(i) => Change::Priority(i, rng.range(1, 254) as u8),
+                5 => Change::Loss(0),
+                _ => {
+                    faulted[i] = !faulted[i];
+                    Change::Fault(i, faulted[i])
+                }
+            };
+            changes.push((t, change));
+        }
+        t += rng.range(max_int_ns, 12 * max_int_ns);
+        changes.push((t, Change::HealAll));
+        let settle = settle_ns(&configs, &net);
+        Scenario {
+            seed,
+            configs,
+            net,
+            starts,
+            changes,
+            end_ns: t + settle + 4 * max_int_ns,
+        }
+    }
+}
+
+fn max_int_ns(configs: &[InstanceConfig]) -> u64 {
+    configs
+        .iter()
+        .map(|c| u64::from(c.advert_int_cs))
+        .max()
+        .unwrap_or(0)
+        * NS_PER_CS
+}
+
+/// Time after a change by which a loss-free LAN must have exactly one master per
+/// partition: the longest preempt_delay, then the wait for a last accepted advert (one
+/// interval), then the slowest Master_Down_Interval (3 intervals + skew < 4 intervals;
+/// VRRPv2's skew is under one second and its interval at least one), then the old master
+/// hearing the new one, with a few delivery delays of slack.
+pub fn settle_ns(configs: &[InstanceConfig], net: &Net) -> u64 {
+    let max_delay = configs
+        .iter()
+        .map(|c| u64::from(c.preempt_delay_cs))
+        .max()
+        .unwrap_or(0);
+    max_delay * NS_PER_CS + 5 * max_int_ns(configs) + 4 * net.delay_max_ns + 1_000_000
+}
+
+/// An invariant that did not hold.
+#[derive(Debug, Clone)]
+pub struct Violation {
+    pub seed: u64,
+    pub at_ns: u64,
+    pub what: String,
+    pub trace: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} at {} ns: {}\nreplay with HAXDP_SIM_SEED={}\nlast events:\n{}",
+            self.seed, self.at_ns, self.what, self.seed, self.trace
+        )
+    }
+}
+
+/// What a passing run saw, so callers can assert the scenarios exercised something.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub transitions: usize,
+    pub takeovers_checked: usize,
+    pub heals_checked: usize,
+    pub settled_checks: usize,
+}
+
+/// Tracks the invariants over a run.
+struct Checker {
+    phase_start: u64,
+    settle: u64,
+    /// Per partition group: when it started having more than one master.
+    multi_since: HashMap<u32, u64>,
+    /// A crashed sole master's group must get a new master by this time.
+    takeover: Option<(u32, u64)>,
+    /// The loss-free phase began with a heal; overlaps existing then get this bound.
+    heal_bound: Option<u64>,
+    max_int: u64,
+    max_skew: u64,
+    summary: Summary,
+    /// Index into the sim's transitions where this phase began.
+    phase_transition_idx: usize,
+}
+
+fn eligible(sim: &Sim, i: usize) -> bool {
+    sim.is_up(i) && matches!(sim.instance(i).state(), State::Backup | State::Master)
+}
+
+fn groups_of(sim: &Sim) -> Vec<u32> {
+    let mut g: Vec<u32> = (0..sim.len())
+        .filter(|&i| eligible(sim, i))
+        .map(|i| sim.group(i))
+        .collect();
+    g.sort_unstable();
+    g.dedup();
+    g
+}
+
+fn masters_in(sim: &Sim, group: u32) -> Vec<usize> {
+    (0..sim.len())
+        .filter(|&i| {
+            sim.is_up(i) && sim.group(i) == group && sim.instance(i).state() == State::Master
+        })
+        .collect()
+}
+
+impl Checker {
+    fn check(&mut self, sim: &Sim) -> Result<(), String> {
+        let now = sim.now();
+        if let Some(e) = sim.errors().first() {
+            return Err(e.clone());
+        }
+        // Whoever is Master holds the VIPs, and nobody else does.
+        for i in 0..sim.len() {
+            let master = sim.is_up(i) && sim.instance(i).state() == State::Master;
+            if sim.holds_vips(i) != master {
+                return Err(format!(
+                    "r{i} holds VIPs = {} but master = {master}",
+                    sim.holds_vips(i)
+                ));
+            }
+        }
+        let loss_free = sim.net().loss_permille == 0;
+        let delay = sim.net().delay_max_ns;
+        for g in groups_of(sim) {
+            let masters = masters_in(sim, g);
+            // After the network has been healthy long enough: exactly one master.
+            if loss_free && now >= self.phase_start + self.settle {
+                if masters.len() != 1 {
+                    return Err(format!(
+                        "group {g}: {} masters {masters:?} {} ns after the last change",
+                        masters.len(),
+                        now - self.phase_start
+                    ));
+                }
+                self.summary.settled_checks += 1;
+            }
+            // Two masters on a loss-free LAN must resolve: within one advert interval
+            // plus skew of a heal, or within one interval of a new master appearing.
+            if masters.len() > 1 {
+                let since = *self.multi_since.entry(g).or_insert(now);
+                let bound = match self.heal_bound {
+                    Some(b) if since <= self.phase_start => b,
+                    _ => since + self.max_int + 2 * delay + 1_000,
+                };
+                if loss_free && now > bound {
+                    return Err(format!(
+                        "group {g}: masters {masters:?} since {since}, past the bound {bound}"
+                    ));
+                }
+            } else {
+                if self.multi_since.remove(&g).is_some() && self.heal_bound.is_some() {
+                    self.summary.heals_checked += 1;
+                }
+            }
+        }
+        if let Some((g, bound)) = self.takeover {
+            if !masters_in(sim, g).is_empty() {
+                self.takeover = None;
+                self.summary.takeovers_checked += 1;
+            } else if now > bound {
+                return Err(format!(
+                    "group {g}: no new master by {bound} after the master crashed"
+                ));
+            }
+        }
+        // No flaps (Master -> other -> Master) within a loss-free phase.
+        if loss_free {
+            let mut left_master: HashMap<usize, u64> = HashMap::new();
+            for t in &sim.transitions()[self.phase_transition_idx..] {
+                if t.old == State::Master {
+                    left_master.insert(t.router, t.at_ns);
+                } else if t.new == State::Master {
+                    if let Some(at) = left_master.get(&t.router) {
+                        return Err(format!(
+                            "r{} flapped: left Master at {at}, back at {} with nothing changed",
+                            t.router, t.at_ns
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A scenario change starts a new phase; `before` is the state just before it.
+    fn new_phase(&mut self, sim: &Sim, change: &Change, crashed_sole_master: Option<u32>) {
+        self.phase_start = sim.now();
+        self.phase_transition_idx = sim.transitions().len();
+        self.takeover = None;
+        self.heal_bound = None;
+        self.multi_since.clear();
+        let loss_free = sim.net().loss_permille == 0;
+        if let (Some(g), true) = (crashed_sole_master, loss_free) {
+            // The best backup's Master_Down_Timer runs from the master's last advert, which
+            // was sent at the latest now and can arrive one delivery delay later.
+            let best = (0..sim.len())
+                .filter(|&i| eligible(sim, i) && sim.group(i) == g)
+                .map(|i| sim.instance(i).master_down_interval_ns())
+                .min();
+            if let Some(mdi) = best {
+                self.takeover = Some((g, sim.now() + mdi + sim.net().delay_max_ns + 1_000));
+            }
+        }
+        let healed = matches!(change, Change::Partition(p) if p.iter().all(|&g| g == 0))
+            || matches!(change, Change::HealAll);
+        if healed && loss_free {
+            self.heal_bound =
+                Some(sim.now() + self.max_int + self.max_skew + 2 * sim.net().delay_max_ns + 1_000);
+        }
+    }
+}
+
+/// Plays `sc`, checking the invariants after every step.
+pub fn run_scenario(sc: &Scenario) -> Result<Summary, Violation> {
+    let fail = |sim: &Sim, what: String| Violation {
+        seed: sc.seed,
+        at_ns: sim.now(),
+        what,
+        trace: sim.trace_tail(40),
+    };
+    let mut sim = Sim::new(sc.configs.clone(), sc.net, sc.seed).map_err(|e| Violation {
+        seed: sc.seed,
+        at_ns: 0,
+        what: format!("scenario config invalid: {e}"),
+        trace: String::new(),
+    })?;
+    let max_int = max_int_ns(&sc.configs);
+    let mut checker = Checker {
+        phase_start: 0,
+        settle: settle_ns(&sc.configs, &sc.net) + max_int,
+        multi_since: HashMap::new(),
+        takeover: None,
+        heal_bound: None,
+        max_int,
+        max_skew: max_int,
+        summary: Summary::default(),
+        phase_transition_idx: 0,
+    };
+    let mut starts: Vec<(u64, usize)> = sc.starts.iter().copied().zip(0..).collect();
+    starts.sort_unstable();
+    for (at, i) in starts {
+        run_until(&mut sim, at, &mut checker).map_err(|w| fail(&sim, w))?;
+        sim.start(i);
+    }
+    // The start phase counts from the last start, plus the staggering.
+    checker.phase_start = sim.now();
+    for (at, change) in &sc.changes {
+        run_until(&mut sim, *at, &mut checker).map_err(|w| fail(&sim, w))?;
+        let crashed = match change {
+            Change::Crash(i) if sim.is_up(*i) && sim.instance(*i).state() == State::Master => {
+                let g = sim.group(*i);
+                (masters_in(&sim, g).len() == 1).then_some(g)
+            }
+            _ => None,
+        };
+        apply_change(&mut sim, change);
+        checker.settle = settle_ns(&sc.configs, &sim.net());
+        checker.new_phase(&sim, change, crashed);
+        checker.check(&sim).map_err(|w| fail(&sim, w))?;
+    }
+    run_until(&mut sim, sc.end_ns, &mut checker).map_err(|w| fail(&sim, w))?;
+    checker.summary.transitions = sim.transitions().len();
+    if checker.summary.settled_checks == 0 {
+        return Err(fail(
+            &sim,
+            "the final healthy phase was never checked".into(),
+        ));
+    }
+    Ok(checker.summary)
+}
+
+fn run_until(sim: &mut Sim, until: u64, checker: &mut Checker) -> Result<(), String> {
+    while sim.step(until) {
+        checker.check(sim)?;
+    }
+    Ok(())
+}
+
+fn apply_change(sim: &mut Sim, change: &Change) {
+    match change {
+        Change::Crash(i) => {
+            if sim.is_up(*i) {
+                sim.crash(*i);
+            }
+        }
+        Change::Shutdown(i) => {
+            if sim.is_up(*i) {
+                sim.shutdown(*i);
+            }
+        }
+        Change::Restart(i) => {
+            if !sim.is_up(*i) {
+                sim.restart(*i);
+            }
+        }
+        Change::Partition(groups) => sim.set_groups(groups),
+        Change::Loss(permille) => {
+            let net = Net {
+                loss_permille: *permille,
+                ..sim.net()
+            };
+            sim.set_net(net);
+        }
+        Change::Priority(i, p) => sim.set_priority(*i, *p),
+        Change::Fault(i, on) => sim.set_fault(*i, *on),
+        Change::HealAll => {
+            let net = Net {
+                loss_permille: 0,
+                ..sim.net()
+            };
+            sim.set_net(net);
+            sim.set_groups(&vec![0; sim.len()]);
+            for i in 0..sim.len() {
+                if sim.is_up(i) {
+                    sim.set_fault(i, false);
+                } else {
+                    sim.restart(i);
+                }
+            }
+        }
+    }
+}
