@@ -2,9 +2,14 @@
 //!
 //! A module per concern (see `../shared/ARCHITECTURE.md`).
 
+pub mod control;
+pub mod daemon;
 pub mod fastpath;
 pub mod garp;
+pub mod kernel_rx;
 pub mod maps_cmd;
 pub mod netio;
+pub mod notify;
+pub mod spec;
+pub mod track;
 pub mod vip;
-pub mod control;

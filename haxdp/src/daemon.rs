@@ -1,0 +1,1131 @@
+//! `haxdp run`: the daemon's engine.
+//!
+//! One task owns every instance's sans-IO state machine and is the only
+//! writer of VIPs, adverts and notifications. Everything else (the XDP ring
+//! buffer, the socket receive path, the netlink monitor, the tracker,
+//! signals) sends it events over one channel, so the order in which an
+//! instance sees inputs is the order they happened.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State, Version};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::control::{self, InstanceStatus, Status, TransitionStatus};
+use crate::garp::GarpSender;
+use crate::kernel_rx::{self as fastpath, KernelRx as Fastpath};
+use crate::netio::{self, AdvertSocket};
+use crate::notify::Notifier;
+use crate::spec::{self, DaemonSpec, GarpTiming, InstanceSpec};
+use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
+use crate::vip::{NetEvent, Netlink, Vip};
+
+/// How the daemon receives adverts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveChoice {
+    /// XDP native, else XDP skb, else the raw socket.
+    Auto,
+    /// The raw socket only (no XDP), e.g. where another program owns the XDP hook.
+    Socket,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub receive: ReceiveChoice,
+}
+
+#[derive(Debug)]
+enum Ev {
+    /// A changed advert reported by the XDP program.
+    Kernel(fastpath::KernelAdvert),
+    /// An advert from the socket receive path.
+    Socket {
+        ifindex: u32,
+        rx: netio::Received,
+    },
+    Net(NetEvent),
+    Track(TrackEvent),
+    Signal(Sig),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Sig {
+    Term,
+    Hup,
+    Usr1,
+}
+
+/// Where an instance's adverts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RxPath {
+    XdpNative,
+    XdpSkb,
+    Socket,
+}
+
+impl RxPath {
+    fn name(self) -> &'static str {
+        match self {
+            RxPath::XdpNative => "xdp-native",
+            RxPath::XdpSkb => "xdp-skb",
+            RxPath::Socket => "socket",
+        }
+    }
+}
+
+/// One running instance: the state machine and everything it acts on.
+struct Inst {
+    spec: InstanceSpec,
+    core: Instance,
+    ifindex: u32,
+    mac: [u8; 6],
+    link_up: bool,
+    vips: Vec<Vip>,
+    sock: Arc<AdvertSocket>,
+    dsts: Vec<IpAddr>,
+    rx: RxPath,
+    garp: Option<JoinHandle<()>>,
+    /// Kernel timestamp of the newest advert fed to the core.
+    last_rx_ns: Option<u64>,
+    /// Changes of tracked items, by name: up/down and value (track_file).
+    tracked: HashMap<String, CheckState>,
+    priority_reasons: Vec<String>,
+    fault_reasons: Vec<String>,
+    transitions_wall: Vec<(u64, u64)>,
+}
+
+struct Engine {
+    opts: RunOptions,
+    spec: DaemonSpec,
+    insts: Vec<Inst>,
+    fast: Option<Fastpath>,
+    attached: HashMap<String, RxPath>,
+    sockets: HashMap<(u32, IpAddr), Arc<AdvertSocket>>,
+    socket_tasks: HashMap<(u32, IpAddr), JoinHandle<()>>,
+    nl: Netlink,
+    garp: Arc<GarpSender>,
+    notifier: Notifier,
+    tracker: Option<Tracker>,
+    tx: mpsc::UnboundedSender<Ev>,
+    status: Arc<Mutex<Status>>,
+    started_unix_ms: u64,
+}
+
+/// Runs the daemon until TERM/INT; returns the exit code.
+pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
+    let spec = match spec::load(&opts.config) {
+        Ok((spec, diags)) => {
+            for d in diags {
+                warn!("{d}");
+            }
+            spec
+        }
+        Err(e) => {
+            error!("{}", e.render());
+            return Ok(e.exit_code());
+        }
+    };
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    spawn_signals(tx.clone())?;
+
+    let listener = control::bind()?;
+    let nl = Netlink::open()?;
+    let mut netev = crate::vip::monitor()?;
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = netev.recv().await {
+                if tx.send(Ev::Net(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let fast = match opts.receive {
+        ReceiveChoice::Socket => None,
+        ReceiveChoice::Auto => match Fastpath::load() {
+            Ok(f) => Some(f),
+            Err(e) => {
+                warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}");
+                None
+            }
+        },
+    };
+    let status = Arc::new(Mutex::new(Status::default()));
+    let mut notifier = Notifier::new(opts.state_dir.clone())?;
+    if let Some(fifo) = &spec.notify_fifo {
+        notifier = notifier.with_fifo(fifo)?;
+    }
+    let mut eng = Engine {
+        opts: opts.clone(),
+        spec,
+        insts: Vec::new(),
+        fast,
+        attached: HashMap::new(),
+        sockets: HashMap::new(),
+        socket_tasks: HashMap::new(),
+        nl,
+        garp: Arc::new(GarpSender::open()?),
+        notifier,
+        tracker: None,
+        tx: tx.clone(),
+        status: status.clone(),
+        started_unix_ms: control::unix_ms(),
+    };
+    if let Some(f) = eng.fast.as_mut() {
+        let tx = tx.clone();
+        f.spawn_events(move |ev| tx.send(Ev::Kernel(ev)).is_ok())?;
+    }
+    {
+        let status = status.clone();
+        tokio::spawn(control::serve(listener, move || {
+            status.lock().map(|s| s.clone()).unwrap_or_default()
+        }));
+    }
+    eng.start_all().await?;
+    eng.publish_status();
+    info!(
+        "haxdp running {} instance(s) from {}",
+        eng.insts.len(),
+        eng.opts.config.display()
+    );
+
+    loop {
+        let deadline = eng.next_deadline();
+        let sleep = async {
+            match deadline {
+                Some(at) => {
+                    let now = netio::monotonic_ns();
+                    tokio::time::sleep(Duration::from_nanos(at.saturating_sub(now))).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => eng.on_deadlines().await,
+            ev = rx.recv() => {
+                let Some(ev) = ev else { break };
+                match ev {
+                    Ev::Signal(Sig::Term) => {
+                        eng.shutdown_all().await;
+                        info!("haxdp stopped");
+                        return Ok(0);
+                    }
+                    Ev::Signal(Sig::Hup) => eng.reload().await,
+                    Ev::Signal(Sig::Usr1) => eng.dump_state(),
+                    Ev::Kernel(k) => eng.on_kernel_advert(k).await,
+                    Ev::Socket { ifindex, rx } => eng.on_socket_advert(ifindex, rx).await,
+                    Ev::Net(n) => eng.on_net(n).await,
+                    Ev::Track(t) => eng.on_track(t).await,
+                }
+            }
+        }
+        eng.publish_status();
+    }
+    Ok(0)
+}
+
+fn spawn_signals(tx: mpsc::UnboundedSender<Ev>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    for (kind, sig) in [
+        (SignalKind::terminate(), Sig::Term),
+        (SignalKind::interrupt(), Sig::Term),
+        (SignalKind::hangup(), Sig::Hup),
+        (SignalKind::user_defined1(), Sig::Usr1),
+    ] {
+        let mut s = signal(kind)?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while s.recv().await.is_some() {
+                if tx.send(Ev::Signal(sig)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
+impl Engine {
+    async fn start_all(&mut self) -> anyhow::Result<()> {
+        let specs = self.spec.instances.clone();
+        for s in specs {
+            let inst = self.build_instance(s).await?;
+            self.insts.push(inst);
+        }
+        self.restart_tracker().await;
+        let now = netio::monotonic_ns();
+        for i in 0..self.insts.len() {
+            self.start_instance(i, now).await;
+        }
+        Ok(())
+    }
+
+    /// Resolves an instance's interface, addresses and sockets, and tells the
+    /// XDP program to watch its VRID.
+    async fn build_instance(&mut self, spec: InstanceSpec) -> anyhow::Result<Inst> {
+        let link = self
+            .nl
+            .link_by_name(&spec.ifname)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}: vrid {}: {e}", spec.core.name, spec.core.vrid))?;
+        let v6 = spec.core.family == Family::V6;
+        let vip_addrs: Vec<IpAddr> = spec.vips.iter().map(|v| v.addr).collect();
+        let src = match spec.src_addr {
+            Some(a) => a,
+            None => self
+                .nl
+                .primary_address(link.ifindex, &link.name, v6, &vip_addrs)
+                .await?
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: {} vrid {}: the interface has no {} address to send adverts from; \
+                         add one or set unicast_src_ip / mcast_src_ip",
+                        spec.core.name,
+                        spec.ifname,
+                        spec.core.vrid,
+                        if v6 { "IPv6 link-local" } else { "IPv4" }
+                    )
+                })?,
+        };
+        let mut vips = Vec::new();
+        for v in &spec.vips {
+            let (ifindex, ifname) = match &v.dev {
+                Some(d) if d != &link.name => {
+                    let l = self.nl.link_by_name(d).await?;
+                    (l.ifindex, l.name)
+                }
+                _ => (link.ifindex, link.name.clone()),
+            };
+            vips.push(Vip {
+                addr: v.addr,
+                prefix_len: v.prefix_len,
+                ifindex,
+                ifname,
+                label: v.label.clone(),
+                scope: v.scope,
+                broadcast: v.broadcast,
+                nodad: v.nodad,
+            });
+        }
+        let rx = self.receive_path(&link.name);
+        let sock = self.socket(&link.name, link.ifindex, src, rx == RxPath::Socket)?;
+        let dsts = if spec.unicast_peers.is_empty() {
+            vec![match spec.core.family {
+                Family::V4 => IpAddr::V4(netio::VRRP_GROUP_V4),
+                Family::V6 => IpAddr::V6(netio::VRRP_GROUP_V6),
+            }]
+        } else {
+            spec.unicast_peers.clone()
+        };
+        if let Some(f) = self.fast.as_mut() {
+            if rx != RxPath::Socket {
+                f.watch(link.ifindex, &spec.core, spec.auth_type())?;
+            }
+        }
+        let mut cfg: InstanceConfig = spec.core.clone();
+        cfg.primary_addr = src;
+        let core = Instance::new(cfg)?;
+        Ok(Inst {
+            core,
+            ifindex: link.ifindex,
+            mac: link.mac.unwrap_or([0; 6]),
+            link_up: link.up,
+            vips,
+            sock,
+            dsts,
+            rx,
+            garp: None,
+            last_rx_ns: None,
+            tracked: HashMap::new(),
+            priority_reasons: Vec::new(),
+            fault_reasons: Vec::new(),
+            transitions_wall: Vec::new(),
+            spec,
+        })
+    }
+
+    /// XDP on the interface if possible (attached once per interface).
+    fn receive_path(&mut self, ifname: &str) -> RxPath {
+        if let Some(p) = self.attached.get(ifname) {
+            return *p;
+        }
+        let p = match self.fast.as_mut() {
+            None => RxPath::Socket,
+            Some(f) => {
+                match f.attach(ifname) {
+                    Ok(fastpath::XdpAttachMode::Native) => RxPath::XdpNative,
+                    Ok(fastpath::XdpAttachMode::Skb) => RxPath::XdpSkb,
+                    Err(e) => {
+                        warn!("{ifname}: XDP cannot be attached, receiving adverts on a raw socket: {e}");
+                        RxPath::Socket
+                    }
+                }
+            }
+        };
+        info!("{ifname}: receive path {}", p.name());
+        self.attached.insert(ifname.to_string(), p);
+        p
+    }
+
+    /// One advert socket per (interface, source address), shared by instances.
+    fn socket(
+        &mut self,
+        ifname: &str,
+        ifindex: u32,
+        src: IpAddr,
+        receive: bool,
+    ) -> anyhow::Result<Arc<AdvertSocket>> {
+        if let Some(s) = self.sockets.get(&(ifindex, src)) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(AdvertSocket::open(ifname, ifindex, src, receive)?);
+        if receive {
+            let tx = self.tx.clone();
+            let rs = s.clone();
+            let name = ifname.to_string();
+            let task = tokio::spawn(async move {
+                loop {
+                    match rs.recv().await {
+                        Ok(rx) => {
+                            if tx.send(Ev::Socket { ifindex, rx }).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            warn!("{name}: {e}");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+            self.socket_tasks.insert((ifindex, src), task);
+        }
+        self.sockets.insert((ifindex, src), s.clone());
+        Ok(s)
+    }
+
+    async fn restart_tracker(&mut self) {
+        if let Some(t) = self.tracker.take() {
+            t.shutdown().await;
+        }
+        let (ttx, mut trx) = mpsc::channel(256);
+        let mut t = Tracker::new(ttx);
+        let checks = &self.spec.checks;
+        for s in &checks.scripts {
+            if let Err(e) = t.add_script(s.clone()) {
+                error!("vrrp_script {}: {e}", s.name);
+            }
+        }
+        for f in &checks.files {
+            if let Err(e) = t.add_file(f.clone()) {
+                error!("track_file {}: {e}", f.name);
+            }
+        }
+        for n in &checks.nginx {
+            if let Err(e) = t.add_nginx(n.clone()) {
+                error!("vrrp_nginx_check {}: {e}", n.name);
+            }
+        }
+        self.tracker = Some(t);
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = trx.recv().await {
+                if tx.send(Ev::Track(ev)).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn start_instance(&mut self, i: usize, now: u64) {
+        // A crash may have left our VIPs behind: remove them before the
+        // election, so that two nodes never hold them (RFC 9568 6.4.1 starts
+        // in Backup unless we own the addresses).
+        let acts = self.insts[i].core.handle(now, Input::Startup);
+        self.apply(i, now, acts).await;
+        if !self.insts[i].link_up {
+            let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
+            self.apply(i, now, acts).await;
+        }
+        self.recompute_priority(i, now).await;
+    }
+
+    fn next_deadline(&self) -> Option<u64> {
+        self.insts
+            .iter()
+            .filter_map(|i| i.core.next_deadline())
+            .min()
+    }
+
+    async fn on_deadlines(&mut self) {
+        let now = netio::monotonic_ns();
+        for i in 0..self.insts.len() {
+            let Some(at) = self.insts[i].core.next_deadline() else {
+                continue;
+            };
+            if at > now {
+                continue;
+            }
+            // The kernel timestamp is the truth: before a backup takes over,
+            // look at the master's record in PEERS. Unchanged adverts only
+            // move that timestamp, and a daemon that was stalled must not
+            // fail over while adverts kept arriving.
+            if self.insts[i].core.state() == State::Backup {
+                if let Some(ns) = self.kernel_last_advert(i) {
+                    if Some(ns) > self.insts[i].last_rx_ns {
+                        if let Some(src) = self.insts[i].core.master_addr() {
+                            self.insts[i].last_rx_ns = Some(ns);
+                            let acts = self.insts[i]
+                                .core
+                                .handle(now, Input::AdvertRefresh { src, rx_ns: ns });
+                            self.apply(i, now, acts).await;
+                            if self.insts[i].core.next_deadline().is_some_and(|d| d > now) {
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+            let acts = self.insts[i].core.handle(now, Input::Timer);
+            self.apply(i, now, acts).await;
+        }
+    }
+
+    /// The newest kernel timestamp of an advert from the current master.
+    fn kernel_last_advert(&self, i: usize) -> Option<u64> {
+        let inst = &self.insts[i];
+        if inst.rx == RxPath::Socket {
+            return None;
+        }
+        let master = inst.core.master_addr()?;
+        let f = self.fast.as_ref()?;
+        match f.peer_last_ns(
+            inst.ifindex,
+            inst.core.config().family,
+            inst.core.config().vrid,
+            master,
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(
+                    "{} vrid {}: cannot read PEERS: {e}",
+                    inst.spec.ifname,
+                    inst.core.config().vrid
+                );
+                None
+            }
+        }
+    }
+
+    fn find(&self, ifindex: u32, family: Family, vrid: u8) -> Option<usize> {
+        self.insts.iter().position(|i| {
+            i.ifindex == ifindex && i.core.config().family == family && i.core.config().vrid == vrid
+        })
+    }
+
+    async fn on_kernel_advert(&mut self, k: fastpath::KernelAdvert) {
+        let Some(i) = self.find(k.ifindex, k.family, k.advert.vrid) else {
+            return;
+        };
+        let now = netio::monotonic_ns();
+        self.feed_advert(i, now, k.src, k.advert, k.rx_ns).await;
+    }
+
+    async fn on_socket_advert(&mut self, ifindex: u32, rx: netio::Received) {
+        // RFC 9568 7.1: the receiver checks TTL / hop limit 255, the
+        // packet, its checksum, and that the VRID is configured here.
+        if rx.ttl != 255 {
+            debug!(
+                "ifindex {ifindex}: advert from {} with TTL {}: dropped",
+                rx.src, rx.ttl
+            );
+            return;
+        }
+        let advert = match haxdp_vrrp::decode(&rx.payload, rx.src, rx.dst) {
+            Ok(a) => a,
+            Err(e) => {
+                debug!("ifindex {ifindex}: invalid advert from {}: {e}", rx.src);
+                return;
+            }
+        };
+        let family = Family::of(&rx.src);
+        let Some(i) = self.find(ifindex, family, advert.vrid) else {
+            return;
+        };
+        self.feed_advert(i, rx.rx_ns, rx.src, advert, rx.rx_ns)
+            .await;
+    }
+
+    async fn feed_advert(
+        &mut self,
+        i: usize,
+        now: u64,
+        src: IpAddr,
+        advert: haxdp_vrrp::Advert,
+        rx_ns: u64,
+    ) {
+        let inst = &mut self.insts[i];
+        if inst.last_rx_ns.is_none_or(|t| rx_ns > t) {
+            inst.last_rx_ns = Some(rx_ns);
+        }
+        let acts = inst
+            .core
+            .handle(now.max(rx_ns), Input::Advert { src, advert, rx_ns });
+        self.apply(i, now, acts).await;
+    }
+
+    async fn on_net(&mut self, ev: NetEvent) {
+        let now = netio::monotonic_ns();
+        match ev {
+            NetEvent::Link(l) => {
+                for i in 0..self.insts.len() {
+                    if self.insts[i].ifindex != l.ifindex || self.insts[i].link_up == l.up {
+                        continue;
+                    }
+                    self.insts[i].link_up = l.up;
+                    if let Some(mac) = l.mac {
+                        self.insts[i].mac = mac;
+                    }
+                    let name = &self.insts[i].spec.ifname;
+                    info!("{name}: link {}", if l.up { "up" } else { "down" });
+                    let input = if l.up {
+                        Input::InterfaceUp
+                    } else {
+                        Input::InterfaceDown
+                    };
+                    let acts = self.insts[i].core.handle(now, input);
+                    self.apply(i, now, acts).await;
+                }
+                // track_interface items follow the link too.
+                self.on_track_interface(l.name.clone(), l.up).await;
+            }
+            NetEvent::LinkGone { ifindex } => {
+                for i in 0..self.insts.len() {
+                    if self.insts[i].ifindex == ifindex && self.insts[i].link_up {
+                        self.insts[i].link_up = false;
+                        let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
+                        self.apply(i, now, acts).await;
+                    }
+                }
+            }
+            NetEvent::AddressRemoved { ifindex, addr } => {
+                // Someone deleted one of our VIPs while we are master: put it
+                // back (keepalived does the same).
+                for i in 0..self.insts.len() {
+                    if self.insts[i].core.state() != State::Master {
+                        continue;
+                    }
+                    let gone: Vec<Vip> = self.insts[i]
+                        .vips
+                        .iter()
+                        .filter(|v| v.ifindex == ifindex && v.addr == addr)
+                        .cloned()
+                        .collect();
+                    for v in gone {
+                        warn!(
+                            "{}: VIP {v} was removed while master; restoring it",
+                            self.insts[i].spec.core.name
+                        );
+                        if let Err(e) = self.nl.add_vip(&v).await {
+                            error!("{}: {e}", self.insts[i].spec.core.name);
+                        }
+                    }
+                }
+            }
+            NetEvent::AddressAdded { .. } => {}
+        }
+    }
+
+    async fn on_track_interface(&mut self, ifname: String, up: bool) {
+        let key = interface_key(&ifname);
+        let mut touched = Vec::new();
+        for (i, inst) in self.insts.iter_mut().enumerate() {
+            if inst
+                .spec
+                .tracks
+                .iter()
+                .any(|t| t.kind == ItemKind::Interface && t.name == ifname)
+            {
+                let st = if up { CheckState::Up } else { CheckState::Down };
+                if inst.tracked.insert(key.clone(), st) != Some(st) {
+                    touched.push(i);
+                }
+            }
+        }
+        let now = netio::monotonic_ns();
+        for i in touched {
+            self.recompute_priority(i, now).await;
+        }
+    }
+
+    async fn on_track(&mut self, ev: TrackEvent) {
+        let now = netio::monotonic_ns();
+        let mut touched = Vec::new();
+        for (i, inst) in self.insts.iter_mut().enumerate() {
+            if inst
+                .spec
+                .tracks
+                .iter()
+                .any(|t| t.name == ev.check && t.kind == ev.kind)
+            {
+                inst.tracked.insert(ev.check.clone(), ev.state);
+                touched.push(i);
+            }
+        }
+        if !touched.is_empty() {
+            info!("check {} is {:?}: {}", ev.check, ev.state, ev.detail);
+        }
+        for i in touched {
+            self.recompute_priority(i, now).await;
+        }
+    }
+
+    /// Effective priority and fault from the tracked items (keepalived's
+    /// weights, clamped to 1..254; an owner keeps 255).
+    async fn recompute_priority(&mut self, i: usize, now: u64) {
+        let inst = &mut self.insts[i];
+        let keys: Vec<String> = inst.spec.tracks.iter().map(track_key).collect();
+        let items: Vec<track::TrackedItem<'_>> = inst
+            .spec
+            .tracks
+            .iter()
+            .zip(&keys)
+            .map(|(t, key)| track::TrackedItem {
+                name: &t.name,
+                kind: t.kind,
+                weight: t.weight,
+                reverse: t.reverse,
+                state: inst
+                    .tracked
+                    .get(key)
+                    .copied()
+                    .unwrap_or_else(|| spec::initial_state(t)),
+            })
+            .collect();
+        let outcome = track::effective_priority(inst.spec.core.priority, &items);
+        let reasons: Vec<String> = outcome
+            .contributions
+            .iter()
+            .filter(|c| c.delta != 0)
+            .map(|c| format!("{} {:+}", c.name, c.delta))
+            .collect();
+        let faults: Vec<String> = outcome
+            .contributions
+            .iter()
+            .filter(|c| c.fault)
+            .map(|c| format!("{} failed", c.name))
+            .collect();
+        inst.priority_reasons = reasons.clone();
+        let mut acts = Vec::new();
+        let old_faults: Vec<String> = std::mem::take(&mut inst.fault_reasons);
+        for f in &faults {
+            if !old_faults.contains(f) {
+                acts.extend(inst.core.handle(
+                    now,
+                    Input::Fault {
+                        on: true,
+                        reason: f.clone(),
+                    },
+                ));
+            }
+        }
+        for f in &old_faults {
+            if !faults.contains(f) {
+                acts.extend(inst.core.handle(
+                    now,
+                    Input::Fault {
+                        on: false,
+                        reason: f.clone(),
+                    },
+                ));
+            }
+        }
+        inst.fault_reasons = faults;
+        if outcome.priority != inst.core.effective_priority() {
+            info!(
+                "{}: effective priority {} -> {} ({})",
+                inst.spec.core.name,
+                inst.core.effective_priority(),
+                outcome.priority,
+                reasons.join(", ")
+            );
+            acts.extend(inst.core.handle(
+                now,
+                Input::PriorityChanged {
+                    effective: outcome.priority,
+                },
+            ));
+        }
+        self.apply(i, now, acts).await;
+    }
+
+    /// Performs a state machine's actions, in order.
+    async fn apply(&mut self, i: usize, _now: u64, acts: Vec<Action>) {
+        let before = self.insts[i].core.transitions().len();
+        for a in acts {
+            match a {
+                Action::SendAdvert { priority } => self.send_advert(i, priority),
+                Action::AddVips => {
+                    for v in self.insts[i].vips.clone() {
+                        if let Err(e) = self.nl.add_vip(&v).await {
+                            error!(
+                                "{} vrid {}: {e}",
+                                self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
+                            );
+                        }
+                    }
+                }
+                Action::RemoveVips => {
+                    if let Some(g) = self.insts[i].garp.take() {
+                        g.abort();
+                    }
+                    for v in self.insts[i].vips.clone() {
+                        if let Err(e) = self.nl.remove_vip(&v).await {
+                            error!(
+                                "{} vrid {}: {e}",
+                                self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
+                            );
+                        }
+                    }
+                }
+                Action::SendGratuitous => self.start_garp(i),
+                Action::Notify { state } => {
+                    let inst = &self.insts[i];
+                    self.notifier.transition(
+                        &inst.spec.core.name,
+                        &inst.spec.notify,
+                        notify_state(state),
+                        inst.core.effective_priority(),
+                    );
+                }
+                Action::Discarded { reason } => {
+                    debug!(
+                        "{} vrid {}: advert discarded: {reason:?}",
+                        self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
+                    );
+                }
+            }
+        }
+        let inst = &mut self.insts[i];
+        let log = inst.core.transitions();
+        if log.len() != before
+            || log.last().map(|t| t.at_ns) != inst.transitions_wall.last().map(|w| w.0)
+        {
+            if let Some(t) = log.last() {
+                if inst.transitions_wall.last().map(|w| w.0) != Some(t.at_ns) {
+                    info!("{}: {:?} -> {:?} ({:?})", t.instance, t.old, t.new, t.event);
+                    inst.transitions_wall.push((t.at_ns, control::unix_ms()));
+                    if inst.transitions_wall.len() > 64 {
+                        inst.transitions_wall.remove(0);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_advert(&self, i: usize, priority: u8) {
+        let inst = &self.insts[i];
+        let advert = inst.core.advert(priority);
+        for dst in &inst.dsts {
+            match haxdp_vrrp::encode(&advert, inst.sock.source(), *dst) {
+                Ok(bytes) => {
+                    if let Err(e) = inst.sock.send(&bytes, *dst) {
+                        warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
+                    }
+                }
+                Err(e) => error!(
+                    "{} vrid {}: cannot encode advert: {e}",
+                    inst.spec.ifname, inst.spec.core.vrid
+                ),
+            }
+        }
+    }
+
+    /// Gratuitous ARP / NA with keepalived's timing: `garp_master_repeat`
+    /// announcements `garp_interval` apart at once, the same again after
+    /// `garp_master_delay`, then `garp_master_refresh_repeat` every
+    /// `garp_master_refresh` if set.
+    fn start_garp(&mut self, i: usize) {
+        if let Some(g) = self.insts[i].garp.take() {
+            g.abort();
+        }
+        let inst = &self.insts[i];
+        let sender = self.garp.clone();
+        let mac = inst.mac;
+        let vips: Vec<(u32, IpAddr)> = inst.vips.iter().map(|v| (v.ifindex, v.addr)).collect();
+        let t: GarpTiming = inst.spec.garp.clone();
+        let name = inst.spec.core.name.clone();
+        let burst = move |repeat: u32,
+                          sender: Arc<GarpSender>,
+                          vips: Vec<(u32, IpAddr)>,
+                          name: String,
+                          gap: Duration| async move {
+            for n in 0..repeat {
+                for (ifindex, addr) in &vips {
+                    if let Err(e) = sender.announce(*ifindex, mac, *addr) {
+                        warn!("{name}: {e}");
+                    }
+                }
+                if n + 1 < repeat {
+                    tokio::time::sleep(gap).await;
+                }
+            }
+        };
+        self.insts[i].garp = Some(tokio::spawn(async move {
+            burst(
+                t.repeat,
+                sender.clone(),
+                vips.clone(),
+                name.clone(),
+                t.interval,
+            )
+            .await;
+            if !t.delay.is_zero() {
+                tokio::time::sleep(t.delay).await;
+                burst(
+                    t.repeat,
+                    sender.clone(),
+                    vips.clone(),
+                    name.clone(),
+                    t.interval,
+                )
+                .await;
+            }
+            if let Some(refresh) = t.refresh {
+                loop {
+                    tokio::time::sleep(refresh).await;
+                    burst(
+                        t.refresh_repeat,
+                        sender.clone(),
+                        vips.clone(),
+                        name.clone(),
+                        t.interval,
+                    )
+                    .await;
+                }
+            }
+        }));
+    }
+
+    async fn shutdown_all(&mut self) {
+        let now = netio::monotonic_ns();
+        for i in 0..self.insts.len() {
+            self.shutdown_instance(i, now).await;
+        }
+        if let Some(t) = self.tracker.take() {
+            t.shutdown().await;
+        }
+        self.publish_status();
+    }
+
+    /// RFC 9568 6.4.3 Shutdown: a master sends a priority-0 advert and
+    /// releases its addresses, so a backup takes over after Skew_Time.
+    async fn shutdown_instance(&mut self, i: usize, now: u64) {
+        let acts = self.insts[i].core.handle(now, Input::Shutdown);
+        self.apply(i, now, acts).await;
+        if let Some(g) = self.insts[i].garp.take() {
+            g.abort();
+        }
+        let inst = &self.insts[i];
+        if let Some(f) = self.fast.as_mut() {
+            if inst.rx != RxPath::Socket {
+                let _ = f.unwatch(inst.ifindex, &inst.spec.core);
+            }
+        }
+    }
+
+    /// HUP: load the file again. Instances whose configuration did not
+    /// change keep their state machine (no flap, no VIP gap); a file with
+    /// errors is refused and the running configuration stays.
+    async fn reload(&mut self) {
+        let (spec, diags) = match spec::load(&self.opts.config) {
+            Ok(v) => v,
+            Err(e) => {
+                error!(
+                    "reload refused, keeping the running configuration: {}",
+                    e.render()
+                );
+                return;
+            }
+        };
+        for d in diags {
+            warn!("{d}");
+        }
+        let now = netio::monotonic_ns();
+        let mut keep: Vec<Inst> = Vec::new();
+        let old = std::mem::take(&mut self.insts);
+        let mut stop: Vec<Inst> = Vec::new();
+        for inst in old {
+            if spec.instances.iter().any(|s| s == &inst.spec) {
+                keep.push(inst);
+            } else {
+                stop.push(inst);
+            }
+        }
+        self.insts = stop;
+        for i in 0..self.insts.len() {
+            info!(
+                "{}: configuration changed or removed; stopping it",
+                self.insts[i].spec.core.name
+            );
+            self.shutdown_instance(i, now).await;
+        }
+        self.insts = keep;
+        let fresh: Vec<InstanceSpec> = spec
+            .instances
+            .iter()
+            .filter(|s| !self.insts.iter().any(|i| &i.spec == *s))
+            .cloned()
+            .collect();
+        let checks_changed = spec.checks != self.spec.checks;
+        self.spec = spec;
+        let mut started = Vec::new();
+        for s in fresh {
+            let name = s.core.name.clone();
+            match self.build_instance(s).await {
+                Ok(inst) => {
+                    self.insts.push(inst);
+                    started.push(self.insts.len() - 1);
+                }
+                Err(e) => error!("{name}: cannot start after reload: {e}"),
+            }
+        }
+        if checks_changed {
+            self.restart_tracker().await;
+        }
+        for i in started {
+            self.start_instance(i, now).await;
+        }
+        info!("configuration reloaded: {} instance(s)", self.insts.len());
+    }
+
+    /// USR1: write every instance's state to `<state_dir>/haxdp.data`.
+    fn dump_state(&self) {
+        let path = self.opts.state_dir.join("haxdp.data");
+        let st = self.snapshot();
+        let body = control::render(&st);
+        if let Err(e) =
+            std::fs::create_dir_all(&self.opts.state_dir).and_then(|_| std::fs::write(&path, body))
+        {
+            error!("cannot write {}: {e}", path.display());
+        } else {
+            info!("state written to {}", path.display());
+        }
+    }
+
+    fn snapshot(&self) -> Status {
+        let now = netio::monotonic_ns();
+        Status {
+            pid: std::process::id(),
+            config_file: self.opts.config.display().to_string(),
+            started_unix_ms: self.started_unix_ms,
+            instances: self
+                .insts
+                .iter()
+                .map(|i| {
+                    let c = i.core.config();
+                    let transitions = i
+                        .core
+                        .transitions()
+                        .iter()
+                        .map(|t| TransitionStatus {
+                            at_unix_ms: i
+                                .transitions_wall
+                                .iter()
+                                .find(|w| w.0 == t.at_ns)
+                                .map(|w| w.1)
+                                .unwrap_or(0),
+                            from: format!("{:?}", t.old).to_uppercase(),
+                            to: format!("{:?}", t.new).to_uppercase(),
+                            reason: format!("{:?}", t.event),
+                        })
+                        .collect();
+                    InstanceStatus {
+                        name: c.name.clone(),
+                        interface: i.spec.ifname.clone(),
+                        vrid: c.vrid,
+                        version: match c.version {
+                            Version::V2 => 2,
+                            Version::V3 => 3,
+                        },
+                        family: match c.family {
+                            Family::V4 => "ipv4".into(),
+                            Family::V6 => "ipv6".into(),
+                        },
+                        state: format!("{:?}", i.core.state()).to_uppercase(),
+                        base_priority: c.priority,
+                        effective_priority: i.core.effective_priority(),
+                        priority_reasons: i.priority_reasons.clone(),
+                        fault_reasons: i.fault_reasons.clone(),
+                        master_addr: i.core.master_addr().map(|a| a.to_string()),
+                        last_advert_age_ms: self
+                            .kernel_last_advert_any(i)
+                            .or(i.last_rx_ns)
+                            .map(|t| now.saturating_sub(t) / 1_000_000),
+                        receive_path: i.rx.name().into(),
+                        advert_interval_ms: u64::from(i.core.master_adver_int_cs()) * 10,
+                        master_down_interval_ms: i.core.master_down_interval_ns() / 1_000_000,
+                        vips: i
+                            .vips
+                            .iter()
+                            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                            .collect(),
+                        transitions,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    fn kernel_last_advert_any(&self, inst: &Inst) -> Option<u64> {
+        if inst.rx == RxPath::Socket || inst.core.state() == State::Master {
+            return None;
+        }
+        let master = inst.core.master_addr()?;
+        let c = inst.core.config();
+        self.fast
+            .as_ref()?
+            .peer_last_ns(inst.ifindex, c.family, c.vrid, master)
+            .ok()
+            .flatten()
+    }
+
+    fn publish_status(&self) {
+        let st = self.snapshot();
+        if let Ok(mut s) = self.status.lock() {
+            *s = st;
+        }
+    }
+}
+
+fn notify_state(s: State) -> crate::notify::NotifyState {
+    use crate::notify::NotifyState;
+    match s {
+        State::Master => NotifyState::Master,
+        State::Backup => NotifyState::Backup,
+        State::Fault => NotifyState::Fault,
+        State::Initialize => NotifyState::Stop,
+    }
+}
+
+/// Key of a tracked item's state: interfaces and checks live in one map and
+/// may share a name.
+fn track_key(t: &spec::TrackSpec) -> String {
+    match t.kind {
+        ItemKind::Interface => interface_key(&t.name),
+        _ => t.name.clone(),
+    }
+}
+
+fn interface_key(ifname: &str) -> String {
+    format!("interface:{ifname}")
+}

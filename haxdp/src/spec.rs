@@ -1,0 +1,337 @@
+//! From the validated keepalived.conf model to what the daemon runs: one
+//! [`InstanceSpec`] per `vrrp_instance` (state machine settings, VIPs,
+//! tracking, notify) and the set of checks to run.
+//!
+//! Specs compare with `==`: on HUP an instance whose spec is unchanged keeps
+//! its running state machine.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use haxdp_config::{Config, Diagnostic, LoadError, VrrpInstance, Weight};
+use haxdp_vrrp::{Family, InstanceConfig, Version};
+
+use crate::notify::NotifySpec;
+use crate::track::{CheckState, FileInit, FileSpec, ItemKind, NginxCheckSpec, ScriptSpec};
+
+/// Everything the daemon runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSpec {
+    pub instances: Vec<InstanceSpec>,
+    pub checks: Checks,
+    pub notify_fifo: Option<std::path::PathBuf>,
+}
+
+/// The checks, each run once however many instances track it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checks {
+    pub scripts: Vec<ScriptSpec>,
+    pub files: Vec<FileSpec>,
+    pub nginx: Vec<NginxCheckSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct VipSpec {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub dev: Option<String>,
+    pub label: Option<String>,
+    pub scope: u8,
+    pub broadcast: Option<Ipv4Addr>,
+    pub nodad: bool,
+}
+
+/// keepalived's gratuitous ARP timing for one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GarpTiming {
+    pub repeat: u32,
+    pub interval: Duration,
+    pub delay: Duration,
+    pub refresh: Option<Duration>,
+    pub refresh_repeat: u32,
+}
+
+/// One tracked item of an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSpec {
+    pub name: String,
+    pub kind: ItemKind,
+    pub weight: i32,
+    pub reverse: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    /// State machine settings; `primary_addr` is filled in when the interface
+    /// is resolved at start.
+    pub core: InstanceConfig,
+    pub ifname: String,
+    pub vips: Vec<VipSpec>,
+    pub unicast_peers: Vec<IpAddr>,
+    /// `unicast_src_ip` / `mcast_src_ip`; else the interface's primary address.
+    pub src_addr: Option<IpAddr>,
+    pub garp: GarpTiming,
+    pub tracks: Vec<TrackSpec>,
+    pub notify: NotifySpec,
+    pub sync_group: Option<String>,
+}
+
+impl InstanceSpec {
+    /// VRRPv2 auth type for the XDP program: 1 = PASS, 0 = none.
+    pub fn auth_type(&self) -> u8 {
+        u8::from(self.core.auth_pass.is_some())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl SpecError {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            SpecError::Load(e) => e.exit_code(),
+            SpecError::Invalid(_) => 1,
+        }
+    }
+
+    /// Every diagnostic, one per line, for the log.
+    pub fn render(&self) -> String {
+        match self {
+            SpecError::Load(LoadError::Invalid { path, diagnostics }) => {
+                let mut s = format!("{} is invalid; nothing applied:", path.display());
+                for d in diagnostics {
+                    s.push_str(&format!("\n  {d}"));
+                }
+                s
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Loads and maps a keepalived.conf. Warnings come back with the spec.
+pub fn load(path: &Path) -> Result<(DaemonSpec, Vec<Diagnostic>), SpecError> {
+    let loaded = haxdp_config::load(path)?;
+    let spec = from_config(&loaded.config)?;
+    Ok((spec, loaded.diagnostics))
+}
+
+fn weight_of(w: Option<Weight>, default: Weight) -> (i32, bool) {
+    let w = w.unwrap_or(default);
+    (w.value, w.reverse)
+}
+
+fn scope_value(s: Option<&str>) -> u8 {
+    // rtnetlink scope numbers (rtnetlink(7)); the config crate validated the name.
+    match s {
+        None | Some("global") | Some("universe") => 0,
+        Some("site") => 200,
+        Some("link") => 253,
+        Some("host") => 254,
+        Some("nowhere") => 255,
+        Some(n) => n.parse().unwrap_or(0),
+    }
+}
+
+pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
+    let mut checks = Checks::default();
+    for s in &cfg.scripts {
+        let mut sp = ScriptSpec::new(&s.name, &s.script);
+        sp.interval = Duration::from_millis(s.interval_ms);
+        sp.timeout = Duration::from_millis(s.timeout_ms);
+        sp.weight = s.weight.value;
+        sp.weight_reverse = s.weight.reverse;
+        sp.rise = s.rise;
+        sp.fall = s.fall;
+        sp.user = s
+            .user
+            .as_ref()
+            .or(cfg.global.script_user.as_ref())
+            .map(|u| match &u.group {
+                Some(g) => format!("{} {g}", u.user),
+                None => u.user.clone(),
+            });
+        sp.init_fail = s.init_fail;
+        checks.scripts.push(sp);
+    }
+    for n in &cfg.nginx_checks {
+        let mut sp = NginxCheckSpec::new(&n.name, &n.url);
+        sp.expect_status = n.expect;
+        sp.interval = Duration::from_millis(n.interval_ms);
+        sp.timeout = Duration::from_millis(n.timeout_ms);
+        sp.rise = n.rise;
+        sp.fall = n.fall;
+        sp.weight = n.weight.value;
+        sp.pidfile = n.pidfile.clone();
+        checks.nginx.push(sp);
+    }
+    for f in &cfg.track_files {
+        let mut sp = FileSpec::new(&f.name, &f.file);
+        sp.weight = f.weight.value;
+        sp.init_file = f.init_value.map(|value| FileInit {
+            value,
+            overwrite: f.init_overwrite,
+        });
+        checks.files.push(sp);
+    }
+
+    let mut instances = Vec::new();
+    for inst in &cfg.instances {
+        let group = cfg
+            .sync_groups
+            .iter()
+            .find(|g| g.members.iter().any(|m| m == &inst.name));
+        instances.push(instance_spec(cfg, inst, group.map(|g| g.name.clone()))?);
+    }
+    Ok(DaemonSpec {
+        instances,
+        checks,
+        notify_fifo: cfg.global.notify_fifo.clone(),
+    })
+}
+
+fn instance_spec(
+    cfg: &Config,
+    inst: &VrrpInstance,
+    sync_group: Option<String>,
+) -> Result<InstanceSpec, SpecError> {
+    let v6 = inst.is_ipv6();
+    let family = if v6 { Family::V6 } else { Family::V4 };
+    let version = if inst.version == 3 {
+        Version::V3
+    } else {
+        Version::V2
+    };
+    let mut tracks = Vec::new();
+    for t in &inst.track_scripts {
+        if let Some(s) = cfg.script(&t.name) {
+            let (weight, reverse) = weight_of(t.weight, s.weight);
+            tracks.push(TrackSpec {
+                name: t.name.clone(),
+                kind: ItemKind::Script,
+                weight,
+                reverse,
+            });
+        } else if let Some(n) = cfg.nginx_check(&t.name) {
+            let (weight, reverse) = weight_of(t.weight, n.weight);
+            tracks.push(TrackSpec {
+                name: t.name.clone(),
+                kind: ItemKind::Nginx,
+                weight,
+                reverse,
+            });
+        } else {
+            return Err(SpecError::Invalid(format!(
+                "{}: track_script {} names no vrrp_script or vrrp_nginx_check",
+                t.location, t.name
+            )));
+        }
+    }
+    for t in &inst.track_files {
+        let Some(f) = cfg.track_file(&t.name) else {
+            return Err(SpecError::Invalid(format!(
+                "{}: track_file {} names no vrrp_track_file",
+                t.location, t.name
+            )));
+        };
+        let (weight, reverse) = weight_of(t.weight, f.weight);
+        tracks.push(TrackSpec {
+            name: t.name.clone(),
+            kind: ItemKind::File,
+            weight,
+            reverse,
+        });
+    }
+    for t in &inst.track_interfaces {
+        tracks.push(TrackSpec {
+            name: t.name.clone(),
+            kind: ItemKind::Interface,
+            weight: t.weight.value,
+            reverse: t.weight.reverse,
+        });
+    }
+    let vips: Vec<VipSpec> = inst
+        .vips
+        .iter()
+        .map(|v| VipSpec {
+            addr: v.address,
+            prefix_len: v.prefix_len,
+            dev: if v.dev == inst.interface {
+                None
+            } else {
+                Some(v.dev.clone())
+            },
+            label: v.label.clone(),
+            scope: scope_value(v.scope.as_deref()),
+            broadcast: v.brd,
+            nodad: v.nodad,
+        })
+        .collect();
+    let placeholder = if v6 {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    };
+    let owner = inst.priority == 255;
+    let core = InstanceConfig {
+        name: inst.name.clone(),
+        vrid: inst.vrid,
+        version,
+        family,
+        priority: inst.priority,
+        advert_int_cs: inst.advert_int_cs,
+        preempt: !inst.nopreempt,
+        preempt_delay_cs: inst.preempt_delay_ms / 10,
+        accept: inst.accept,
+        vips: vips.iter().map(|v| v.addr).collect(),
+        primary_addr: placeholder,
+        auth_pass: inst.auth.map(|a| a.bytes),
+        start_as_master: inst.state == Some(haxdp_config::StateHint::Master),
+        higher_prio_send_advert: inst.higher_prio_send_advert,
+        address_owner: owner,
+    };
+    let g = &inst.garp;
+    Ok(InstanceSpec {
+        core,
+        ifname: inst.interface.clone(),
+        vips,
+        unicast_peers: inst.unicast_peers.clone(),
+        src_addr: inst.unicast_src_ip.or(inst.mcast_src_ip),
+        garp: GarpTiming {
+            repeat: g.master_repeat.max(1),
+            interval: Duration::from_micros(if v6 { g.na_interval_us } else { g.interval_us }),
+            delay: Duration::from_secs(u64::from(g.master_delay_s)),
+            refresh: (g.master_refresh_s > 0)
+                .then(|| Duration::from_secs(u64::from(g.master_refresh_s))),
+            refresh_repeat: g.master_refresh_repeat.max(1),
+        },
+        tracks,
+        notify: NotifySpec {
+            notify_master: inst.notify.master.clone(),
+            notify_backup: inst.notify.backup.clone(),
+            notify_fault: inst.notify.fault.clone(),
+            notify_stop: inst.notify.stop.clone(),
+            notify: inst.notify.notify.clone(),
+            user: cfg.global.script_user.as_ref().map(|u| match &u.group {
+                Some(g) => format!("{} {g}", u.user),
+                None => u.user.clone(),
+            }),
+            timeout: Duration::ZERO,
+        },
+        sync_group,
+    })
+}
+
+/// The initial state of a tracked item before its first result.
+pub fn initial_state(t: &TrackSpec) -> CheckState {
+    match t.kind {
+        ItemKind::Interface => CheckState::Up,
+        _ => CheckState::Unknown,
+    }
+}
