@@ -421,6 +421,8 @@ impl Sim {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Crash(usize),
+    /// Crash whichever router is master at that time (the first one, if several).
+    CrashMaster,
     Shutdown(usize),
     Restart(usize),
     Partition(Vec<u32>),
@@ -540,7 +542,8 @@ impl Scenario {
         for _ in 0..rng.range(2, 8) {
             t += rng.range(max_int_ns, 12 * max_int_ns);
             let i = rng.range(0, n as u64 - 1) as usize;
-            let change = match rng.range(0, 7) {
+            let change = match rng.range(0, 8) {
+                8 => Change::CrashMaster,
                 0 if up[i] => {
                     up[i] = false;
                     Change::Crash(i)
@@ -762,7 +765,7 @@ impl Checker {
             // was sent at the latest now and can arrive one delivery delay later.
             let best = (0..sim.len())
                 .filter(|&i| eligible(sim, i) && sim.group(i) == g)
-                .map(|i| sim.instance(i).master_down_interval_ns())
+                .map(|i| rfc_master_down_ns(sim.instance(i)))
                 .min();
             if let Some(mdi) = best {
                 self.takeover = Some((g, sim.now() + mdi + sim.net().delay_max_ns + 1_000));
@@ -775,6 +778,22 @@ impl Checker {
                 Some(sim.now() + self.max_int + self.max_skew + 2 * sim.net().delay_max_ns + 1_000);
         }
     }
+}
+
+/// Master_Down_Interval written out again from RFC 9568 6.1 / RFC 3768 6.1, independently
+/// of `fsm`, so the takeover bound does not trust the code under test.
+fn rfc_master_down_ns(inst: &Instance) -> u64 {
+    let cfg = inst.config();
+    let int_cs = match cfg.version {
+        Version::V2 => u64::from(cfg.advert_int_cs),
+        Version::V3 => u64::from(inst.master_adver_int_cs()),
+    };
+    let p = u64::from(inst.effective_priority());
+    let skew_ns = match cfg.version {
+        Version::V2 => (256 - p) * 1_000_000_000 / 256,
+        Version::V3 => (256 - p) * int_cs * 10_000_000 / 256,
+    };
+    3 * int_cs * 10_000_000 + skew_ns
 }
 
 /// Plays `sc`, checking the invariants after every step.
@@ -813,6 +832,25 @@ pub fn run_scenario(sc: &Scenario) -> Result<Summary, Violation> {
     checker.phase_start = sim.now();
     for (at, change) in &sc.changes {
         run_until(&mut sim, *at, &mut checker).map_err(|w| fail(&sim, w))?;
+        let resolved;
+        let change = match change {
+            Change::CrashMaster => {
+                let m = (0..sim.len())
+                    .find(|&i| sim.is_up(i) && sim.instance(i).state() == State::Master);
+                resolved = m.map_or(Change::Loss(sim.net().loss_permille), Change::Crash);
+                &resolved
+            }
+            other => other,
+        };
+        if let Change::Crash(i) = change {
+            // Crash a master right after it has sent an advert: the backups' timers then
+            // run a full Master_Down_Interval, so the takeover bound below is tight.
+            if sim.is_up(*i) && sim.instance(*i).state() == State::Master {
+                if let Some(d) = sim.instance(*i).next_deadline() {
+                    run_until(&mut sim, d, &mut checker).map_err(|w| fail(&sim, w))?;
+                }
+            }
+        }
         let crashed = match change {
             Change::Crash(i) if sim.is_up(*i) && sim.instance(*i).state() == State::Master => {
                 let g = sim.group(*i);
@@ -845,6 +883,8 @@ fn run_until(sim: &mut Sim, until: u64, checker: &mut Checker) -> Result<(), Str
 
 fn apply_change(sim: &mut Sim, change: &Change) {
     match change {
+        // Resolved to Crash(i) by run_scenario.
+        Change::CrashMaster => {}
         Change::Crash(i) => {
             if sim.is_up(*i) {
                 sim.crash(*i);
