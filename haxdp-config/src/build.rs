@@ -670,7 +670,7 @@ impl B<'_> {
         }
     }
 
-    fn vrrp_script(&mut self, n: &Node) -> Option<VrrpScript> {
+    fn vrrp_script(&mut self, n: &Node, security: bool) -> Option<VrrpScript> {
         let name = self.block_name(n)?;
         let mut script = None;
         let mut interval_us = None;
@@ -685,7 +685,12 @@ impl B<'_> {
         let mut init_fail = false;
         for c in self.children(n) {
             match c.kw.as_str() {
-                "script" => script = self.command(c),
+                "script" => {
+                    script = self.command(c);
+                    if let Some(cmd) = &script {
+                        check_script_path(self, cmd, &c.loc, "script", security);
+                    }
+                }
                 "interval" => interval_us = self.seconds_us(c, 1_000, 86_400_000_000),
                 "timeout" => timeout_us = self.seconds_us(c, 1_000, 86_400_000_000),
                 "weight" => {
@@ -1642,6 +1647,7 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
     for n in nodes.iter().filter(|n| n.kw == "global_defs") {
         b.global_defs(n, &mut global);
     }
+    let security = global.g.enable_script_security;
     let mut scripts: Vec<VrrpScript> = Vec::new();
     let mut nginx_checks: Vec<NginxCheck> = Vec::new();
     let mut track_files: Vec<TrackFile> = Vec::new();
@@ -1662,9 +1668,9 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
         match n.kw.as_str() {
             "vrrp_script" => {
                 if !dup(&mut b, &mut check_names, n) {
-                    scripts.extend(b.vrrp_script(n));
+                    scripts.extend(b.vrrp_script(n, security));
                 } else {
-                    b.vrrp_script(n);
+                    b.vrrp_script(n, security);
                 }
             }
             "vrrp_nginx_check" => {
@@ -1734,10 +1740,6 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
     }
     for n in sync_nodes {
         sync_groups.extend(b.sync_group(n, &known));
-    }
-    let security = global.g.enable_script_security;
-    for s in &scripts {
-        check_script_path(&mut b, &s.script, &s.location, "script", security);
     }
     let d = b.d;
 

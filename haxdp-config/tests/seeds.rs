@@ -105,7 +105,7 @@ fn check_seed000(file: &str, router: &str, prio1: u8, prio2: u8) {
     // keepalived -t reports both truncations at these lines too.
     has_diag(&l.diagnostics, Severity::Warning, 26, "first 8");
     has_diag(&l.diagnostics, Severity::Warning, 53, "first 8");
-    has_diag(&l.diagnostics, Severity::Warning, 6, "shell syntax");
+    has_diag(&l.diagnostics, Severity::Warning, 7, "shell syntax");
 }
 
 #[test]
