@@ -1,0 +1,488 @@
+//! keepalived-style notifications for VRRP state changes.
+//!
+//! - `notify_master` / `notify_backup` / `notify_fault` / `notify_stop` run as written;
+//!   then the generic `notify` runs with `INSTANCE <name> <STATE> <priority>` appended
+//!   (keepalived 2.2.7 order of arguments; checked against the Debian package, which ran
+//!   `notify "/n.sh x"` as `/n.sh x INSTANCE VI_1 MASTER 100`). Strings run through the
+//!   same shell-or-exec rule as `vrrp_script` ([`crate::track::command`]).
+//! - Scripts of one instance run one after another in transition order: a queue per
+//!   instance; the next script starts when the previous one exited or was killed at its
+//!   timeout. Different instances do not wait for each other.
+//! - `notify_fifo`: one line per transition, `INSTANCE "VI_1" MASTER 100\n` (keepalived's
+//!   format), written without blocking; with no reader or a full pipe the line is dropped
+//!   and counted.
+//! - A state file per instance, `<state_dir>/<instance>.state` containing
+//!   `STATE=MASTER\n` (the nginx-ha convention), replaced atomically with rename(2).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::track::command::{CommandError, ScriptCommand, ScriptUser};
+
+/// Default directory for state files.
+pub const DEFAULT_STATE_DIR: &str = "/run/haxdp";
+
+/// Timeout for a notify script when the spec gives none. keepalived has no timeout for
+/// notify scripts; one is needed here because scripts of an instance run in sequence and a
+/// hung script would hold back every later notification.
+pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The state an instance entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyState {
+    Master,
+    Backup,
+    Fault,
+    Stop,
+}
+
+impl NotifyState {
+    /// The word keepalived passes to scripts and writes to the FIFO.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyState::Master => "MASTER",
+            NotifyState::Backup => "BACKUP",
+            NotifyState::Fault => "FAULT",
+            NotifyState::Stop => "STOP",
+        }
+    }
+}
+
+/// Notification settings of one `vrrp_instance`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifySpec {
+    pub notify_master: Option<String>,
+    pub notify_backup: Option<String>,
+    pub notify_fault: Option<String>,
+    pub notify_stop: Option<String>,
+    /// Generic script: gets `INSTANCE name STATE priority` appended.
+    pub notify: Option<String>,
+    /// `USER [GROUP]` to run as (when the daemon is root).
+    pub user: Option<String>,
+    /// Per-script timeout; zero means [`DEFAULT_NOTIFY_TIMEOUT`].
+    pub timeout: Duration,
+}
+
+impl NotifySpec {
+    /// Check every script string and the user, for refusing a bad config at load time.
+    pub fn validate(&self) -> Result<(), CommandError> {
+        for s in [
+            &self.notify_master,
+            &self.notify_backup,
+            &self.notify_fault,
+            &self.notify_stop,
+            &self.notify,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ScriptCommand::parse(s)?;
+        }
+        if let Some(u) = &self.user {
+            ScriptUser::lookup(u)?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors setting up notifications.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("cannot create state directory {path}: {source}; create it or choose another with the state-dir setting")]
+    StateDir {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "notify_fifo {path} exists but is not a FIFO: remove it or point notify_fifo elsewhere"
+    )]
+    NotAFifo { path: String },
+    #[error("cannot create notify_fifo {path}: {source}; check that its directory exists and is writable")]
+    MkFifo {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("notifications need a tokio runtime: create the Notifier inside the daemon's runtime")]
+    NoRuntime,
+}
+
+enum Job {
+    Transition {
+        state: NotifyState,
+        priority: u8,
+        scripts: Vec<(ScriptCommand, Vec<String>)>,
+        user: Option<ScriptUser>,
+        timeout: Duration,
+    },
+    Barrier(oneshot::Sender<()>),
+}
+
+struct Queue {
+    tx: mpsc::UnboundedSender<Job>,
+    worker: JoinHandle<()>,
+}
+
+struct Fifo {
+    path: PathBuf,
+    file: Option<File>,
+}
+
+impl Fifo {
+    fn open(&mut self) -> io::Result<()> {
+        // O_NONBLOCK: open(2) of a FIFO for writing fails with ENXIO when nobody has it open
+        // for reading, instead of blocking the daemon (fifo(7)).
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(&self.path)?;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &str) -> io::Result<()> {
+        for attempt in 0..2 {
+            if self.file.is_none() {
+                self.open()?;
+            }
+            let Some(f) = self.file.as_mut() else {
+                return Err(io::Error::other("fifo not open"));
+            };
+            // Lines are far below PIPE_BUF, so a write is all-or-nothing (pipe(7)); a full
+            // pipe gives EAGAIN rather than a partial line.
+            match f.write(line.as_bytes()) {
+                Ok(n) if n == line.len() => return Ok(()),
+                Ok(n) => return Err(io::Error::other(format!("short write {n}/{}", line.len()))),
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) && attempt == 0 => {
+                    // The reader went away; a new one may be there now.
+                    self.file = None;
+                }
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        self.file = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(io::Error::other("reader closed the fifo"))
+    }
+}
+
+struct Inner {
+    state_dir: PathBuf,
+    fifo: Mutex<Option<Fifo>>,
+    fifo_dropped: AtomicU64,
+    queues: Mutex<HashMap<String, Queue>>,
+    handle: tokio::runtime::Handle,
+}
+
+/// Runs notifications; cheap to call from the VRRP event loop.
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+/// `<dir>/<instance>.state`, with `/` in the name replaced so it cannot leave `dir`.
+pub fn state_file_path(dir: &Path, instance: &str) -> PathBuf {
+    let mut safe: String = instance
+        .chars()
+        .map(|c| if c == '/' || c == '\0' { '_' } else { c })
+        .collect();
+    if safe.starts_with('.') {
+        safe.replace_range(0..1, "_");
+    }
+    dir.join(format!("{safe}.state"))
+}
+
+/// Write `STATE=<STATE>\n` atomically: a reader sees the old or the new file, never a
+/// partial one (rename(2) within one directory).
+pub fn write_state_file(dir: &Path, instance: &str, state: NotifyState) -> io::Result<()> {
+    let path = state_file_path(dir, instance);
+    let mut tmp = path.clone().into_os_string();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        f.write_all(format!("STATE={}\n", state.as_str()).as_bytes())?;
+    }
+    std::fs::rename(&tmp, &path)
+}
+
+impl Notifier {
+    /// A notifier writing state files to `state_dir` (created if missing).
+    pub fn new(state_dir: impl Into<PathBuf>) -> Result<Self, NotifyError> {
+        let state_dir = state_dir.into();
+        let handle = tokio::runtime::Handle::try_current().map_err(|_| NotifyError::NoRuntime)?;
+        std::fs::create_dir_all(&state_dir).map_err(|source| NotifyError::StateDir {
+            path: state_dir.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                state_dir,
+                fifo: Mutex::new(None),
+                fifo_dropped: AtomicU64::new(0),
+                queues: Mutex::new(HashMap::new()),
+                handle,
+            }),
+        })
+    }
+
+    /// Also write transitions to the FIFO at `path`, creating it (mode 0600) if missing.
+    pub fn with_fifo(self, path: impl Into<PathBuf>) -> Result<Self, NotifyError> {
+        let path = path.into();
+        match std::fs::metadata(&path) {
+            Ok(m) if m.file_type().is_fifo() => {}
+            Ok(_) => {
+                return Err(NotifyError::NotAFifo {
+                    path: path.display().to_string(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let c =
+                    std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
+                        NotifyError::MkFifo {
+                            path: path.display().to_string(),
+                            source: io::Error::from(io::ErrorKind::InvalidInput),
+                        }
+                    })?;
+                // SAFETY: c is a valid NUL-terminated path for the duration of the call.
+                if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
+                    return Err(NotifyError::MkFifo {
+                        path: path.display().to_string(),
+                        source: io::Error::last_os_error(),
+                    });
+                }
+            }
+            Err(source) => {
+                return Err(NotifyError::MkFifo {
+                    path: path.display().to_string(),
+                    source,
+                })
+            }
+        }
+        if let Ok(mut f) = self.inner.fifo.lock() {
+            *f = Some(Fifo { path, file: None });
+        }
+        Ok(self)
+    }
+
+    /// FIFO lines dropped so far (no reader, or the reader is not keeping up).
+    pub fn fifo_dropped(&self) -> u64 {
+        self.inner.fifo_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Path of an instance's state file.
+    pub fn state_file(&self, instance: &str) -> PathBuf {
+        state_file_path(&self.inner.state_dir, instance)
+    }
+
+    /// Record a transition: the FIFO line is written now (non-blocking); the state file
+    /// and the scripts are queued behind this instance's earlier notifications.
+    pub fn transition(&self, instance: &str, spec: &NotifySpec, state: NotifyState, priority: u8) {
+        self.write_fifo(instance, state, priority);
+
+        let specific = match state {
+            NotifyState::Master => &spec.notify_master,
+            NotifyState::Backup => &spec.notify_backup,
+            NotifyState::Fault => &spec.notify_fault,
+            NotifyState::Stop => &spec.notify_stop,
+        };
+        let generic_args = vec![
+            "INSTANCE".to_owned(),
+            instance.to_owned(),
+            state.as_str().to_owned(),
+            priority.to_string(),
+        ];
+        let mut scripts = Vec::new();
+        for (source, args) in [(specific, Vec::new()), (&spec.notify, generic_args)] {
+            let Some(source) = source else { continue };
+            match ScriptCommand::parse(source) {
+                Ok(c) => scripts.push((c, args)),
+                Err(e) => {
+                    tracing::error!(%instance, script = %source, "notify script skipped: {e}")
+                }
+            }
+        }
+        let user = match spec.user.as_deref().map(ScriptUser::lookup).transpose() {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::error!(%instance, "notify scripts run as the daemon's user: {e}");
+                None
+            }
+        };
+        let timeout = if spec.timeout.is_zero() {
+            DEFAULT_NOTIFY_TIMEOUT
+        } else {
+            spec.timeout
+        };
+        self.enqueue(
+            instance,
+            Job::Transition {
+                state,
+                priority,
+                scripts,
+                user,
+                timeout,
+            },
+        );
+    }
+
+    fn write_fifo(&self, instance: &str, state: NotifyState, priority: u8) {
+        let Ok(mut guard) = self.inner.fifo.lock() else {
+            return;
+        };
+        let Some(fifo) = guard.as_mut() else {
+            return;
+        };
+        let line = format!("INSTANCE \"{instance}\" {} {priority}\n", state.as_str());
+        if let Err(e) = fifo.write_line(&line) {
+            let n = self.inner.fifo_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            tracing::warn!(
+                fifo = %fifo.path.display(),
+                dropped_total = n,
+                "notify_fifo line dropped ({e}); is the reader running?"
+            );
+        }
+    }
+
+    fn enqueue(&self, instance: &str, job: Job) {
+        let Ok(mut queues) = self.inner.queues.lock() else {
+            return;
+        };
+        let queue = queues.entry(instance.to_owned()).or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let worker = self.inner.handle.spawn(worker(
+                instance.to_owned(),
+                self.inner.state_dir.clone(),
+                rx,
+            ));
+            Queue { tx, worker }
+        });
+        if queue.tx.send(job).is_err() {
+            tracing::error!(%instance, "notify queue closed; notification lost");
+        }
+    }
+
+    /// Wait until every notification queued so far has been carried out.
+    pub async fn drain(&self) {
+        let waits: Vec<oneshot::Receiver<()>> = {
+            let Ok(queues) = self.inner.queues.lock() else {
+                return;
+            };
+            queues
+                .values()
+                .filter_map(|q| {
+                    let (tx, rx) = oneshot::channel();
+                    q.tx.send(Job::Barrier(tx)).ok().map(|_| rx)
+                })
+                .collect()
+        };
+        for w in waits {
+            let _ = w.await;
+        }
+    }
+
+    /// Finish every queued notification (e.g. the STOP ones at exit), then stop.
+    pub async fn shutdown(self) {
+        let queues: Vec<Queue> = match self.inner.queues.lock() {
+            Ok(mut q) => q.drain().map(|(_, v)| v).collect(),
+            Err(_) => Vec::new(),
+        };
+        for q in queues {
+            drop(q.tx);
+            let _ = q.worker.await;
+        }
+    }
+}
+
+async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(job) = rx.recv().await {
+        match job {
+            Job::Barrier(done) => {
+                let _ = done.send(());
+            }
+            Job::Transition {
+                state,
+                priority,
+                scripts,
+                user,
+                timeout,
+            } => {
+                if let Err(e) = write_state_file(&state_dir, &instance, state) {
+                    tracing::error!(
+                        %instance,
+                        path = %state_file_path(&state_dir, &instance).display(),
+                        "cannot write state file: {e}"
+                    );
+                }
+                for (cmd, args) in scripts {
+                    let out = cmd.run(&args, user, timeout).await;
+                    if out.status.success() {
+                        tracing::debug!(%instance, state = state.as_str(), priority, script = cmd.source(), "notify script done");
+                    } else {
+                        tracing::warn!(%instance, state = state.as_str(), script = cmd.source(), "notify script {}", out.status);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_file_names_stay_in_dir() {
+        let d = Path::new("/run/haxdp");
+        assert_eq!(
+            state_file_path(d, "VI_1"),
+            PathBuf::from("/run/haxdp/VI_1.state")
+        );
+        assert_eq!(
+            state_file_path(d, "../x"),
+            PathBuf::from("/run/haxdp/_._x.state")
+        );
+        assert_eq!(
+            state_file_path(d, "a/b"),
+            PathBuf::from("/run/haxdp/a_b.state")
+        );
+    }
+
+    #[test]
+    fn state_words() {
+        assert_eq!(
+            [
+                NotifyState::Master,
+                NotifyState::Backup,
+                NotifyState::Fault,
+                NotifyState::Stop
+            ]
+            .map(NotifyState::as_str),
+            ["MASTER", "BACKUP", "FAULT", "STOP"]
+        );
+    }
+
+    #[test]
+    fn validate_catches_bad_strings() {
+        let mut s = NotifySpec {
+            notify: Some("/etc/keepalived/notify.sh".into()),
+            notify_master: Some("/etc/keepalived/notify.sh master".into()),
+            ..NotifySpec::default()
+        };
+        assert!(s.validate().is_ok());
+        s.notify_fault = Some("/x 'unterminated".into());
+        assert!(s.validate().is_err());
+    }
+}
