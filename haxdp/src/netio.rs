@@ -193,18 +193,9 @@ impl AdvertSocket {
                     .map_err(wrap("IP_MULTICAST_IF"))?;
                 setopt(s, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)
                     .map_err(wrap("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
-                let sa = sockaddr_v4(SocketAddrV4::new(a, 0));
-                // SAFETY: sa is a valid sockaddr_in.
-                let r = unsafe {
-                    libc::bind(
-                        s,
-                        (&sa as *const libc::sockaddr_in).cast(),
-                        size_of::<libc::sockaddr_in>() as u32,
-                    )
-                };
-                if r < 0 {
-                    return Err(err("bind source address"));
-                }
+                // No bind(2): a raw socket bound to an address only receives
+                // packets sent to that address (raw(7)), which would hide the
+                // multicast adverts. The source is set per packet (IP_PKTINFO).
             }
             IpAddr::V6(a) => {
                 let hops: i32 = 255;
@@ -231,22 +222,9 @@ impl AdvertSocket {
                 };
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)
                     .map_err(wrap("IPV6_ADD_MEMBERSHIP ff02::12"))?;
-                // A link-local source needs its scope; a freshly added
-                // address may still be tentative, so allow binding it.
-                setopt(s, libc::IPPROTO_IPV6, libc::IPV6_FREEBIND, &on)
-                    .map_err(wrap("IPV6_FREEBIND"))?;
-                let sa = sockaddr_v6(SocketAddrV6::new(a, 0, 0, ifindex));
-                // SAFETY: sa is a valid sockaddr_in6.
-                let r = unsafe {
-                    libc::bind(
-                        s,
-                        (&sa as *const libc::sockaddr_in6).cast(),
-                        size_of::<libc::sockaddr_in6>() as u32,
-                    )
-                };
-                if r < 0 {
-                    return Err(err("bind source address"));
-                }
+                // No bind(2), as for IPv4; the source is set per packet
+                // (IPV6_PKTINFO), which also works for a tentative address.
+                let _ = a;
             }
         }
         // SAFETY: the OwnedFd moves into the AsyncFd, which keeps it open
@@ -269,43 +247,78 @@ impl AdvertSocket {
     /// a unicast peer.
     pub fn send(&self, payload: &[u8], dst: IpAddr) -> Result<(), NetError> {
         let s = self.fd.get_ref().as_raw_fd();
-        let r = match dst {
-            IpAddr::V4(d) => {
-                let sa = sockaddr_v4(SocketAddrV4::new(d, 0));
-                // SAFETY: buffers outlive the call.
-                unsafe {
-                    libc::sendto(
-                        s,
-                        payload.as_ptr().cast(),
-                        payload.len(),
-                        0,
-                        (&sa as *const libc::sockaddr_in).cast(),
-                        size_of::<libc::sockaddr_in>() as u32,
-                    )
-                }
-            }
-            IpAddr::V6(d) => {
-                let scope = if (d.segments()[0] & 0xff00) == 0xff00
-                    || (d.segments()[0] & 0xffc0) == 0xfe80
-                {
-                    self.ifindex
-                } else {
-                    0
-                };
-                let sa = sockaddr_v6(SocketAddrV6::new(d, 0, 0, scope));
-                // SAFETY: buffers outlive the call.
-                unsafe {
-                    libc::sendto(
-                        s,
-                        payload.as_ptr().cast(),
-                        payload.len(),
-                        0,
-                        (&sa as *const libc::sockaddr_in6).cast(),
-                        size_of::<libc::sockaddr_in6>() as u32,
-                    )
-                }
-            }
+        let mut iov = libc::iovec {
+            iov_base: payload.as_ptr() as *mut libc::c_void,
+            iov_len: payload.len(),
         };
+        let mut cmsg = [0u64; 8];
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = cmsg.as_mut_ptr().cast();
+        let mut sa4 = sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        let mut sa6 = sockaddr_v6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
+        // SAFETY: the control buffer is large enough for one in_pktinfo or
+        // in6_pktinfo (CMSG_SPACE of either is < 64 bytes); the libc CMSG
+        // macros compute every offset.
+        unsafe {
+            match (dst, self.src) {
+                (IpAddr::V4(d), IpAddr::V4(src)) => {
+                    sa4.sin_addr.s_addr = u32::from(d).to_be();
+                    msg.msg_name = (&mut sa4 as *mut libc::sockaddr_in).cast();
+                    msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
+                    msg.msg_controllen =
+                        libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+                    let c = libc::CMSG_FIRSTHDR(&msg);
+                    (*c).cmsg_level = libc::IPPROTO_IP;
+                    (*c).cmsg_type = libc::IP_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as usize;
+                    let info = libc::in_pktinfo {
+                        ipi_ifindex: self.ifindex as i32,
+                        ipi_spec_dst: libc::in_addr {
+                            s_addr: u32::from(src).to_be(),
+                        },
+                        ipi_addr: libc::in_addr { s_addr: 0 },
+                    };
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
+                }
+                (IpAddr::V6(d), IpAddr::V6(src)) => {
+                    let scope = if (d.segments()[0] & 0xff00) == 0xff00
+                        || (d.segments()[0] & 0xffc0) == 0xfe80
+                    {
+                        self.ifindex
+                    } else {
+                        0
+                    };
+                    sa6.sin6_addr.s6_addr = d.octets();
+                    sa6.sin6_scope_id = scope;
+                    msg.msg_name = (&mut sa6 as *mut libc::sockaddr_in6).cast();
+                    msg.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
+                    msg.msg_controllen =
+                        libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                    let c = libc::CMSG_FIRSTHDR(&msg);
+                    (*c).cmsg_level = libc::IPPROTO_IPV6;
+                    (*c).cmsg_type = libc::IPV6_PKTINFO;
+                    (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in6_pktinfo>() as u32) as usize;
+                    let info = libc::in6_pktinfo {
+                        ipi6_addr: libc::in6_addr {
+                            s6_addr: src.octets(),
+                        },
+                        ipi6_ifindex: self.ifindex,
+                    };
+                    std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
+                }
+                _ => {
+                    return Err(NetError::Send {
+                        ifname: self.ifname.clone(),
+                        dst,
+                        source: io::Error::from(io::ErrorKind::InvalidInput),
+                    })
+                }
+            }
+        }
+        // SAFETY: msg points at live buffers for the duration of the call.
+        let r = unsafe { libc::sendmsg(s, &msg, 0) };
         if r < 0 {
             return Err(NetError::Send {
                 ifname: self.ifname.clone(),

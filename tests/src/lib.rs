@@ -6,6 +6,8 @@
 //! repeated runs never collide; only documentation addresses are used
 //! (192.0.2.0/24, 2001:db8::/32).
 
+pub mod observe;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

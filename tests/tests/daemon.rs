@@ -1,0 +1,477 @@
+//! `haxdp run` end to end: two load balancers and a client on a bridge, each
+//! in its own network namespace. Root only; run through `cargo xtask test`.
+//!
+//! Timings are read from a tcpdump in the client's namespace (kernel capture
+//! timestamps of the adverts and gratuitous ARPs), so they are what the LAN
+//! saw, not what the daemons believe.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use haxdp_tests::observe::{Capture, Seen};
+use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns, Proc, TempDir};
+
+const VIP: &str = "192.0.2.100";
+
+/// How a node receives adverts in a test run.
+#[derive(Clone, Copy, Debug)]
+enum Rx {
+    Socket,
+}
+
+fn haxdp_config(name: &str, prio: u8, version: u8, advert_int: &str, extra: &str) -> String {
+    format!(
+        "global_defs {{\n  router_id {name}\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {prio}\n  advert_int {advert_int}\n  version {version}\n{extra}\n  \
+         virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+    )
+}
+
+const PASS_AUTH: &str = "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }";
+
+struct Node<'a> {
+    ns: &'a Netns,
+    dir: TempDir,
+    proc: Option<Proc>,
+    conf: PathBuf,
+    rx: Rx,
+}
+
+impl<'a> Node<'a> {
+    fn haxdp(ns: &'a Netns, name: &str, config: &str, rx: Rx) -> Self {
+        let dir = TempDir::new(name);
+        let conf = dir.file("keepalived.conf", config);
+        let mut n = Node {
+            ns,
+            dir,
+            proc: None,
+            conf,
+            rx,
+        };
+        n.start();
+        n
+    }
+
+    fn start(&mut self) {
+        let bin = workspace_bin("haxdp");
+        let state = self.dir.path.join("state");
+        let mut args = vec![
+            bin.to_str().expect("utf-8 path").to_string(),
+            "run".into(),
+            "-f".into(),
+            self.conf.to_str().expect("utf-8 path").into(),
+            "--state-dir".into(),
+            state.to_str().expect("utf-8 path").into(),
+            "--log-level".into(),
+            "debug".into(),
+        ];
+        if matches!(self.rx, Rx::Socket) {
+            args.push("--no-xdp".into());
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let n = self.dir.path.read_dir().map(|d| d.count()).unwrap_or(0);
+        self.proc = Some(
+            self.ns
+                .spawn(&argv, &self.dir.path.join(format!("haxdp-{n}.log"))),
+        );
+    }
+
+    fn proc(&self) -> &Proc {
+        self.proc.as_ref().expect("node is running")
+    }
+
+    fn log(&self) -> String {
+        self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
+    }
+}
+
+fn has_vip(ns: &Netns) -> bool {
+    let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
+}
+
+fn wait_vip(ns: &Netns, present: bool, timeout: Duration) -> bool {
+    wait_for(timeout, || (has_vip(ns) == present).then_some(())).is_some()
+}
+
+fn mac_of(i: usize) -> String {
+    format!("02:00:00:00:01:{:02x}", 10 + i)
+}
+
+/// Master_Down_Interval for VRRPv3 (RFC 9568 6.1), seconds.
+fn mdi_v3(prio: u8, advert_cs: u32) -> f64 {
+    let adv = f64::from(advert_cs) / 100.0;
+    3.0 * adv + (256.0 - f64::from(prio)) * adv / 256.0
+}
+
+fn last_advert_from(ev: &[Seen], src: &str, before: f64) -> Option<f64> {
+    ev.iter()
+        .filter_map(|e| match e {
+            Seen::Advert { t, src: s, .. } if s == src && *t <= before => Some(*t),
+            _ => None,
+        })
+        .fold(None, |a: Option<f64>, t| Some(a.map_or(t, |a| a.max(t))))
+}
+
+fn first_garp_by(ev: &[Seen], mac: &str, after: f64) -> Option<f64> {
+    ev.iter().find_map(|e| match e {
+        Seen::Garp { t, addr, mac: m } if addr == VIP && m == mac && *t > after => Some(*t),
+        _ => None,
+    })
+}
+
+fn ping_vip(client: &Netns) -> bool {
+    client
+        .try_exec(&["ping", "-c", "1", "-W", "1", VIP])
+        .status
+        .success()
+}
+
+fn crash_failover(rx: Rx) {
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("crash");
+    let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
+    let mut lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), rx);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), rx);
+
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(5)),
+        "lb1 (priority 100) never took the VIP:\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has_vip(h2), "both nodes hold the VIP:\n{}", lb2.log());
+    assert!(ping_vip(client), "the VIP does not answer the client");
+
+    lb1.proc().signal(libc::SIGKILL);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "lb2 did not take over after lb1 was killed:\n{}",
+        lb2.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let ev = cap.events();
+    // lb1 is dead: its last advert on the wire is the one the deadline counts from.
+    let last = last_advert_from(&ev, "192.0.2.10", f64::MAX)
+        .unwrap_or_else(|| panic!("no advert from lb1 seen: {ev:?}"));
+    let garp = first_garp_by(&ev, &mac_of(1), last).unwrap_or_else(|| {
+        panic!(
+            "lb2 sent no gratuitous ARP after lb1 died: {ev:?}\n{}",
+            lb2.log()
+        )
+    });
+    let gap = garp - last;
+    let limit = mdi_v3(90, 10) + 0.020;
+    eprintln!(
+        "{rx:?}: lb1's last advert to lb2's first GARP: {:.1} ms (limit {:.1} ms)",
+        gap * 1e3,
+        limit * 1e3
+    );
+    assert!(
+        gap <= limit,
+        "takeover took {:.1} ms after lb1's last advert; RFC 9568 allows Master_Down_Interval {:.1} ms (+20 ms)",
+        gap * 1e3,
+        (limit - 0.020) * 1e3
+    );
+    assert!(
+        ping_vip(client),
+        "the VIP does not answer after the takeover"
+    );
+
+    // lb1 restarts: the VIP its crash left behind is removed at start, and
+    // lb1 (higher priority, preempt) takes the VIP back; lb2 releases it.
+    lb1.start();
+    assert!(
+        wait_for(Duration::from_secs(5), || {
+            (has_vip(h1) && !has_vip(h2)).then_some(())
+        })
+        .is_some(),
+        "after lb1's restart the VIP should be on lb1 only (lb1 {}, lb2 {}):\n{}\n{}",
+        has_vip(h1),
+        has_vip(h2),
+        lb1.log(),
+        lb2.log()
+    );
+}
+
+#[test]
+fn crash_failover_socket_path() {
+    crash_failover(Rx::Socket);
+}
+
+#[test]
+fn graceful_stop_hands_over_after_skew() {
+    require_root();
+    let rx = Rx::Socket;
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("term");
+    let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
+    let mut lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), rx);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), rx);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(300));
+
+    lb1.proc().signal(libc::SIGTERM);
+    let code = lb1
+        .proc
+        .as_mut()
+        .expect("running")
+        .wait_exit(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "haxdp should exit 0 on TERM:\n{}", lb1.log());
+    assert!(!has_vip(h1), "lb1 kept the VIP after TERM");
+    assert!(wait_vip(h2, true, Duration::from_secs(3)), "{}", lb2.log());
+    std::thread::sleep(Duration::from_millis(200));
+    let ev = cap.events();
+    let prio0 = ev
+        .iter()
+        .find_map(|e| match e {
+            Seen::Advert {
+                t, src, prio: 0, ..
+            } if src == "192.0.2.10" => Some(*t),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("lb1 sent no priority-0 advert on TERM: {ev:?}"));
+    let garp = first_garp_by(&ev, &mac_of(1), prio0).expect("lb2 sent no GARP");
+    let skew = (256.0 - 90.0) * 0.1 / 256.0;
+    let gap = garp - prio0;
+    eprintln!(
+        "priority-0 advert to GARP: {:.1} ms (Skew_Time {:.1} ms)",
+        gap * 1e3,
+        skew * 1e3
+    );
+    assert!(
+        gap <= skew + 0.020,
+        "takeover {:.1} ms after the priority-0 advert; RFC 9568 6.4.2 allows Skew_Time {:.1} ms (+20 ms)",
+        gap * 1e3,
+        skew * 1e3
+    );
+}
+
+#[test]
+fn partition_heals_to_one_master() {
+    require_root();
+    let rx = Rx::Socket;
+    let lan = Lan::new(3);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), rx);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), rx);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+
+    // Partition: the bridge drops protocol 112 to and from lb2's port
+    // (nftables bridge family; the kernel here has no netem or tc actions).
+    let port = lan.port_of(1);
+    lan.bridge.exec(&["nft", "add", "table", "bridge", "part"]);
+    lan.bridge.exec(&[
+        "nft",
+        "add",
+        "chain",
+        "bridge",
+        "part",
+        "filt",
+        "{ type filter hook forward priority 0 ; }",
+    ]);
+    for dir in ["iifname", "oifname"] {
+        lan.bridge.exec(&[
+            "nft", "add", "rule", "bridge", "part", "filt", "meta", dir, &port, "ip", "protocol",
+            "112", "drop",
+        ]);
+    }
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "lb2 should become master while partitioned:\n{}",
+        lb2.log()
+    );
+    assert!(has_vip(h1), "lb1 should stay master while partitioned");
+
+    lan.bridge.exec(&["nft", "delete", "table", "bridge", "part"]);
+    let healed = std::time::Instant::now();
+    assert!(
+        wait_vip(h2, false, Duration::from_secs(3)),
+        "lb2 kept the VIP after the partition healed:\n{}",
+        lb2.log()
+    );
+    let took = healed.elapsed().as_secs_f64();
+    // One advert interval plus skew, with scheduling slack for this check's polling.
+    let limit = 0.1 + (256.0 - 90.0) * 0.1 / 256.0 + 0.1;
+    eprintln!(
+        "dual master resolved {:.1} ms after heal (limit {:.1} ms)",
+        took * 1e3,
+        limit * 1e3
+    );
+    assert!(
+        took <= limit,
+        "dual master lasted {:.1} ms after heal",
+        took * 1e3
+    );
+    assert!(
+        has_vip(h1),
+        "lb1 (higher priority) must hold the VIP after heal"
+    );
+    // The loser no longer answers ARP for the VIP.
+    let out = lan.hosts[2].try_exec(&["arping", "-c", "2", "-w", "2", "-I", "eth0", VIP]);
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    if out.status.success() {
+        assert!(
+            !text.contains(&mac_of(1)),
+            "lb2 still answers ARP for the VIP: {text}"
+        );
+    }
+}
+
+/// keepalived 2.2.7 (Debian's package) as the peer.
+fn keepalived(ns: &Netns, dir: &TempDir, name: &str, prio: u8, state: &str) -> Proc {
+    let conf = dir.file(
+        &format!("{name}.conf"),
+        &format!(
+            "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
+             vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
+             priority {prio}\n  advert_int 1\n{PASS_AUTH}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+        ),
+    );
+    let pid = dir.path.join(format!("{name}.pid"));
+    let vpid = dir.path.join(format!("{name}.vrrp.pid"));
+    let which = std::process::Command::new("sh")
+        .args(["-c", "command -v keepalived"])
+        .output()
+        .expect("sh");
+    assert!(
+        which.status.success(),
+        "keepalived is not installed: `cargo xtask test` installs it (apt-get install keepalived)"
+    );
+    ns.spawn(
+        &[
+            "keepalived",
+            "-f",
+            conf.to_str().expect("utf-8"),
+            "-p",
+            pid.to_str().expect("utf-8"),
+            "-r",
+            vpid.to_str().expect("utf-8"),
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+        ],
+        &dir.path.join(format!("{name}.log")),
+    )
+}
+
+#[test]
+fn interop_keepalived_master_haxdp_backup_v2() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let dir = TempDir::new("ka");
+    let mut ka = keepalived(h1, &dir, "ka1", 100, "MASTER");
+    let conf = haxdp_config("lb2", 90, 2, "1", PASS_AUTH);
+    let hx = Node::haxdp(h2, "lb2", &conf, Rx::Socket);
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(8)),
+        "keepalived never became master: {}",
+        ka.log_text()
+    );
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !has_vip(h2),
+        "haxdp took the VIP from a healthy keepalived master (auth or checksum mismatch?):\n{}",
+        hx.log()
+    );
+    // keepalived stops (priority-0 advert): haxdp takes over after Skew_Time.
+    ka.signal(libc::SIGTERM);
+    ka.wait_exit(Duration::from_secs(5));
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "haxdp did not take over from a stopping keepalived:\n{}",
+        hx.log()
+    );
+    // keepalived comes back with the higher priority and preempts: haxdp yields.
+    let ka2 = keepalived(h1, &dir, "ka1b", 100, "BACKUP");
+    assert!(
+        wait_vip(h2, false, Duration::from_secs(8)),
+        "haxdp did not yield to a higher-priority keepalived:\n{}\n{}",
+        hx.log(),
+        ka2.log_text()
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(3)));
+}
+
+#[test]
+fn interop_haxdp_master_keepalived_backup_v2() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let dir = TempDir::new("ka");
+    let conf = haxdp_config("lb1", 100, 2, "1", PASS_AUTH);
+    let hx = Node::haxdp(h1, "lb1", &conf, Rx::Socket);
+    let ka = keepalived(h2, &dir, "ka2", 90, "BACKUP");
+    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", hx.log());
+    std::thread::sleep(Duration::from_secs(5));
+    assert!(
+        !has_vip(h2),
+        "keepalived took the VIP from a healthy haxdp master (does it accept our adverts?):\n{}",
+        ka.log_text()
+    );
+    hx.proc().signal(libc::SIGKILL);
+    // keepalived's Master_Down_Interval at 1 s adverts, priority 90: 3.65 s.
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(6)),
+        "keepalived did not take over from a crashed haxdp:\n{}",
+        ka.log_text()
+    );
+}
+
+#[test]
+fn interop_v3_both_directions() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let dir = TempDir::new("ka3");
+    let conf = dir.file(
+        "ka.conf",
+        &format!(
+            "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
+             priority 90\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
+        ),
+    );
+    let hx = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, "0.1", ""),
+        Rx::Socket,
+    );
+    let pid = dir.path.join("ka.pid");
+    let vpid = dir.path.join("ka.vrrp.pid");
+    let ka = h2.spawn(
+        &[
+            "keepalived",
+            "-f",
+            conf.to_str().expect("utf-8"),
+            "-p",
+            pid.to_str().expect("utf-8"),
+            "-r",
+            vpid.to_str().expect("utf-8"),
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+        ],
+        &dir.path.join("ka.log"),
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", hx.log());
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !has_vip(h2),
+        "keepalived (VRRPv3) took the VIP from a healthy haxdp master:\n{}",
+        ka.log_text()
+    );
+    hx.proc().signal(libc::SIGTERM);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "keepalived (VRRPv3) did not take over from a stopping haxdp:\n{}",
+        ka.log_text()
+    );
+}
