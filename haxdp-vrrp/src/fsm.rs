@@ -184,6 +184,9 @@ pub enum DiscardReason {
     NotListening,
     /// A refresh for a source we hold no advert from.
     UnknownPeer,
+    /// A backup heard a router that is worse than the master it follows, while that master
+    /// is still advertising: a transient second master about to step down.
+    WorseThanMaster,
 }
 
 /// What caused a state change, for the transition log.
@@ -641,6 +644,18 @@ impl Instance {
 
     /// RFC 9568 6.4.2, receiving an advert in Backup.
     fn backup_rx(&mut self, src: IpAddr, advert: &Advert, rx_ns: u64, out: &mut Vec<Action>) {
+        // RFC 9568 6.4.2 read together with the election of 6.4.3: when two masters overlap
+        // (a takeover race, a healed partition), the worse one steps down once it hears the
+        // better one, so a backup keeps following the better one. Taken literally, 6.4.2
+        // would adopt the transient master's interval; if that is shorter, the backup's
+        // Master_Down_Timer then runs out between the real master's adverts and it flaps
+        // (found by the simulator). keepalived 2.2.7 follows the literal rule.
+        if self.superseded(src, advert, rx_ns) {
+            out.push(Action::Discarded {
+                reason: DiscardReason::WorseThanMaster,
+            });
+            return;
+        }
         if advert.priority == PRIORITY_STOP {
             // The master is stopping: take over after Skew_Time, not Master_Down_Interval.
             self.timer = Some((TimerKind::MasterDown, rx_ns + self.skew_ns()));
@@ -663,6 +678,21 @@ impl Instance {
                 reason: DiscardReason::LowerPriority,
             });
         }
+    }
+
+    /// Whether `advert` from `src` comes from a router worse than the master we follow,
+    /// while that master has advertised within its own interval.
+    fn superseded(&self, src: IpAddr, advert: &Advert, rx_ns: u64) -> bool {
+        let Some(m) = self.master_addr.filter(|m| *m != src) else {
+            return false;
+        };
+        let Some(cur) = self.peers.get(&m) else {
+            return false;
+        };
+        let cur_prio = cur.advert.priority;
+        let fresh = rx_ns < cur.rx_ns + u64::from(cur.advert.max_adver_int_cs) * NS_PER_CS;
+        let better = cur_prio > advert.priority || (cur_prio == advert.priority && m > src);
+        cur_prio != PRIORITY_STOP && fresh && better
     }
 
     /// RFC 9568 6.4.3, receiving an advert in Master.
