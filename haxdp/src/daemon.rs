@@ -210,21 +210,22 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             }
         };
         tokio::select! {
-            _ = sleep => eng.on_deadlines().await,
+            _ = sleep => {
+                // Events already queued happened before this deadline was
+                // acted on: handle them first (bounded, so that a flood
+                // cannot starve a master's advert timer).
+                for _ in 0..1024 {
+                    let Ok(ev) = rx.try_recv() else { break };
+                    if let Some(code) = eng.handle_event(ev).await {
+                        return Ok(code);
+                    }
+                }
+                eng.on_deadlines().await;
+            }
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                match ev {
-                    Ev::Signal(Sig::Term) => {
-                        eng.shutdown_all().await;
-                        info!("haxdp stopped");
-                        return Ok(0);
-                    }
-                    Ev::Signal(Sig::Hup) => eng.reload().await,
-                    Ev::Signal(Sig::Usr1) => eng.dump_state(),
-                    Ev::Kernel(k) => eng.on_kernel_advert(k).await,
-                    Ev::Socket { ifindex, rx } => eng.on_socket_advert(ifindex, rx).await,
-                    Ev::Net(n) => eng.on_net(n).await,
-                    Ev::Track(t) => eng.on_track(t).await,
+                if let Some(code) = eng.handle_event(ev).await {
+                    return Ok(code);
                 }
             }
         }
@@ -255,6 +256,24 @@ fn spawn_signals(tx: mpsc::UnboundedSender<Ev>) -> anyhow::Result<()> {
 }
 
 impl Engine {
+    /// Handles one event; `Some(code)` when the daemon must exit.
+    async fn handle_event(&mut self, ev: Ev) -> Option<i32> {
+        match ev {
+            Ev::Signal(Sig::Term) => {
+                self.shutdown_all().await;
+                info!("haxdp stopped");
+                return Some(0);
+            }
+            Ev::Signal(Sig::Hup) => self.reload().await,
+            Ev::Signal(Sig::Usr1) => self.dump_state(),
+            Ev::Kernel(k) => self.on_kernel_advert(k).await,
+            Ev::Socket { ifindex, rx } => self.on_socket_advert(ifindex, rx).await,
+            Ev::Net(n) => self.on_net(n).await,
+            Ev::Track(t) => self.on_track(t).await,
+        }
+        None
+    }
+
     async fn start_all(&mut self) -> anyhow::Result<()> {
         let specs = self.spec.instances.clone();
         for s in specs {
@@ -474,6 +493,19 @@ impl Engine {
             };
             if at > now {
                 continue;
+            }
+            // Socket path: adverts may sit in the socket queue because this
+            // daemon did not run (SIGSTOP, starvation); read them first, with
+            // their kernel arrival times, before deciding to take over.
+            if self.insts[i].rx == RxPath::Socket && self.insts[i].core.state() == State::Backup {
+                let sock = self.insts[i].sock.clone();
+                let ifindex = self.insts[i].ifindex;
+                for rx in sock.drain() {
+                    self.on_socket_advert(ifindex, rx).await;
+                }
+                if self.insts[i].core.next_deadline().is_some_and(|d| d > now) {
+                    continue;
+                }
             }
             // The kernel timestamp is the truth: before a backup takes over,
             // look at the master's record in PEERS. Unchanged adverts only

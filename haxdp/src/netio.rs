@@ -66,6 +66,17 @@ pub struct AdvertSocket {
     src: IpAddr,
 }
 
+/// Converts a CLOCK_REALTIME packet timestamp to CLOCK_MONOTONIC by the
+/// clocks' current offset (accurate unless the wall clock steps meanwhile).
+fn realtime_to_monotonic(ts: libc::timespec) -> u64 {
+    let mut real: libc::timespec = unsafe { zeroed() };
+    // SAFETY: real is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut real) };
+    let to_ns = |t: libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
+    let age = (to_ns(real) - to_ns(ts)).max(0);
+    (monotonic_ns() as i128 - age).max(0) as u64
+}
+
 /// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`.
 pub fn monotonic_ns() -> u64 {
     let mut ts: libc::timespec = unsafe { zeroed() };
@@ -167,6 +178,12 @@ impl AdvertSocket {
         if r < 0 {
             return Err(err("SO_BINDTODEVICE"));
         }
+
+        // Kernel receive timestamps (CLOCK_REALTIME, converted on read), so
+        // that adverts queued while the daemon was stalled keep their
+        // arrival time.
+        let on: i32 = 1;
+        setopt(s, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, &on).map_err(wrap("SO_TIMESTAMPNS"))?;
 
         match src {
             IpAddr::V4(a) => {
@@ -329,6 +346,23 @@ impl AdvertSocket {
         Ok(())
     }
 
+    /// Reads every advert already queued, without waiting (socket receive
+    /// path only): before a takeover the daemon looks at what arrived while
+    /// it was not running.
+    pub fn drain(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        let fd = self.fd.get_ref().as_raw_fd();
+        while let Ok(r) = recv_one(fd, self.src.is_ipv4(), libc::MSG_DONTWAIT) {
+            if let Some(r) = r {
+                out.push(r);
+            }
+            if out.len() >= 4096 {
+                break;
+            }
+        }
+        out
+    }
+
     /// Waits for the next advert (socket receive path only).
     pub async fn recv(&self) -> Result<Received, NetError> {
         loop {
@@ -336,7 +370,7 @@ impl AdvertSocket {
                 ifname: self.ifname.clone(),
                 source,
             })?;
-            match guard.try_io(|fd| recv_one(fd.get_ref().as_raw_fd(), self.src.is_ipv4())) {
+            match guard.try_io(|fd| recv_one(fd.get_ref().as_raw_fd(), self.src.is_ipv4(), 0)) {
                 Ok(Ok(Some(r))) => return Ok(r),
                 Ok(Ok(None)) => continue,
                 Ok(Err(source)) => {
@@ -367,7 +401,7 @@ fn sockaddr_v6(a: SocketAddrV6) -> libc::sockaddr_in6 {
 }
 
 /// Reads one datagram; `Ok(None)` for one that is too short to be an advert.
-fn recv_one(s: i32, v4: bool) -> io::Result<Option<Received>> {
+fn recv_one(s: i32, v4: bool, flags: i32) -> io::Result<Option<Received>> {
     let mut buf = [0u8; 2048];
     let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
     let mut cmsg = [0u8; 128];
@@ -383,11 +417,32 @@ fn recv_one(s: i32, v4: bool) -> io::Result<Option<Received>> {
     msg.msg_control = cmsg.as_mut_ptr().cast();
     msg.msg_controllen = cmsg.len();
     // SAFETY: every pointer in msg refers to a live local buffer.
-    let n = unsafe { libc::recvmsg(s, &mut msg, 0) };
+    let n = unsafe { libc::recvmsg(s, &mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let rx_ns = monotonic_ns();
+    let mut rx_ns = monotonic_ns();
+    let mut ttl = 0u8;
+    let mut dst6 = Ipv6Addr::UNSPECIFIED;
+    // SAFETY: walking the control buffer the kernel filled, with the libc
+    // CMSG macros that bound every step by msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                rx_ns = realtime_to_monotonic(ts);
+            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+                ttl = v.clamp(0, 255) as u8;
+            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
+                dst6 = Ipv6Addr::from(info.ipi6_addr.s6_addr);
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
     let data = &buf[..n as usize];
     if v4 {
         // Raw IPv4 sockets deliver the IP header (raw(7)).
@@ -411,24 +466,7 @@ fn recv_one(s: i32, v4: bool) -> io::Result<Option<Received>> {
     // IPv6: no header; source from msg_name, hop limit and destination from
     // ancillary data (IPV6_RECVHOPLIMIT, IPV6_RECVPKTINFO).
     let src = Ipv6Addr::from(name.sin6_addr.s6_addr);
-    let mut ttl = 0u8;
-    let mut dst = Ipv6Addr::UNSPECIFIED;
-    // SAFETY: walking the control buffer the kernel filled, with the libc
-    // CMSG macros that bound every step by msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let h = &*c;
-            if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
-                ttl = v.clamp(0, 255) as u8;
-            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
-                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
-                dst = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let dst = dst6;
     Ok(Some(Received {
         src: IpAddr::V6(src),
         dst: IpAddr::V6(dst),

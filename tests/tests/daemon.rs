@@ -287,7 +287,8 @@ fn partition_heals_to_one_master() {
     );
     assert!(has_vip(h1), "lb1 should stay master while partitioned");
 
-    lan.bridge.exec(&["nft", "delete", "table", "bridge", "part"]);
+    lan.bridge
+        .exec(&["nft", "delete", "table", "bridge", "part"]);
     let healed = std::time::Instant::now();
     assert!(
         wait_vip(h2, false, Duration::from_secs(3)),
@@ -473,5 +474,196 @@ fn interop_v3_both_directions() {
         wait_vip(h2, true, Duration::from_secs(3)),
         "keepalived (VRRPv3) did not take over from a stopping haxdp:\n{}",
         ka.log_text()
+    );
+}
+
+/// A backup daemon stopped for three Master_Down_Intervals while the master
+/// stays healthy must not take over when it resumes.
+fn stalled_backup_stays_backup(rx: Rx) {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), rx);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), rx);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    assert!(wait_vip(h2, false, Duration::from_secs(2)), "{}", lb2.log());
+    std::thread::sleep(Duration::from_millis(300));
+    let before = lb2.log().matches("-> Master").count();
+    lb2.proc().signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_secs_f64(3.0 * mdi_v3(90, 10)));
+    lb2.proc().signal(libc::SIGCONT);
+    // Watch for a while: any takeover would show as the VIP on lb2.
+    let took = wait_for(Duration::from_millis(800), || has_vip(h2).then_some(()));
+    assert!(
+        took.is_none(),
+        "{rx:?}: the stalled backup took the VIP from a healthy master:\n{}",
+        lb2.log()
+    );
+    assert_eq!(
+        lb2.log().matches("-> Master").count(),
+        before,
+        "{rx:?}: the stalled backup went to Master:\n{}",
+        lb2.log()
+    );
+    assert!(has_vip(h1), "the master lost its VIP");
+}
+
+#[test]
+fn stalled_backup_stays_backup_socket_path() {
+    stalled_backup_stays_backup(Rx::Socket);
+}
+
+#[test]
+fn hup_keeps_unchanged_instances_and_refuses_broken_config() {
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("hup");
+    let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
+    let lb1 = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, "0.1", ""),
+        Rx::Socket,
+    );
+    let lb2 = Node::haxdp(
+        h2,
+        "lb2",
+        &haxdp_config("lb2", 90, 3, "0.1", ""),
+        Rx::Socket,
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(500));
+    let garps_before = cap
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Seen::Garp { .. }))
+        .count();
+
+    // Unchanged file: no transition, no VIP gap.
+    let transitions_before = lb1.log().matches("-> Master").count();
+    lb1.proc().signal(libc::SIGHUP);
+    let reloaded = wait_for(Duration::from_secs(3), || {
+        lb1.log().contains("configuration reloaded").then_some(())
+    });
+    assert!(reloaded.is_some(), "no reload logged:\n{}", lb1.log());
+    for _ in 0..40 {
+        assert!(
+            has_vip(h1),
+            "the VIP disappeared during an unchanged reload"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let garps_after = cap
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Seen::Garp { .. }))
+        .count();
+    assert_eq!(
+        garps_before, garps_after,
+        "an unchanged reload re-announced the VIP"
+    );
+    assert_eq!(
+        lb1.log().matches("-> Master").count(),
+        transitions_before,
+        "a transition after an unchanged reload:\n{}",
+        lb1.log()
+    );
+    assert!(
+        !has_vip(h2),
+        "lb2 took the VIP during lb1's reload:\n{}",
+        lb2.log()
+    );
+
+    // Broken file: refused with its line, old configuration keeps running.
+    std::fs::write(&lb1.conf, "vrrp_instance VI_1 {\n  virtual_router_id 999\n").expect("write");
+    lb1.proc().signal(libc::SIGHUP);
+    let refused = wait_for(Duration::from_secs(3), || {
+        lb1.log().contains("reload refused").then_some(())
+    });
+    assert!(
+        refused.is_some(),
+        "broken config not refused:\n{}",
+        lb1.log()
+    );
+    assert!(
+        lb1.log().contains("keepalived.conf:"),
+        "the refusal should name file:line:\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        has_vip(h1),
+        "the master gave up its VIP after a refused reload"
+    );
+    assert!(!has_vip(h2));
+}
+
+#[test]
+fn manual_failover_with_the_seeds_down_file() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let tmp = TempDir::new("down");
+    // The seeds' check, verbatim but for the path; each node its own file.
+    let node_conf = |name: &str, prio: u8| {
+        let down = tmp.path.join(format!("down-{name}"));
+        let script = format!(
+            "vrrp_script chkfile {{\n  script \"[[ -f {} ]] && exit 1 || exit 0\"\n  interval 0.2\n  weight -20\n}}\n",
+            down.display()
+        );
+        let track = "  track_script {\n    chkfile\n  }";
+        (script + &haxdp_config(name, prio, 3, "0.1", track), down)
+    };
+    let (c1, down1) = node_conf("lb1", 100);
+    let (c2, _down2) = node_conf("lb2", 90);
+    let lb1 = Node::haxdp(h1, "lb1", &c1, Rx::Socket);
+    let lb2 = Node::haxdp(h2, "lb2", &c2, Rx::Socket);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!has_vip(h2));
+
+    // `touch down` on lb1: 100 - 20 = 80 < 90, so lb2 takes over.
+    std::fs::write(&down1, "").expect("create down file");
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "lb2 did not take over after lb1's down file appeared:\n{}\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    assert!(
+        wait_vip(h1, false, Duration::from_secs(1)),
+        "lb1 kept the VIP"
+    );
+    let st = h1.try_exec(&[
+        workspace_bin("haxdp").to_str().expect("utf-8"),
+        "status",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(&st.stdout)
+        )
+    });
+    let inst = &v["instances"][0];
+    assert_eq!(inst["effective_priority"], 80, "{v}");
+    assert_eq!(inst["state"], "BACKUP", "{v}");
+    assert_eq!(inst["master_addr"], "192.0.2.11", "{v}");
+    assert!(
+        inst["priority_reasons"].to_string().contains("chkfile"),
+        "status should say what lowered the priority: {v}"
+    );
+    // `rm down`: lb1 is back at 100 and preempts.
+    std::fs::remove_file(&down1).expect("remove down file");
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(3)),
+        "lb1 did not take the VIP back:\n{}",
+        lb1.log()
+    );
+    assert!(
+        wait_vip(h2, false, Duration::from_secs(1)),
+        "lb2 kept the VIP"
     );
 }
