@@ -1408,6 +1408,23 @@ impl B<'_> {
         let _ = priority_node;
         let accept = accept.unwrap_or(!strict);
 
+        // keepalived drops a track_interface naming the instance's own interface: that
+        // interface going down already faults the instance (unless dont_track_primary).
+        if !dont_track_primary {
+            let mut kept = Vec::with_capacity(track_interfaces.len());
+            for t in track_interfaces {
+                if t.name == interface {
+                    self.d.warn_at(
+                        &t.location,
+                        "track_interface",
+                        format!("{name}: track_interface {} is the instance's own interface, whose failure already puts the instance in FAULT; ignored, as keepalived does (add dont_track_primary to use a weight instead)", t.name),
+                    );
+                } else {
+                    kept.push(t);
+                }
+            }
+            track_interfaces = kept;
+        }
         let resolve = |raw: Vec<RawVip>| -> Vec<VirtualIp> {
             raw.into_iter()
                 .map(|mut r| {
@@ -1790,6 +1807,29 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
             );
         } else {
             seen.insert(key, i);
+        }
+    }
+
+    let any_script = !scripts.is_empty()
+        || instances.iter().any(|i| {
+            let n = &i.notify;
+            n.notify.is_some()
+                || n.master.is_some()
+                || n.backup.is_some()
+                || n.fault.is_some()
+                || n.stop.is_some()
+        });
+    if any_script && !security {
+        let at = scripts
+            .first()
+            .map(|s| s.location.clone())
+            .or_else(|| instances.first().map(|i| i.location.clone()));
+        if let Some(at) = at {
+            d.info_at(
+                &at,
+                "enable_script_security",
+                "scripts run as root unless script_user or a per-script user is set, and enable_script_security is off (keepalived reports this as a SECURITY VIOLATION); consider enable_script_security and script_user",
+            );
         }
     }
 

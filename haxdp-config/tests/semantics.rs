@@ -183,6 +183,7 @@ fn track_references_must_exist() {
     assert_eq!((tf.init_value, tf.init_overwrite), (Some(5), true));
     let i = &c.instances[0];
     assert_eq!(i.track_files[0].weight.map(|w| w.value), Some(3));
+    assert_eq!(i.track_interfaces.len(), 2);
     assert_eq!(
         i.track_interfaces[0].weight,
         Weight {
@@ -197,6 +198,20 @@ fn track_references_must_exist() {
             reverse: true
         }
     );
+}
+
+#[test]
+fn own_interface_tracking() {
+    let l = ok(&instance(
+        "    track_interface {\n        eth0 weight -2\n    }\n",
+    ));
+    assert!(l.config.instances[0].track_interfaces.is_empty());
+    has_diag(&l.diagnostics, Severity::Warning, 6, "own interface");
+    let l = ok(&instance(
+        "    dont_track_primary\n    track_interface {\n        eth0 weight -2\n    }\n",
+    ));
+    assert!(l.config.instances[0].dont_track_primary);
+    assert_eq!(l.config.instances[0].track_interfaces[0].weight.value, -2);
 }
 
 #[test]
