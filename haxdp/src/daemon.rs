@@ -100,6 +100,8 @@ struct Inst {
     priority_reasons: Vec<String>,
     fault_reasons: Vec<String>,
     transitions_wall: Vec<(u64, u64)>,
+    /// Fault as of the last `apply`, to see sync-group changes.
+    in_fault: bool,
 }
 
 struct Engine {
@@ -117,6 +119,8 @@ struct Engine {
     tx: mpsc::UnboundedSender<Ev>,
     status: Arc<Mutex<Status>>,
     started_unix_ms: u64,
+    /// Sync-group members whose Fault state changed, to propagate.
+    sync_queue: Vec<(usize, bool)>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -179,6 +183,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         tx: tx.clone(),
         status: status.clone(),
         started_unix_ms: control::unix_ms(),
+        sync_queue: Vec::new(),
     };
     if let Some(f) = eng.fast.as_mut() {
         let tx = tx.clone();
@@ -221,6 +226,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                     }
                 }
                 eng.on_deadlines().await;
+                eng.flush_sync().await;
             }
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
@@ -271,7 +277,43 @@ impl Engine {
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
         }
+        self.flush_sync().await;
         None
+    }
+
+    /// `vrrp_sync_group`: members move together. When one member enters
+    /// Fault (a tracked check or its interface failed), keepalived puts the
+    /// whole group in Fault so that the peer takes every member's VIPs;
+    /// when it leaves Fault, the others are released too.
+    async fn flush_sync(&mut self) {
+        let mut rounds = 0;
+        while let Some((i, faulted)) = self.sync_queue.pop() {
+            rounds += 1;
+            if rounds > 4 * self.insts.len() + 4 {
+                break;
+            }
+            let Some(group) = self.insts[i].spec.sync_group.clone() else {
+                continue;
+            };
+            let reason = format!(
+                "sync group {group}: member {} in fault",
+                self.insts[i].spec.core.name
+            );
+            let now = netio::monotonic_ns();
+            for j in 0..self.insts.len() {
+                if j == i || self.insts[j].spec.sync_group.as_deref() != Some(group.as_str()) {
+                    continue;
+                }
+                let acts = self.insts[j].core.handle(
+                    now,
+                    Input::Fault {
+                        on: faulted,
+                        reason: reason.clone(),
+                    },
+                );
+                self.apply(j, now, acts).await;
+            }
+        }
     }
 
     async fn start_all(&mut self) -> anyhow::Result<()> {
@@ -368,6 +410,7 @@ impl Engine {
             priority_reasons: Vec::new(),
             fault_reasons: Vec::new(),
             transitions_wall: Vec::new(),
+            in_fault: false,
             spec,
         })
     }
@@ -803,6 +846,7 @@ impl Engine {
     /// Performs a state machine's actions, in order.
     async fn apply(&mut self, i: usize, _now: u64, acts: Vec<Action>) {
         let before = self.insts[i].core.transitions().len();
+        let was_fault = self.insts[i].in_fault;
         for a in acts {
             match a {
                 Action::SendAdvert { priority } => self.send_advert(i, priority),
@@ -860,6 +904,18 @@ impl Engine {
                         inst.transitions_wall.remove(0);
                     }
                 }
+            }
+        }
+        let is_fault = self.insts[i].core.state() == State::Fault;
+        self.insts[i].in_fault = is_fault;
+        if is_fault != was_fault && self.insts[i].spec.sync_group.is_some() {
+            // Propagate only faults of the member's own making, not the
+            // group's, or two members would hold each other in Fault.
+            let own = !self.insts[i].core.transitions().last().is_some_and(|t| {
+                matches!(&t.event, haxdp_vrrp::fsm::Event::FaultOn { reason } if reason.starts_with("sync group "))
+            });
+            if own || !is_fault {
+                self.sync_queue.push((i, is_fault));
             }
         }
     }

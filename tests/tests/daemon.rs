@@ -667,3 +667,51 @@ fn manual_failover_with_the_seeds_down_file() {
         "lb2 kept the VIP"
     );
 }
+
+#[test]
+fn sync_group_members_fail_together() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let tmp = TempDir::new("sync");
+    let conf = |name: &str, prio: u8, fail: &std::path::Path| {
+        format!(
+            "vrrp_script chk {{\n  script \"test ! -e {fail}\"\n  interval 0.1\n}}\n\
+             vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  track_script {{\n    chk\n  }}\n  \
+             virtual_ipaddress {{\n    192.0.2.100/24\n  }}\n}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 52\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    192.0.2.101/24\n  }}\n}}\n",
+            fail = fail.display()
+        )
+    };
+    let fail1 = tmp.path.join("fail-lb1");
+    let fail2 = tmp.path.join("fail-lb2");
+    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100, &fail1), Rx::Socket);
+    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90, &fail2), Rx::Socket);
+    let holds = |ns: &Netns, a: &str| {
+        let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {a}/"))
+    };
+    let both_on = |ns: &Netns| holds(ns, "192.0.2.100") && holds(ns, "192.0.2.101");
+    assert!(
+        wait_for(Duration::from_secs(5), || both_on(h1).then_some(())).is_some(),
+        "lb1 should hold both VIPs:\n{}",
+        lb1.log()
+    );
+    // VI_1's check (weight 0) fails on lb1: VI_1 goes to Fault and takes
+    // VI_2 with it, so lb2 ends up with both VIPs.
+    std::fs::write(&fail1, "").expect("create");
+    assert!(
+        wait_for(Duration::from_secs(3), || both_on(h2).then_some(())).is_some(),
+        "lb2 should take both VIPs of the group:\n{}\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    assert!(
+        !holds(h1, "192.0.2.101"),
+        "VI_2 stayed master on lb1 though its sync group is in fault:\n{}",
+        lb1.log()
+    );
+}
