@@ -674,7 +674,7 @@ fn sync_group_members_fail_together() {
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
     let tmp = TempDir::new("sync");
-    let conf = |name: &str, prio: u8, fail: &std::path::Path| {
+    let conf = |_name: &str, prio: u8, fail: &std::path::Path| {
         format!(
             "vrrp_script chk {{\n  script \"test ! -e {fail}\"\n  interval 0.1\n}}\n\
              vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
@@ -713,5 +713,60 @@ fn sync_group_members_fail_together() {
         !holds(h1, "192.0.2.101"),
         "VI_2 stayed master on lb1 though its sync group is in fault:\n{}",
         lb1.log()
+    );
+}
+
+#[test]
+fn ipv6_failover_sends_unsolicited_na() {
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("v6");
+    let conf = |_name: &str, prio: u8| {
+        format!(
+            "vrrp_instance VI_6 {{\n  interface eth0\n  virtual_router_id 61\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    2001:db8::100/64\n  }}\n}}\n"
+        )
+    };
+    let holds = |ns: &Netns| {
+        let out = ns.try_exec(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+        String::from_utf8_lossy(&out.stdout).contains(" 2001:db8::100/64")
+    };
+    let na = client.spawn(
+        &[
+            "tcpdump",
+            "-l",
+            "-n",
+            "-e",
+            "-tt",
+            "-i",
+            "eth0",
+            "icmp6 and ip6[40] == 136",
+        ],
+        &tmp.path.join("na.txt"),
+    );
+    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100), Rx::Socket);
+    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90), Rx::Socket);
+    assert!(
+        wait_for(Duration::from_secs(5), || holds(h1).then_some(())).is_some(),
+        "lb1 never took the IPv6 VIP:\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!holds(h2), "both hold the IPv6 VIP:\n{}", lb2.log());
+    let ping = client.try_exec(&["ping", "-6", "-c", "1", "-W", "1", "2001:db8::100"]);
+    assert!(ping.status.success(), "the IPv6 VIP does not answer");
+    lb1.proc().signal(libc::SIGKILL);
+    assert!(
+        wait_for(Duration::from_secs(3), || holds(h2).then_some(())).is_some(),
+        "lb2 did not take over the IPv6 VIP:\n{}",
+        lb2.log()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    let seen = na.log_text();
+    assert!(
+        seen.lines()
+            .any(|l| l.contains(&mac_of(1)) && l.contains("2001:db8::100")),
+        "no unsolicited neighbour advertisement for the VIP from lb2:\n{seen}"
     );
 }
