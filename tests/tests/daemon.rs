@@ -770,3 +770,59 @@ fn ipv6_failover_sends_unsolicited_na() {
         "no unsolicited neighbour advertisement for the VIP from lb2:\n{seen}"
     );
 }
+
+#[test]
+fn notify_scripts_and_state_file_follow_transitions() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let tmp = TempDir::new("notify");
+    let out = tmp.path.join("events");
+    let script = tmp.file(
+        "notify.sh",
+        &format!("#!/bin/sh\necho \"$*\" >> {}\n", out.display()),
+    );
+    std::process::Command::new("chmod")
+        .args(["755", script.to_str().expect("utf-8")])
+        .status()
+        .expect("chmod");
+    let extra = format!(
+        "  notify_master \"{s} master-hook\"\n  notify_backup \"{s} backup-hook\"\n  notify {s}",
+        s = script.display()
+    );
+    let lb1 = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, "0.1", &extra),
+        Rx::Socket,
+    );
+    let lb2 = Node::haxdp(
+        h2,
+        "lb2",
+        &haxdp_config("lb2", 90, 3, "0.1", ""),
+        Rx::Socket,
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    let state_file = lb1.dir.path.join("state").join("VI_1.state");
+    let got = wait_for(Duration::from_secs(3), || {
+        let ev = std::fs::read_to_string(&out).unwrap_or_default();
+        let st = std::fs::read_to_string(&state_file).unwrap_or_default();
+        (ev.contains("master-hook")
+            && ev.contains("INSTANCE VI_1 MASTER 100")
+            && st == "STATE=MASTER\n")
+            .then_some(())
+    });
+    assert!(
+        got.is_some(),
+        "notify_master / notify / state file missing: events {:?}, state {:?}\n{}",
+        std::fs::read_to_string(&out),
+        std::fs::read_to_string(&state_file),
+        lb1.log()
+    );
+    // The generic notify comes after the specific script, as in keepalived.
+    let ev = std::fs::read_to_string(&out).unwrap_or_default();
+    let m = ev.find("master-hook").expect("master-hook");
+    let g = ev.find("INSTANCE VI_1 MASTER").expect("notify");
+    assert!(m < g, "order of notify scripts: {ev}");
+    let _ = lb2;
+}
