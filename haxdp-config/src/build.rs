@@ -989,7 +989,6 @@ impl B<'_> {
         let mut interface = None;
         let mut vrid = None;
         let mut priority = 100u8;
-        let mut priority_node = None;
         let mut advert: Option<(u64, &Node)> = None;
         let mut version = None;
         let mut nopreempt = None;
@@ -1054,7 +1053,6 @@ impl B<'_> {
                     // RFC 9568 5.2.4: 0 is reserved for "stopping", 255 for the owner.
                     Some(v) => {
                         priority = u8::try_from(v).unwrap_or(100);
-                        priority_node = Some(c);
                     }
                     None => ok = false,
                 },
@@ -1405,7 +1403,6 @@ impl B<'_> {
             );
             auth = None;
         }
-        let _ = priority_node;
         let accept = accept.unwrap_or(!strict);
 
         // keepalived drops a track_interface naming the instance's own interface: that
@@ -1745,6 +1742,10 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
             k if MAIL_KEYWORDS.contains(&k) => {
                 b.info(n, format!("'{k}' accepted, but haxdp does not send mail"))
             }
+            k if k.starts_with('$') => b.err(
+                n,
+                format!("'{k}': keepalived's $NAME parameter substitution is not supported by haxdp; write the values out"),
+            ),
             k if TOP_UNSUPPORTED.contains(&k) => b.warn(
                 n,
                 format!("'{k}' is a keepalived feature haxdp does not implement; skipped"),

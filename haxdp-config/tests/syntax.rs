@@ -175,6 +175,12 @@ fn gbk_comment_is_still_a_comment() {
 }
 
 #[test]
+fn parameter_substitution_is_refused() {
+    let d = refused(&format!("$IF=eth0\n{}", instance("")));
+    has_error(&d, 1, "parameter substitution");
+}
+
+#[test]
 fn no_instance_is_an_error() {
     let d = refused("global_defs {\n router_id x\n}\n");
     has_error(&d, 0, "no vrrp_instance");
