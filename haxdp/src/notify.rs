@@ -348,6 +348,10 @@ impl Notifier {
         let line = format!("INSTANCE \"{instance}\" {} {priority}\n", state.as_str());
         if let Err(e) = fifo.write_line(&line) {
             let n = self.inner.fifo_dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // One warning per 100 drops: a stalled reader must not turn into a log flood.
+            if n % 100 != 1 {
+                return;
+            }
             tracing::warn!(
                 fifo = %fifo.path.display(),
                 dropped_total = n,

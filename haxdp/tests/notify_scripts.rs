@@ -1,6 +1,7 @@
 //! keepalived-style notify: real scripts, FIFO lines, state files.
 
 use std::io::Read;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -197,8 +198,12 @@ async fn fifo_lines_and_drops() {
     assert_eq!(n.fifo_dropped(), 1);
 
     // A reader that stops reading: the pipe fills, later lines are dropped, nothing blocks.
+    // Shrink the pipe to one page (fcntl(2) F_SETPIPE_SZ) so it fills after ~150 lines.
+    // SAFETY: F_SETPIPE_SZ on a valid pipe fd; no memory is passed.
+    let rc = unsafe { libc::fcntl(reader.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(rc >= 4096, "F_SETPIPE_SZ failed");
     let start = Instant::now();
-    for _ in 0..5000 {
+    for _ in 0..500 {
         n.transition("VI_1", &spec, NotifyState::Backup, 100);
     }
     assert!(

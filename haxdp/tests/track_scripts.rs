@@ -151,7 +151,7 @@ async fn runs_never_overlap() {
         .unwrap_or_default()
         .lines()
         .count();
-    assert!(n >= 3, "only {n} runs");
+    assert!(n >= 2, "only {n} runs");
     assert!(!overlap.exists(), "two runs of one script overlapped");
     let ev = rx.try_recv().expect("an Up event");
     assert_eq!(

@@ -134,6 +134,13 @@ impl Prepared {
                 name: spec.name.clone(),
                 source,
             })?;
+        // SAFETY: geteuid has no preconditions.
+        if user.is_some() && unsafe { libc::geteuid() } != 0 {
+            tracing::warn!(
+                script = %spec.name,
+                "`user` ignored: haxdp is not running as root, the script runs as haxdp's user"
+            );
+        }
         Ok(Self {
             command,
             user,
