@@ -73,6 +73,22 @@ pub struct NotifySpec {
 }
 
 impl NotifySpec {
+    /// For each script string that keepalived 2.2.7 would run differently (it never uses a
+    /// shell), a sentence saying how, for a warning at config load.
+    pub fn keepalived_divergences(&self) -> Vec<String> {
+        [
+            &self.notify_master,
+            &self.notify_backup,
+            &self.notify_fault,
+            &self.notify_stop,
+            &self.notify,
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|s| ScriptCommand::parse(s).ok()?.keepalived_divergence())
+        .collect()
+    }
+
     /// Check every script string and the user, for refusing a bad config at load time.
     pub fn validate(&self) -> Result<(), CommandError> {
         for s in [
@@ -486,6 +502,9 @@ mod tests {
             ..NotifySpec::default()
         };
         assert!(s.validate().is_ok());
+        assert!(s.keepalived_divergences().is_empty());
+        s.notify_backup = Some("/etc/keepalived/notify.sh backup > /dev/null".into());
+        assert_eq!(s.keepalived_divergences().len(), 1);
         s.notify_fault = Some("/x 'unterminated".into());
         assert!(s.validate().is_err());
     }
