@@ -263,7 +263,7 @@ fn validate(cfg: &InstanceConfig) -> Result<(), ConfigError> {
     }
     let cs = cfg.advert_int_cs;
     let interval_ok = match cfg.version {
-        Version::V2 => cs != 0 && cs % 100 == 0 && cs <= V2_MAX_INTERVAL_CS,
+        Version::V2 => cs != 0 && cs.is_multiple_of(100) && cs <= V2_MAX_INTERVAL_CS,
         Version::V3 => cs != 0 && cs <= V3_MAX_INTERVAL_CS,
     };
     if !interval_ok {

@@ -328,7 +328,7 @@ pub fn encode(advert: &Advert, src: IpAddr, dst: IpAddr) -> Result<Vec<u8>, Enco
     let cs = advert.max_adver_int_cs;
     let (b4, b5) = match advert.version {
         Version::V2 => {
-            if cs == 0 || cs % 100 != 0 || cs > V2_MAX_INTERVAL_CS {
+            if cs == 0 || !cs.is_multiple_of(100) || cs > V2_MAX_INTERVAL_CS {
                 return Err(EncodeError::BadInterval { cs });
             }
             let auth_type = if advert.auth.is_some() {
