@@ -24,6 +24,9 @@ pub struct Status {
     pub pid: u32,
     pub config_file: String,
     pub started_unix_ms: u64,
+    /// Invalid adverts dropped by the socket receive path (the XDP path
+    /// counts its drops in the kernel: `haxdp maps`).
+    pub socket_drops: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -48,6 +51,8 @@ pub struct InstanceStatus {
     pub master_down_interval_ms: u64,
     pub vips: Vec<String>,
     pub transitions: Vec<TransitionStatus>,
+    /// Adverts the state machine ignored, by reason.
+    pub discarded: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -184,6 +189,14 @@ pub fn render(st: &Status) -> String {
             i.master_down_interval_ms,
         );
         let _ = writeln!(o, "  vips: {}", i.vips.join(" "));
+        if !i.discarded.is_empty() {
+            let d: Vec<String> = i
+                .discarded
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(o, "  adverts ignored: {}", d.join(", "));
+        }
         for t in i.transitions.iter().rev().take(10) {
             let _ = writeln!(
                 o,

@@ -102,6 +102,8 @@ struct Inst {
     transitions_wall: Vec<(u64, u64)>,
     /// Fault as of the last `apply`, to see sync-group changes.
     in_fault: bool,
+    /// Adverts the state machine ignored, by reason.
+    discards: std::collections::BTreeMap<String, u64>,
 }
 
 struct Engine {
@@ -121,6 +123,8 @@ struct Engine {
     started_unix_ms: u64,
     /// Sync-group members whose Fault state changed, to propagate.
     sync_queue: Vec<(usize, bool)>,
+    /// Adverts the socket receive path dropped (TTL, malformed, checksum).
+    socket_drops: u64,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -184,6 +188,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         status: status.clone(),
         started_unix_ms: control::unix_ms(),
         sync_queue: Vec::new(),
+        socket_drops: 0,
     };
     if let Some(f) = eng.fast.as_mut() {
         let tx = tx.clone();
@@ -411,6 +416,7 @@ impl Engine {
             fault_reasons: Vec::new(),
             transitions_wall: Vec::new(),
             in_fault: false,
+            discards: Default::default(),
             spec,
         })
     }
@@ -627,8 +633,8 @@ impl Engine {
         }
         let advert = match haxdp_vrrp::decode(&rx.payload, rx.src, rx.dst) {
             Ok(a) => a,
-            Err(e) => {
-                debug!("ifindex {ifindex}: invalid advert from {}: {e}", rx.src);
+            Err(_) => {
+                self.socket_drops += 1;
                 return;
             }
         };
@@ -884,10 +890,12 @@ impl Engine {
                     );
                 }
                 Action::Discarded { reason } => {
-                    debug!(
-                        "{} vrid {}: advert discarded: {reason:?}",
-                        self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
-                    );
+                    // Counted, not logged: a flood of bad adverts must not
+                    // turn into a flood of log lines.
+                    *self.insts[i]
+                        .discards
+                        .entry(format!("{reason:?}"))
+                        .or_insert(0) += 1;
                 }
             }
         }
@@ -1116,6 +1124,7 @@ impl Engine {
             pid: std::process::id(),
             config_file: self.opts.config.display().to_string(),
             started_unix_ms: self.started_unix_ms,
+            socket_drops: self.socket_drops,
             instances: self
                 .insts
                 .iter()
@@ -1168,6 +1177,7 @@ impl Engine {
                             .map(|v| format!("{}/{}", v.addr, v.prefix_len))
                             .collect(),
                         transitions,
+                        discarded: i.discards.clone(),
                     }
                 })
                 .collect(),

@@ -143,7 +143,15 @@ impl AdvertSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let s = fd.as_raw_fd();
 
-        if !receive {
+        if receive {
+            // The socket is the receive path: a large queue rides out bursts
+            // (floods of bad adverts) without dropping the master's adverts.
+            // SO_RCVBUFFORCE needs CAP_NET_ADMIN, which the daemon has.
+            let size: i32 = 8 << 20;
+            if setopt(s, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, &size).is_err() {
+                let _ = setopt(s, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
+            }
+        } else {
             // A classic BPF program of one instruction, `ret #0`: accept
             // nothing. Attached before anything can be queued.
             let mut insn = [libc::sock_filter {

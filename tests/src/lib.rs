@@ -6,6 +6,7 @@
 //! repeated runs never collide; only documentation addresses are used
 //! (192.0.2.0/24, 2001:db8::/32).
 
+pub mod flood;
 pub mod observe;
 
 use std::fs;

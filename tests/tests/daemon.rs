@@ -826,3 +826,88 @@ fn notify_scripts_and_state_file_follow_transitions() {
     assert!(m < g, "order of notify scripts: {ev}");
     let _ = lb2;
 }
+
+/// Bounded floods (about 70k packets/s for 10 s each) at a healthy pair:
+/// bad checksums, spoofed low-priority adverts, and the same from tens of
+/// thousands of sources. No crash, no takeover; the backup's CPU is reported.
+fn floods_do_not_cause_takeover(rx: Rx, max_backup_cpu: Option<f64>) {
+    use haxdp_tests::flood::{cpu_seconds, flood, FloodKind, FloodSpec};
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, attacker) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 2, "1", PASS_AUTH), rx);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 2, "1", PASS_AUTH), rx);
+    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_secs(1));
+    let secs: u64 = std::env::var("HAXDP_FLOOD_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    for kind in [
+        FloodKind::BadChecksum,
+        FloodKind::SpoofedLowPriority,
+        FloodKind::ManySources { sources: 50_000 },
+    ] {
+        let before_lb2 = lb2.log().matches("-> Master").count();
+        let before_lb1 = lb1.log().matches("-> Backup").count();
+        let cpu0 = cpu_seconds(lb2.proc().pid());
+        let spec = FloodSpec {
+            kind,
+            vrid: 51,
+            version: haxdp_vrrp::Version::V2,
+            advert_int_cs: 100,
+            vips: vec![VIP.parse().expect("vip")],
+            auth: Some(haxdp_vrrp::pass_auth(b"1111")),
+            rate: 70_000,
+            max_packets: 70_000 * secs,
+            max_duration: Duration::from_secs(secs),
+        };
+        let report = flood(&attacker.name, "eth0", spec).join().expect("flooder");
+        let cpu = cpu_seconds(lb2.proc().pid()) - cpu0;
+        std::thread::sleep(Duration::from_millis(500));
+        eprintln!(
+            "{rx:?} {kind:?}: {} packets at {:.0}/s; backup daemon CPU {:.2} s over {:.1} s",
+            report.sent,
+            report.rate(),
+            cpu,
+            report.elapsed.as_secs_f64()
+        );
+        assert!(report.sent > 0, "the flooder sent nothing");
+        assert!(
+            lb1.proc().pid() > 0
+                && std::path::Path::new(&format!("/proc/{}", lb1.proc().pid())).exists(),
+            "lb1 died under {kind:?}"
+        );
+        assert_eq!(
+            lb2.log().matches("-> Master").count(),
+            before_lb2,
+            "{rx:?} {kind:?}: false takeover by the backup:\n{}",
+            lb2.log()
+                .lines()
+                .rev()
+                .take(30)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        assert_eq!(
+            lb1.log().matches("-> Backup").count(),
+            before_lb1,
+            "{rx:?} {kind:?}: the master stepped down"
+        );
+        assert!(
+            has_vip(h1) && !has_vip(h2),
+            "{rx:?} {kind:?}: VIP ownership changed"
+        );
+        if let Some(max) = max_backup_cpu {
+            assert!(
+                cpu <= max,
+                "{rx:?} {kind:?}: backup used {cpu:.2} CPU s (limit {max})"
+            );
+        }
+    }
+}
+
+#[test]
+fn floods_socket_path() {
+    floods_do_not_cause_takeover(Rx::Socket, None);
+}
