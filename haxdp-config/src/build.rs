@@ -1592,7 +1592,7 @@ fn check_script_path(b: &mut B<'_>, cmd: &str, at: &Location, kw: &str, security
         b.d.warn_at(
             at,
             kw,
-            format!("'{cmd}' is shell syntax: keepalived 2.x runs scripts without a shell and disables this one; write it as /bin/sh -c '...' so every runner agrees"),
+            format!("'{cmd}' is shell syntax: haxdp runs it with a shell (bash for [[ ]]), but keepalived 2.x runs scripts without one and silently disables this check; write it as /bin/sh -c '...' if the file must also work under keepalived"),
         );
         return;
     }
