@@ -911,3 +911,34 @@ fn floods_do_not_cause_takeover(rx: Rx, max_backup_cpu: Option<f64>) {
 fn floods_socket_path() {
     floods_do_not_cause_takeover(Rx::Socket, None);
 }
+
+#[test]
+fn vip_deleted_by_hand_is_restored_and_usr1_dumps_state() {
+    require_root();
+    let lan = Lan::new(1);
+    let h1 = &lan.hosts[0];
+    let lb1 = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, "0.1", ""),
+        Rx::Socket,
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    h1.exec(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+    let restored = wait_for(Duration::from_secs(2), || has_vip(h1).then_some(()));
+    assert!(
+        restored.is_some(),
+        "a VIP deleted by hand while master was not restored:\n{}",
+        lb1.log()
+    );
+    lb1.proc().signal(libc::SIGUSR1);
+    let dump = lb1.dir.path.join("state").join("haxdp.data");
+    let text = wait_for(Duration::from_secs(2), || {
+        std::fs::read_to_string(&dump).ok()
+    })
+    .unwrap_or_else(|| panic!("USR1 wrote no {dump:?}:\n{}", lb1.log()));
+    assert!(
+        text.contains("VI_1: MASTER") && text.contains(VIP),
+        "USR1 dump lacks the instance state: {text}"
+    );
+}
