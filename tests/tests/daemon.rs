@@ -942,3 +942,47 @@ fn vip_deleted_by_hand_is_restored_and_usr1_dumps_state() {
         "USR1 dump lacks the instance state: {text}"
     );
 }
+
+#[test]
+fn unicast_peers_fail_over_without_multicast() {
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("ucast");
+    let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
+    let uc = |me: &str, peer: &str| {
+        format!("  unicast_src_ip {me}\n  unicast_peer {{\n    {peer}\n  }}")
+    };
+    let lb1 = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, "0.1", &uc("192.0.2.10", "192.0.2.11")),
+        Rx::Socket,
+    );
+    let lb2 = Node::haxdp(
+        h2,
+        "lb2",
+        &haxdp_config("lb2", 90, 3, "0.1", &uc("192.0.2.11", "192.0.2.10")),
+        Rx::Socket,
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !has_vip(h2),
+        "both hold the VIP with unicast adverts:\n{}",
+        lb2.log()
+    );
+    // The client, not a peer, must see no multicast adverts.
+    let multicast = cap
+        .events()
+        .iter()
+        .filter(|e| matches!(e, Seen::Advert { .. }))
+        .count();
+    assert_eq!(multicast, 0, "adverts reached a non-peer on the LAN");
+    lb1.proc().signal(libc::SIGKILL);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "lb2 did not take over with unicast adverts:\n{}",
+        lb2.log()
+    );
+}
