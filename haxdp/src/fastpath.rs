@@ -1,1 +1,532 @@
 //! Loads, attaches and pins the XDP advert tracker; reads its maps.
+//!
+//! The object is built by `cargo xtask build-ebpf` and embedded at compile time
+//! (`build.rs` refuses a missing or stale one). Maps are pinned under
+//! `/sys/fs/bpf/haxdp/<inode of the network namespace>/`: bpffs is shared by all
+//! network namespaces of a host, so two daemons in two namespaces must not share
+//! a directory, and `haxdp maps` finds the pins of the namespace it runs in.
+
+use std::collections::HashMap as StdHashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use aya::maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf};
+use aya::programs::{ProgramError, Xdp, XdpError, XdpMode};
+use aya::Ebpf;
+use haxdp_common::{
+    drop_reason_name, pin_dir, stat_name, AdvertEvent, InstanceConf, InstanceKey, PeerKey,
+    PeerState, DROP_REASON_COUNT, MAP_DROPS, MAP_EVENTS, MAP_INSTANCES, MAP_PEERS, MAP_STATS,
+    PINNED_MAPS, PROG_XDP, STAT_COUNT,
+};
+use tokio::io::unix::AsyncFd;
+
+/// The XDP object, built by `cargo xtask build-ebpf`.
+pub fn ebpf_object() -> &'static [u8] {
+    static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HAXDP_EBPF_OBJECT"));
+    OBJECT
+}
+
+/// The magic number `statfs(2)` reports for bpffs.
+const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+const BPFFS_MOUNT: &str = "/sys/fs/bpf";
+
+#[derive(Debug, thiserror::Error)]
+pub enum FastpathError {
+    #[error("cannot read the network namespace of this thread (/proc/thread-self/ns/net): {0}")]
+    Netns(#[source] io::Error),
+    #[error("bpffs is not mounted at {BPFFS_MOUNT} and mounting it failed (run as root): {0}")]
+    MountBpffs(#[source] io::Error),
+    #[error("cannot prepare the pin directory {path}: {source}")]
+    PinDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the kernel refused the XDP object (needs root, kernel 5.8+ for ring buffers): {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error(
+        "{0} is missing from the embedded XDP object; rebuild it with `cargo xtask build-ebpf`"
+    )]
+    Missing(&'static str),
+    #[error("the kernel refused the XDP program: {0}")]
+    Program(#[source] ProgramError),
+    #[error("BPF map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: MapError,
+    },
+    #[error("cannot pin BPF map {name} at {path}: {source}")]
+    Pin {
+        name: &'static str,
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
+    #[error("interface {0} does not exist in this network namespace")]
+    UnknownInterface(String),
+    #[error(
+        "interface {ifname} already has an XDP program; remove it (`ip link set dev {ifname} xdp off`) \
+         or run without the XDP fast path"
+    )]
+    AlreadyAttached { ifname: String },
+    #[error(
+        "XDP cannot be attached to {ifname}: native mode: {native}; generic (skb) mode: {skb}"
+    )]
+    AttachFailed {
+        ifname: String,
+        native: ProgramError,
+        skb: ProgramError,
+    },
+    #[error("XDP is not attached to {0}")]
+    NotAttached(String),
+    #[error("the advert ring buffer needs a tokio runtime: {0}")]
+    Runtime(#[source] io::Error),
+}
+
+fn map_err(name: &'static str) -> impl FnOnce(MapError) -> FastpathError {
+    move |source| FastpathError::Map { name, source }
+}
+
+/// Which XDP mode is live on an interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpAttachMode {
+    /// In the driver, before an skb exists.
+    Native,
+    /// Generic XDP in the stack: every driver has it, slower.
+    Skb,
+}
+
+/// The loaded tracker: programs, maps and their pins.
+pub struct Fastpath {
+    ebpf: Ebpf,
+    pin_dir: PathBuf,
+    links: StdHashMap<String, aya::programs::xdp::XdpLinkId>,
+}
+
+impl Fastpath {
+    /// Loads the embedded object and pins its maps for this network namespace,
+    /// replacing pins a crashed daemon left behind.
+    pub fn load() -> Result<Fastpath, FastpathError> {
+        let netns = haxdp_common::current_netns_inode().map_err(FastpathError::Netns)?;
+        let dir = pin_dir(netns);
+        Self::load_pinned_at(dir)
+    }
+
+    /// As [`Fastpath::load`], pinning under `dir` (tests use a private directory).
+    pub fn load_pinned_at(dir: PathBuf) -> Result<Fastpath, FastpathError> {
+        ensure_bpffs()?;
+        if dir.exists() {
+            // Pins of a daemon that did not exit cleanly: its maps are of no use
+            // to this one, and a reused map could have an older layout.
+            tracing::warn!(dir = %dir.display(), "removing stale haxdp BPF pins");
+            std::fs::remove_dir_all(&dir).map_err(|source| FastpathError::PinDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| FastpathError::PinDir {
+            path: dir.clone(),
+            source,
+        })?;
+        let mut ebpf = Ebpf::load(ebpf_object())?;
+        for name in PINNED_MAPS {
+            let map = ebpf.map(name).ok_or(FastpathError::Missing(name))?;
+            let path = dir.join(name);
+            map.pin(&path)
+                .map_err(|source| FastpathError::Pin { name, path, source })?;
+        }
+        forward_ebpf_logs(&mut ebpf);
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(FastpathError::Program)?;
+        prog.load().map_err(FastpathError::Program)?;
+        Ok(Fastpath {
+            ebpf,
+            pin_dir: dir,
+            links: StdHashMap::new(),
+        })
+    }
+
+    /// Where the maps are pinned.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pin_dir
+    }
+
+    /// Attaches to `ifname`: native mode, falling back to generic (skb) mode.
+    pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, FastpathError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(FastpathError::Program)?;
+        let native = match prog.attach(ifname, XdpMode::Driver) {
+            Ok(link) => {
+                self.links.insert(ifname.to_string(), link);
+                return Ok(XdpAttachMode::Native);
+            }
+            Err(e) => e,
+        };
+        classify_attach_error(ifname, &native)?;
+        match prog.attach(ifname, XdpMode::Skb) {
+            Ok(link) => {
+                tracing::warn!(ifname, error = %native, "native XDP refused, using generic (skb) XDP");
+                self.links.insert(ifname.to_string(), link);
+                Ok(XdpAttachMode::Skb)
+            }
+            Err(skb) => {
+                classify_attach_error(ifname, &skb)?;
+                Err(FastpathError::AttachFailed {
+                    ifname: ifname.to_string(),
+                    native,
+                    skb,
+                })
+            }
+        }
+    }
+
+    /// Detaches from `ifname`.
+    pub fn detach(&mut self, ifname: &str) -> Result<(), FastpathError> {
+        let link = self
+            .links
+            .remove(ifname)
+            .ok_or_else(|| FastpathError::NotAttached(ifname.to_string()))?;
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(FastpathError::Program)?;
+        prog.detach(link).map_err(FastpathError::Program)
+    }
+
+    /// Starts accepting adverts for an instance (until then they are dropped as
+    /// `vrid_not_watched`). `family` is `FAMILY_V4` or `FAMILY_V6`.
+    pub fn watch(
+        &mut self,
+        ifindex: u32,
+        vrid: u8,
+        family: u8,
+        conf: InstanceConf,
+    ) -> Result<(), FastpathError> {
+        let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
+            self.map_mut(MAP_INSTANCES)?;
+        map.insert(instance_key(ifindex, vrid, family), conf, 0)
+            .map_err(map_err(MAP_INSTANCES))
+    }
+
+    /// Stops accepting adverts for an instance and forgets its peers.
+    pub fn unwatch(&mut self, ifindex: u32, vrid: u8, family: u8) -> Result<(), FastpathError> {
+        let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
+            self.map_mut(MAP_INSTANCES)?;
+        match map.remove(&instance_key(ifindex, vrid, family)) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(MAP_INSTANCES)(e)),
+        }
+        let stale: Vec<PeerKey> = self
+            .peers()?
+            .into_iter()
+            .map(|(k, _)| k)
+            .filter(|k| k.ifindex == ifindex && k.vrid == vrid && k.family == family)
+            .collect();
+        self.remove_peers(&stale)
+    }
+
+    /// One peer's record: the re-check before a takeover reads `last_ns` here.
+    pub fn peer(&self, key: &PeerKey) -> Result<Option<PeerState>, FastpathError> {
+        let map: HashMap<&MapData, PeerKey, PeerState> = self.map(MAP_PEERS)?;
+        match map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(MAP_PEERS)(e)),
+        }
+    }
+
+    /// Every peer's record.
+    pub fn peers(&self) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+        let map: HashMap<&MapData, PeerKey, PeerState> = self.map(MAP_PEERS)?;
+        read_peers(&map)
+    }
+
+    /// Drop counters by reason, summed over CPUs, in `DROP_*` order.
+    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+        let map: PerCpuArray<&MapData, u64> = self.map(MAP_DROPS)?;
+        sum_counters(&map, DROP_REASON_COUNT, drop_reason_name, MAP_DROPS)
+    }
+
+    /// Valid adverts, events pushed and events lost (ring buffer full).
+    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+        let map: PerCpuArray<&MapData, u64> = self.map(MAP_STATS)?;
+        sum_counters(&map, STAT_COUNT, stat_name, MAP_STATS)
+    }
+
+    /// Removes peers not heard from for longer than `older_than_ns` (kernel
+    /// monotonic time). PEERS never evicts on its own (see `PEERS_MAX_ENTRIES`).
+    /// Returns how many were removed.
+    pub fn prune_peers(&mut self, older_than_ns: u64) -> Result<usize, FastpathError> {
+        let now = monotonic_now_ns();
+        let stale: Vec<PeerKey> = self
+            .peers()?
+            .into_iter()
+            .filter(|(_, st)| now.saturating_sub(st.last_ns) > older_than_ns)
+            .map(|(k, _)| k)
+            .collect();
+        self.remove_peers(&stale)?;
+        Ok(stale.len())
+    }
+
+    fn remove_peers(&mut self, keys: &[PeerKey]) -> Result<(), FastpathError> {
+        let mut map: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+        for k in keys {
+            match map.remove(k) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) => return Err(map_err(MAP_PEERS)(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the advert ring buffer. Call once, inside a tokio runtime.
+    pub fn take_events(&mut self) -> Result<AdvertEvents, FastpathError> {
+        let map = self
+            .ebpf
+            .take_map(MAP_EVENTS)
+            .ok_or(FastpathError::Missing(MAP_EVENTS))?;
+        let ring = RingBuf::try_from(map).map_err(map_err(MAP_EVENTS))?;
+        let fd = register_readable(ring).map_err(FastpathError::Runtime)?;
+        Ok(AdvertEvents { fd })
+    }
+
+    fn map<'a, T>(&'a self, name: &'static str) -> Result<T, FastpathError>
+    where
+        T: TryFrom<&'a aya::maps::Map, Error = MapError>,
+    {
+        let map = self.ebpf.map(name).ok_or(FastpathError::Missing(name))?;
+        T::try_from(map).map_err(map_err(name))
+    }
+
+    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, FastpathError>
+    where
+        T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
+    {
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or(FastpathError::Missing(name))?;
+        T::try_from(map).map_err(map_err(name))
+    }
+}
+
+impl Drop for Fastpath {
+    fn drop(&mut self) {
+        // Links go with `self.ebpf`; the pins would keep the maps alive, so they go.
+        if let Err(e) = std::fs::remove_dir_all(&self.pin_dir) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(dir = %self.pin_dir.display(), error = %e, "cannot remove BPF pins");
+            }
+        }
+    }
+}
+
+/// Adverts whose content changed, as the XDP program pushed them.
+pub struct AdvertEvents {
+    fd: AsyncFd<RingBuf<MapData>>,
+}
+
+impl AdvertEvents {
+    /// Waits until at least one event is there, then returns all that are.
+    pub async fn next_batch(&mut self) -> Result<Vec<AdvertEvent>, FastpathError> {
+        loop {
+            let mut guard = self
+                .fd
+                .readable_mut()
+                .await
+                .map_err(FastpathError::Runtime)?;
+            let batch = drain(guard.get_inner_mut());
+            guard.clear_ready();
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+        }
+    }
+
+    /// Whatever is queued now, without waiting.
+    pub fn try_drain(&mut self) -> Vec<AdvertEvent> {
+        drain(self.fd.get_mut())
+    }
+}
+
+fn drain(ring: &mut RingBuf<MapData>) -> Vec<AdvertEvent> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        match AdvertEvent::from_bytes(&item) {
+            Some(ev) => out.push(ev),
+            None => tracing::warn!(len = item.len(), "short record in the advert ring buffer"),
+        }
+    }
+    out
+}
+
+/// Registers a BPF ring (advert events, aya-log records) with the tokio reactor.
+fn register_readable<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(io::Error::other("called outside a tokio runtime"));
+    }
+    // SAFETY: `inner` owns its fd (aya's RingBuf owns the map fd, EbpfLogger owns
+    // its RingBuf) and AsyncFd owns `inner`, so the fd stays open and the same
+    // for the AsyncFd's whole life.
+    unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+fn instance_key(ifindex: u32, vrid: u8, family: u8) -> InstanceKey {
+    InstanceKey {
+        ifindex,
+        vrid,
+        family,
+        _pad: [0; 2],
+    }
+}
+
+/// Reads every PEERS record; a peer removed during the walk is skipped.
+pub fn read_peers<T: std::borrow::Borrow<MapData>>(
+    map: &HashMap<T, PeerKey, PeerState>,
+) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+    let mut out = Vec::new();
+    for entry in map.iter() {
+        match entry {
+            Ok(kv) => out.push(kv),
+            Err(MapError::KeyNotFound) => {}
+            Err(e) => return Err(map_err(MAP_PEERS)(e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Sums a per-CPU counter array, naming each index.
+pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
+    map: &PerCpuArray<T, u64>,
+    count: u32,
+    name: fn(u32) -> &'static str,
+    map_name: &'static str,
+) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+    (0..count)
+        .map(|i| {
+            let per_cpu = map.get(&i, 0).map_err(map_err(map_name))?;
+            Ok((name(i), per_cpu.iter().sum()))
+        })
+        .collect()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+fn errno(e: &ProgramError) -> Option<i32> {
+    match e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        ProgramError::XdpError(XdpError::NetlinkError(n)) => n.raw_os_error(),
+        _ => None,
+    }
+}
+
+/// Errors that no other mode will fix.
+fn classify_attach_error(ifname: &str, e: &ProgramError) -> Result<(), FastpathError> {
+    if let ProgramError::UnknownInterface { .. } = e {
+        return Err(FastpathError::UnknownInterface(ifname.to_string()));
+    }
+    // The kernel answers EBUSY (bpf_link) or EEXIST (netlink) when a program
+    // is already attached (net/core/dev.c dev_xdp_attach).
+    if matches!(errno(e), Some(libc::EBUSY) | Some(libc::EEXIST)) {
+        return Err(FastpathError::AlreadyAttached {
+            ifname: ifname.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn ensure_bpffs() -> Result<(), FastpathError> {
+    let path = std::ffi::CString::new(BPFFS_MOUNT)
+        .map_err(|e| FastpathError::MountBpffs(io::Error::other(e)))?;
+    // SAFETY: zeroed statfs is a valid out-parameter; path is NUL-terminated.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
+        return Ok(());
+    }
+    let fstype = c"bpf";
+    // SAFETY: all pointers are NUL-terminated strings; no data argument.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            path.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(FastpathError::MountBpffs(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Sends aya-log records of the XDP program to `tracing` (target `haxdp::ebpf`).
+/// The logger is polled by a task on the current tokio runtime; without one the
+/// records stay in their ring buffer and a debug line says so.
+fn forward_ebpf_logs(ebpf: &mut Ebpf) {
+    let logger = match aya_log::EbpfLogger::init_with_logger(ebpf, TracingLog) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "XDP program logs are not forwarded");
+            return;
+        }
+    };
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!("no tokio runtime: XDP program logs are not forwarded");
+        return;
+    };
+    handle.spawn(async move {
+        let Ok(mut fd) = register_readable(logger) else {
+            tracing::warn!("XDP program logs are not forwarded: cannot poll the log ring");
+            return;
+        };
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            guard.get_inner_mut().flush();
+            guard.clear_ready();
+        }
+    });
+}
+
+struct TracingLog;
+
+impl log::Log for TracingLog {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        let msg = record.args();
+        match record.level() {
+            log::Level::Error => tracing::error!(target: "haxdp::ebpf", "{msg}"),
+            log::Level::Warn => tracing::warn!(target: "haxdp::ebpf", "{msg}"),
+            log::Level::Info => tracing::info!(target: "haxdp::ebpf", "{msg}"),
+            log::Level::Debug => tracing::debug!(target: "haxdp::ebpf", "{msg}"),
+            log::Level::Trace => tracing::trace!(target: "haxdp::ebpf", "{msg}"),
+        }
+    }
+
+    fn flush(&self) {}
+}
