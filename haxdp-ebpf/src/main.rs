@@ -381,7 +381,9 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         addr: [0; 16],
     };
     pkey.addr = ev.src;
-    let change = track_peer(&pkey, now, hash, priority, version, interval_cs, naddrs)?;
+    let Some(change) = track_peer(&pkey, now, hash, priority, version, interval_cs, naddrs) else {
+        return drop_for(DROP_PEERS_FULL);
+    };
     bump(&STATS, STAT_VALID);
     if change != 0 {
         if change & CHANGE_NEW_PEER != 0 {
@@ -415,7 +417,7 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
 }
 
 /// Updates the peer's record; returns the `CHANGE_*` bits the daemon must hear
-/// about, or drops the advert when PEERS is full.
+/// about, or `None` when PEERS is full and the peer is new.
 #[inline(always)]
 fn track_peer(
     pkey: &PeerKey,
@@ -425,7 +427,7 @@ fn track_peer(
     version: u8,
     interval_cs: u16,
     naddrs: u8,
-) -> Result<u16, ()> {
+) -> Option<u16> {
     let mut change: u16 = 0;
     if priority == 0 {
         change |= CHANGE_PRIO_ZERO;
@@ -453,12 +455,10 @@ fn track_peer(
             match PEERS.insert(pkey, &fresh, 1) {
                 Ok(()) => change |= CHANGE_NEW_PEER,
                 Err(e) if e == -EEXIST => {}
-                Err(_) => {
-                    bump(&DROPS, DROP_PEERS_FULL);
-                    return Err(());
-                }
+                Err(_) => return None,
             }
-            PEERS.get_ptr_mut(pkey).ok_or(())?
+            // None only if the daemon pruned it in between: counted as full too.
+            PEERS.get_ptr_mut(pkey)?
         }
     };
     // SAFETY: map value pointer, valid for this program run.
@@ -494,7 +494,7 @@ fn track_peer(
     st.version = version;
     change |= st.pending_change;
     st.pending_change = 0;
-    Ok(change)
+    Some(change)
 }
 
 #[cfg(not(test))]
