@@ -43,13 +43,13 @@ pub enum FastpathError {
         source: io::Error,
     },
     #[error("the kernel refused the XDP object (needs root, kernel 5.8+ for ring buffers): {0}")]
-    Load(#[from] aya::EbpfError),
+    Load(#[source] Box<aya::EbpfError>),
     #[error(
         "{0} is missing from the embedded XDP object; rebuild it with `cargo xtask build-ebpf`"
     )]
     Missing(&'static str),
     #[error("the kernel refused the XDP program: {0}")]
-    Program(#[source] ProgramError),
+    Program(#[source] Box<ProgramError>),
     #[error("BPF map {name}: {source}")]
     Map {
         name: &'static str,
@@ -75,13 +75,17 @@ pub enum FastpathError {
     )]
     AttachFailed {
         ifname: String,
-        native: ProgramError,
-        skb: ProgramError,
+        native: Box<ProgramError>,
+        skb: Box<ProgramError>,
     },
     #[error("XDP is not attached to {0}")]
     NotAttached(String),
     #[error("the advert ring buffer needs a tokio runtime: {0}")]
     Runtime(#[source] io::Error),
+}
+
+fn program_err(e: ProgramError) -> FastpathError {
+    FastpathError::Program(Box::new(e))
 }
 
 fn map_err(name: &'static str) -> impl FnOnce(MapError) -> FastpathError {
@@ -129,7 +133,7 @@ impl Fastpath {
             path: dir.clone(),
             source,
         })?;
-        let mut ebpf = Ebpf::load(ebpf_object())?;
+        let mut ebpf = Ebpf::load(ebpf_object()).map_err(|e| FastpathError::Load(Box::new(e)))?;
         for name in PINNED_MAPS {
             let map = ebpf.map(name).ok_or(FastpathError::Missing(name))?;
             let path = dir.join(name);
@@ -141,8 +145,8 @@ impl Fastpath {
             .program_mut(PROG_XDP)
             .ok_or(FastpathError::Missing(PROG_XDP))?
             .try_into()
-            .map_err(FastpathError::Program)?;
-        prog.load().map_err(FastpathError::Program)?;
+            .map_err(program_err)?;
+        prog.load().map_err(program_err)?;
         Ok(Fastpath {
             ebpf,
             pin_dir: dir,
@@ -162,7 +166,7 @@ impl Fastpath {
             .program_mut(PROG_XDP)
             .ok_or(FastpathError::Missing(PROG_XDP))?
             .try_into()
-            .map_err(FastpathError::Program)?;
+            .map_err(program_err)?;
         let native = match prog.attach(ifname, XdpMode::Driver) {
             Ok(link) => {
                 self.links.insert(ifname.to_string(), link);
@@ -181,8 +185,8 @@ impl Fastpath {
                 classify_attach_error(ifname, &skb)?;
                 Err(FastpathError::AttachFailed {
                     ifname: ifname.to_string(),
-                    native,
-                    skb,
+                    native: Box::new(native),
+                    skb: Box::new(skb),
                 })
             }
         }
@@ -199,8 +203,8 @@ impl Fastpath {
             .program_mut(PROG_XDP)
             .ok_or(FastpathError::Missing(PROG_XDP))?
             .try_into()
-            .map_err(FastpathError::Program)?;
-        prog.detach(link).map_err(FastpathError::Program)
+            .map_err(program_err)?;
+        prog.detach(link).map_err(program_err)
     }
 
     /// Starts accepting adverts for an instance (until then they are dropped as
