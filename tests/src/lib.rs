@@ -6,8 +6,11 @@
 //! repeated runs never collide; only documentation addresses are used
 //! (192.0.2.0/24, 2001:db8::/32).
 
+pub mod chaos;
 pub mod flood;
+pub mod node;
 pub mod observe;
+pub mod prober;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,351 @@
+//! Helpers of the chaos suite (`tests/tests/chaos.rs`): knobs from the
+//! environment, faults injected with nftables on the lab's bridge, a real
+//! nginx to kill, the daemons' transition lines, and the summary table.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::node::Rx;
+use crate::{wait_for, Netns, Proc, TempDir};
+
+/// `HAXDP_CHAOS_RX=socket|xdp` (default `socket` until the XDP receive path
+/// is the daemon's default).
+pub fn rx_from_env() -> Rx {
+    match std::env::var("HAXDP_CHAOS_RX").as_deref() {
+        Ok("xdp") => Rx::Xdp,
+        Ok("socket") | Err(_) => Rx::Socket,
+        Ok(other) => panic!("HAXDP_CHAOS_RX={other}: expected `socket` or `xdp`"),
+    }
+}
+
+/// `HAXDP_CHAOS_RUNS` (default 2): repetitions of every scenario.
+pub fn runs_from_env() -> usize {
+    match std::env::var("HAXDP_CHAOS_RUNS") {
+        Err(_) => 2,
+        Ok(v) => match v.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => panic!("HAXDP_CHAOS_RUNS={v}: expected a positive number"),
+        },
+    }
+}
+
+/// How long the loss scenario drops adverts: `HAXDP_CHAOS_LOSS_SECS`, else
+/// 60 s in soak mode (20 runs or more) and 10 s otherwise.
+pub fn loss_duration(runs: usize) -> Duration {
+    if let Ok(v) = std::env::var("HAXDP_CHAOS_LOSS_SECS") {
+        let s: u64 = v
+            .parse()
+            .unwrap_or_else(|_| panic!("HAXDP_CHAOS_LOSS_SECS={v}: expected whole seconds"));
+        return Duration::from_secs(s);
+    }
+    Duration::from_secs(if runs >= 20 { 60 } else { 10 })
+}
+
+/// `HAXDP_CHAOS_ONLY=kill9,partition`: run only the named scenarios.
+pub fn selected(name: &str) -> bool {
+    match std::env::var("HAXDP_CHAOS_ONLY") {
+        Err(_) => true,
+        Ok(list) => list.split(',').any(|s| s.trim() == name),
+    }
+}
+
+/// The daemon's state-change log lines (`VI_1: Backup -> Master (...)`).
+pub fn transition_lines(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.contains("-> Master") || l.contains("-> Backup") || l.contains("-> Fault"))
+        .collect()
+}
+
+/// A table of nftables rules in the bridge namespace, deleted on drop.
+///
+/// The kernel here has no netem and no tc actions
+/// (CONFIG_NET_SCH_NETEM is off), so faults are bridge-family nftables
+/// rules on the forward hook: they see every frame the bridge forwards,
+/// once per egress port for flooded multicast (so a 10% loss rule drops
+/// each receiver's copy of an advert independently).
+pub struct Nft<'a> {
+    ns: &'a Netns,
+    table: String,
+    live: bool,
+}
+
+impl<'a> Nft<'a> {
+    fn table(ns: &'a Netns, name: &str, rules: &[Vec<String>]) -> Self {
+        ns.exec(&["nft", "add", "table", "bridge", name]);
+        let t = Self {
+            ns,
+            table: name.into(),
+            live: true,
+        };
+        ns.exec(&[
+            "nft",
+            "add",
+            "chain",
+            "bridge",
+            name,
+            "filt",
+            "{ type filter hook forward priority 0 ; }",
+        ]);
+        for r in rules {
+            let mut args = vec!["nft", "add", "rule", "bridge", name, "filt"];
+            args.extend(r.iter().map(String::as_str));
+            ns.exec(&args);
+        }
+        t
+    }
+
+    /// Drops `percent`% of VRRP packets (IP protocol 112), at random.
+    pub fn loss(ns: &'a Netns, percent: u8) -> Self {
+        let rule = format!("ip protocol 112 numgen random mod 100 < {percent} drop");
+        Self::table(
+            ns,
+            "chaosloss",
+            &[rule.split(' ').map(String::from).collect()],
+        )
+    }
+
+    /// Drops VRRP to and from one bridge port: that host and the rest no
+    /// longer hear each other's adverts; everything else still flows.
+    pub fn partition(ns: &'a Netns, port: &str) -> Self {
+        let rules: Vec<Vec<String>> = ["iifname", "oifname"]
+            .iter()
+            .map(|dir| {
+                ["meta", dir, port, "ip", "protocol", "112", "drop"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect()
+            })
+            .collect();
+        Self::table(ns, "chaospart", &rules)
+    }
+
+    /// Deletes the rules now.
+    pub fn remove(mut self) {
+        self.ns
+            .exec(&["nft", "delete", "table", "bridge", &self.table]);
+        self.live = false;
+    }
+}
+
+impl Drop for Nft<'_> {
+    fn drop(&mut self) {
+        if self.live {
+            let _ = self
+                .ns
+                .try_exec(&["nft", "delete", "table", "bridge", &self.table]);
+        }
+    }
+}
+
+/// Debian's nginx-light serving `200 ok` on 127.0.0.1:`port` inside a
+/// namespace, as one process (`master_process off`), so that a SIGKILL
+/// closes its socket at once; with a master and workers, killing the
+/// master would leave the workers serving.
+pub struct Nginx {
+    pub proc: Proc,
+    _dir: TempDir,
+}
+
+impl Nginx {
+    pub fn start(ns: &Netns, port: u16) -> Self {
+        let which = std::process::Command::new("sh")
+            .args(["-c", "command -v nginx"])
+            .output()
+            .expect("sh");
+        assert!(
+            which.status.success(),
+            "nginx is not installed: apt-get install nginx-light"
+        );
+        let dir = TempDir::new("nginx");
+        let d = dir.path.display();
+        let conf = dir.file(
+            "nginx.conf",
+            &format!(
+                "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+                 events {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  \
+                 proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  \
+                 uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n  \
+                 server {{\n    listen 127.0.0.1:{port};\n    location / {{ return 200 \"ok\\n\"; }}\n  }}\n}}\n"
+            ),
+        );
+        let err = dir.path.join("error.log");
+        let proc = ns.spawn(
+            &[
+                "nginx",
+                "-p",
+                dir.path.to_str().expect("utf-8"),
+                "-c",
+                conf.to_str().expect("utf-8"),
+                "-e",
+                err.to_str().expect("utf-8"),
+            ],
+            &dir.path.join("nginx.out"),
+        );
+        // nginx writes its pid file after it has bound its listening sockets.
+        let pid = dir.path.join("nginx.pid");
+        let up = wait_for(Duration::from_secs(5), || pid.exists().then_some(()));
+        assert!(
+            up.is_some(),
+            "nginx did not start: {}{}",
+            proc.log_text(),
+            std::fs::read_to_string(&err).unwrap_or_default()
+        );
+        Self { proc, _dir: dir }
+    }
+
+    /// `vrrp_nginx_check` + instance `track_script` for this nginx: the
+    /// native check, every `interval` s, `fall` failures, weight -20.
+    pub fn check_block(port: u16, interval: &str, fall: u32) -> String {
+        format!(
+            "vrrp_nginx_check chk_nginx {{\n  url http://127.0.0.1:{port}/\n  expect 200\n  \
+             interval {interval}\n  timeout {interval}\n  rise 1\n  fall {fall}\n  weight -20\n}}\n"
+        )
+    }
+}
+
+/// The `track_script` lines for the instance block.
+pub const TRACK_NGINX: &str = "  track_script {\n    chk_nginx\n  }";
+
+/// One run of one scenario.
+#[derive(Clone, Debug, Default)]
+pub struct RunResult {
+    /// The gap the scenario bounds, seconds.
+    pub gap: Option<f64>,
+    /// The dual-owner time the scenario bounds, seconds (`None`: not
+    /// meaningful in this scenario).
+    pub dual: Option<f64>,
+    /// Changes of the set of MACs answering for the VIP.
+    pub owner_changes: usize,
+    /// State-change lines in both daemons' logs during the run.
+    pub transitions: usize,
+    /// Broken invariants, each with its numbers.
+    pub violations: Vec<String>,
+    /// Things a reader of the table should know (e.g. an RFC-mandated takeover).
+    pub notes: Vec<String>,
+}
+
+/// A scenario's line in the summary.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub name: &'static str,
+    pub gap_limit: Option<f64>,
+    pub dual_limit: Option<f64>,
+    pub runs: Vec<RunResult>,
+    /// Runs that could not be carried out (setup failed, a panic), with why.
+    pub aborted: Vec<String>,
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("-".into(), |s| format!("{:.1}", s * 1e3))
+}
+
+impl Row {
+    pub fn failed(&self) -> usize {
+        self.aborted.len()
+            + self
+                .runs
+                .iter()
+                .filter(|r| !r.violations.is_empty())
+                .count()
+    }
+
+    pub fn worst_gap(&self) -> Option<f64> {
+        self.runs.iter().filter_map(|r| r.gap).reduce(f64::max)
+    }
+
+    pub fn worst_dual(&self) -> Option<f64> {
+        self.runs.iter().filter_map(|r| r.dual).reduce(f64::max)
+    }
+
+    pub fn markdown(&self) -> String {
+        let flaps = self.runs.iter().map(|r| r.owner_changes).max();
+        let trans = self.runs.iter().map(|r| r.transitions).max();
+        let mut notes: Vec<String> = self.runs.iter().flat_map(|r| r.notes.clone()).collect();
+        notes.dedup();
+        format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            self.name,
+            self.runs.len() + self.aborted.len(),
+            self.failed(),
+            ms(self.worst_gap()),
+            ms(self.gap_limit),
+            ms(self.worst_dual()),
+            ms(self.dual_limit),
+            flaps.map_or("-".into(), |v| v.to_string()),
+            trans.map_or("-".into(), |v| v.to_string()),
+            notes.join("; ")
+        )
+    }
+}
+
+pub const TABLE_HEAD: &str = "| scenario | runs | failed | worst gap ms | gap limit ms | worst dual ms | dual limit ms | flaps (max owner changes/run) | transitions (max/run) | notes |\n|---|---|---|---|---|---|---|---|---|---|";
+
+/// Writes to the test's stderr past libtest's output capture, so rows and
+/// the table show in a passing run too.
+pub fn say(text: &str) {
+    let mut e = std::io::stderr();
+    let _ = writeln!(e, "{text}");
+    let _ = e.flush();
+}
+
+/// Where the suite leaves its summary and the logs of failed runs:
+/// `target/<profile>/chaos/`.
+pub fn out_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join("chaos");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {dir:?}: {e}"));
+    dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_lines_are_state_changes_only() {
+        let log = "2026-01-01T00:00:00Z  INFO VI_1: Initialize -> Backup (Startup)\n\
+                   2026-01-01T00:00:01Z  INFO VI_1: effective priority 100 -> 80 (chk_nginx down)\n\
+                   2026-01-01T00:00:02Z  INFO VI_1: Backup -> Master (MasterDown)\n\
+                   2026-01-01T00:00:03Z  INFO VI_1: Master -> Fault (link down)\n";
+        let t = transition_lines(log);
+        assert_eq!(t.len(), 3, "{t:?}");
+        assert!(t[1].contains("Backup -> Master"));
+    }
+
+    #[test]
+    fn row_counts_failures_and_worst_values() {
+        let ok = RunResult {
+            gap: Some(0.3),
+            dual: Some(0.0),
+            ..RunResult::default()
+        };
+        let bad = RunResult {
+            gap: Some(0.5),
+            dual: None,
+            owner_changes: 3,
+            violations: vec!["gap".into()],
+            ..RunResult::default()
+        };
+        let row = Row {
+            name: "x",
+            gap_limit: Some(0.385),
+            dual_limit: None,
+            runs: vec![ok, bad],
+            aborted: vec!["setup".into()],
+        };
+        assert_eq!(row.failed(), 2);
+        assert_eq!(row.worst_gap(), Some(0.5));
+        assert_eq!(row.worst_dual(), Some(0.0));
+        let md = row.markdown();
+        assert!(
+            md.starts_with("| x | 3 | 2 | 500.0 | 385.0 | 0.0 | - | 3 |"),
+            "{md}"
+        );
+    }
+}
