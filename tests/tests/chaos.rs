@@ -57,9 +57,12 @@ const ADVERT_CS: u32 = 10;
 const ADVERT: f64 = 0.1;
 /// Allowance for scheduling on a shared 2-core machine, per the issue.
 const TOL: f64 = 0.020;
-/// A MAC that has not answered for this long has stopped answering
-/// (the prober asks every 1 ms).
-const MERGE: f64 = 0.005;
+/// A MAC that has not answered for this long has stopped answering. The
+/// prober asks every 1 ms, but a loaded 2-core machine delays single ARP
+/// replies by several ms now and then; 20 ms keeps such a delay from
+/// counting as the owner leaving and coming back. Gaps are measured on the
+/// raw replies and do not depend on this.
+const MERGE: f64 = 0.020;
 const NGINX_PORT: u16 = 8080;
 const NGINX_INTERVAL: f64 = 0.1;
 const NGINX_FALL: u32 = 2;
@@ -283,6 +286,8 @@ fn kill9(lab: &mut Lab) -> RunResult {
         transitions: lab.transitions(),
         ..RunResult::default()
     };
+    r.notes
+        .push("flaps count the killed master's kernel, which keeps answering".into());
     if !moved {
         r.violations
             .push("lb2 did not take the VIP within 3 s".into());
