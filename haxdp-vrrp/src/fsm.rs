@@ -568,10 +568,15 @@ impl Instance {
     fn remember(&mut self, src: IpAddr, advert: &Advert, rx_ns: u64) {
         if !self.peers.contains_key(&src) && self.peers.len() >= MAX_REMEMBERED_PEERS {
             // Evict the peer heard from least recently; a LAN segment has few routers per
-            // VRID, so this only bounds memory against spoofed sources.
+            // VRID, so this only bounds memory against spoofed sources. Never the master
+            // we follow: with the XDP path its entry is refreshed only when the takeover
+            // re-check runs, so it looks oldest, and losing it would turn the next
+            // AdvertRefresh into UnknownPeer and a false takeover under a spoofing flood.
+            let master = self.master_addr;
             if let Some(oldest) = self
                 .peers
                 .iter()
+                .filter(|(a, _)| Some(**a) != master)
                 .min_by_key(|(_, p)| p.rx_ns)
                 .map(|(a, _)| *a)
             {

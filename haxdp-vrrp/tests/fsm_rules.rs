@@ -802,3 +802,35 @@ fn invalid_configs_are_refused() {
         ConfigError::AuthOnV3 { .. }
     ));
 }
+
+/// RFC 9568 6.4.2 (Backup, the master's adverts reset Master_Down_Timer) under a flood of
+/// spoofed lower-priority sources: the master we follow is never forgotten, so a refresh
+/// of its advert (the XDP path's unchanged advert) still resets the timer.
+#[test]
+fn rfc9568_6_4_2_spoofed_sources_do_not_evict_the_master() {
+    let mut b = inst(cfg(Version::V3, 90));
+    b.handle(0, Input::Startup);
+    rx(&mut b, 10 * MS, "192.0.2.11", advert(Version::V3, 100, 100));
+    assert_eq!(b.master_addr(), Some(ip("192.0.2.11")));
+    for n in 0..200u32 {
+        let src = format!("198.51.100.{}", n % 250);
+        let src = if n >= 250 { "203.0.113.1".to_string() } else { src };
+        rx(&mut b, 20 * MS + u64::from(n) * MS, &src, advert(Version::V3, 1, 100));
+    }
+    let at = 2_000 * MS;
+    let acts = b.handle(
+        at,
+        Input::AdvertRefresh {
+            src: ip("192.0.2.11"),
+            rx_ns: at,
+        },
+    );
+    assert!(
+        !acts.contains(&Action::Discarded {
+            reason: DiscardReason::UnknownPeer
+        }),
+        "the master was forgotten: {acts:?}"
+    );
+    assert_eq!(b.next_deadline(), Some(at + b.master_down_interval_ns()));
+    assert_eq!(b.state(), State::Backup);
+}

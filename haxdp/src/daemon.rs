@@ -45,7 +45,7 @@ pub struct RunOptions {
 #[derive(Debug)]
 enum Ev {
     /// A changed advert reported by the XDP program.
-    Kernel(fastpath::KernelAdvert),
+    Kernel(haxdp_common::AdvertEvent),
     /// An advert from the socket receive path.
     Socket {
         ifindex: u32,
@@ -54,6 +54,8 @@ enum Ev {
     Net(NetEvent),
     Track(TrackEvent),
     Signal(Sig),
+    /// Periodic upkeep: prune silent peers from the XDP program's PEERS map.
+    Housekeeping,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -95,6 +97,9 @@ struct Inst {
     garp: Option<JoinHandle<()>>,
     /// Kernel timestamp of the newest advert fed to the core.
     last_rx_ns: Option<u64>,
+    /// Kernel timestamp of the newest advert fed to the core, per source:
+    /// the takeover re-check compares the master's own record with it.
+    rx_by_src: HashMap<IpAddr, u64>,
     /// Changes of tracked items, by name: up/down and value (track_file).
     tracked: HashMap<String, CheckState>,
     priority_reasons: Vec<String>,
@@ -143,6 +148,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     };
     let (tx, mut rx) = mpsc::unbounded_channel();
     spawn_signals(tx.clone())?;
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                if tx.send(Ev::Housekeeping).is_err() {
+                    break;
+                }
+            }
+        });
+    }
 
     let listener = control::bind()?;
     let nl = Netlink::open()?;
@@ -281,6 +298,7 @@ impl Engine {
             Ev::Socket { ifindex, rx } => self.on_socket_advert(ifindex, rx).await,
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
+            Ev::Housekeeping => self.housekeeping(),
         }
         self.flush_sync().await;
         None
@@ -317,6 +335,26 @@ impl Engine {
                     },
                 );
                 self.apply(j, now, acts).await;
+            }
+        }
+    }
+
+    /// PEERS is a bounded map that never evicts (so a flood of spoofed
+    /// sources cannot push the master out); silent peers are removed here
+    /// instead, long after any master-down interval has passed.
+    fn housekeeping(&mut self) {
+        let longest = self
+            .insts
+            .iter()
+            .map(|i| i.core.master_down_interval_ns())
+            .max()
+            .unwrap_or(0);
+        let keep_ns = (10 * longest).max(60_000_000_000);
+        if let Some(f) = self.fast.as_mut() {
+            match f.prune(keep_ns) {
+                Ok(0) => {}
+                Ok(n) => info!("forgot {n} silent VRRP peer(s) from the XDP PEERS map"),
+                Err(e) => warn!("cannot prune the XDP PEERS map: {e}"),
             }
         }
     }
@@ -411,6 +449,7 @@ impl Engine {
             rx,
             garp: None,
             last_rx_ns: None,
+            rx_by_src: HashMap::new(),
             tracked: HashMap::new(),
             priority_reasons: Vec::new(),
             fault_reasons: Vec::new(),
@@ -562,9 +601,14 @@ impl Engine {
             // fail over while adverts kept arriving.
             if self.insts[i].core.state() == State::Backup {
                 if let Some(ns) = self.kernel_last_advert(i) {
-                    if Some(ns) > self.insts[i].last_rx_ns {
-                        if let Some(src) = self.insts[i].core.master_addr() {
-                            self.insts[i].last_rx_ns = Some(ns);
+                    let master = self.insts[i].core.master_addr();
+                    let fed = master.and_then(|m| self.insts[i].rx_by_src.get(&m).copied());
+                    if Some(ns) > fed {
+                        if let Some(src) = master {
+                            self.insts[i].rx_by_src.insert(src, ns);
+                            if self.insts[i].last_rx_ns.is_none_or(|t| ns > t) {
+                                self.insts[i].last_rx_ns = Some(ns);
+                            }
                             let acts = self.insts[i]
                                 .core
                                 .handle(now, Input::AdvertRefresh { src, rx_ns: ns });
@@ -613,7 +657,10 @@ impl Engine {
         })
     }
 
-    async fn on_kernel_advert(&mut self, k: fastpath::KernelAdvert) {
+    async fn on_kernel_advert(&mut self, ev: haxdp_common::AdvertEvent) {
+        let Some(k) = self.fast.as_ref().map(|f| f.to_advert(&ev)) else {
+            return;
+        };
         let Some(i) = self.find(k.ifindex, k.family, k.advert.vrid) else {
             return;
         };
@@ -657,6 +704,13 @@ impl Engine {
         let inst = &mut self.insts[i];
         if inst.last_rx_ns.is_none_or(|t| rx_ns > t) {
             inst.last_rx_ns = Some(rx_ns);
+        }
+        let e = inst.rx_by_src.entry(src).or_insert(rx_ns);
+        *e = (*e).max(rx_ns);
+        if inst.rx_by_src.len() > 4096 {
+            // Bounded under a flood of spoofed sources: keep the newest.
+            let cutoff = rx_ns.saturating_sub(inst.core.master_down_interval_ns());
+            inst.rx_by_src.retain(|_, t| *t >= cutoff);
         }
         let acts = inst
             .core

@@ -228,6 +228,7 @@ impl Fastpath {
             self.map_mut(MAP_INSTANCES)?;
         match map.remove(&instance_key(ifindex, vrid, family)) {
             Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(map_err(MAP_INSTANCES)(e)),
         }
         let stale: Vec<PeerKey> = self
@@ -287,6 +288,7 @@ impl Fastpath {
         for k in keys {
             match map.remove(k) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(e) if is_enoent(&e) => {}
                 Err(e) => return Err(map_err(MAP_PEERS)(e)),
             }
         }
@@ -384,6 +386,12 @@ fn register_readable<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>
     // for the AsyncFd's whole life.
     unsafe { AsyncFd::register_with_interest(inner, tokio::io::Interest::READABLE) }
         .map_err(|e| io::Error::other(e.to_string()))
+}
+
+/// bpf_map_delete_elem reports a missing key as ENOENT, which aya passes on
+/// as a syscall error rather than `KeyNotFound`.
+fn is_enoent(e: &MapError) -> bool {
+    matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
 }
 
 fn instance_key(ifindex: u32, vrid: u8, family: u8) -> InstanceKey {

@@ -114,7 +114,41 @@ fn ms(ns: u64) -> f64 {
 /// Reads the pins of this network namespace.
 pub fn collect() -> Result<MapsReport, MapsError> {
     let netns = haxdp_common::current_netns_inode().map_err(MapsError::Netns)?;
-    collect_at(pin_dir(netns))
+    let dir = pin_dir(netns);
+    if dir.join(MAP_PEERS).exists() {
+        return collect_at(dir);
+    }
+    // `ip netns exec` gives each command its own mount namespace with a fresh
+    // /sys, so a daemon started that way has its bpffs (and pins) where this
+    // command cannot see them. Reach them through the daemon's root instead:
+    // /proc/PID/root resolves paths in that process's mount namespace, and
+    // needs nothing from the daemon itself (it may be hung).
+    for pid in daemons_in_netns(netns) {
+        let theirs =
+            PathBuf::from(format!("/proc/{pid}/root")).join(dir.strip_prefix("/").unwrap_or(&dir));
+        if theirs.join(MAP_PEERS).exists() {
+            return collect_at(theirs);
+        }
+    }
+    Err(MapsError::NotPinned(dir))
+}
+
+/// Pids of processes named `haxdp` in the network namespace `netns`.
+fn daemons_in_netns(netns: u64) -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::process::id();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "haxdp")
+        })
+        .filter(|pid| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == netns)
+        })
+        .collect()
 }
 
 /// Reads the pins under `dir`.
