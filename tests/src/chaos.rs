@@ -2,11 +2,17 @@
 //! environment, faults injected with nftables on the lab's bridge, a real
 //! nginx to kill, the daemons' transition lines, and the summary table.
 
+use std::collections::VecDeque;
 use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::node::Rx;
+use crate::prober::{self, ProbeError};
 use crate::{wait_for, Netns, Proc, TempDir};
 
 /// `HAXDP_CHAOS_RX=socket|xdp` (default `socket` until the XDP receive path
@@ -120,6 +126,19 @@ impl<'a> Nft<'a> {
         Self::table(ns, "chaospart", &rules)
     }
 
+    /// Drops every VRRP packet the bridge would forward (the jitter relay
+    /// forwards them instead).
+    pub fn drop_vrrp(ns: &'a Netns) -> Self {
+        Self::table(
+            ns,
+            "chaosjit",
+            &[["ip", "protocol", "112", "drop"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect()],
+        )
+    }
+
     /// Deletes the rules now.
     pub fn remove(mut self) {
         self.ns
@@ -136,6 +155,176 @@ impl Drop for Nft<'_> {
                 .try_exec(&["nft", "delete", "table", "bridge", &self.table]);
         }
     }
+}
+
+/// Advert jitter without netem: a relay in the bridge namespace reads each
+/// VRRP frame a host sends into its bridge port (AF_PACKET on the port sees
+/// it before the bridge does) and sends it out of every other port after a
+/// random delay in `[0, max_delay]`, while [`Nft::drop_vrrp`] stops the
+/// bridge's own copy. Frames leave in arrival order (a frame is never
+/// released before the one ahead of it), so a receiver sees gaps between
+/// adverts of up to `Advertisement_Interval + max_delay` and as small as 0,
+/// but no reordering.
+pub struct Jitter {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<JitterStats>>,
+}
+
+/// What the relay did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct JitterStats {
+    /// VRRP frames relayed (each counted once, whatever the number of ports).
+    pub relayed: u64,
+    /// The longest delay a frame actually got, seconds.
+    pub max_delay: f64,
+}
+
+impl Jitter {
+    /// Starts relaying between `ports` (bridge port names in `bridge`).
+    pub fn start(
+        bridge: &Netns,
+        ports: &[String],
+        max_delay: Duration,
+    ) -> Result<Self, ProbeError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, rx) = mpsc::channel::<Result<(), ProbeError>>();
+        let ns = bridge.name.clone();
+        let ports = ports.to_vec();
+        let stop2 = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("jitter".into())
+            .spawn(move || {
+                let socks = prober::enter_netns(&ns).and_then(|()| {
+                    ports
+                        .iter()
+                        .map(|p| {
+                            let idx = prober::if_index(&ns, p)?;
+                            // ETH_P_ALL: frames a port receives go to the
+                            // bridge's rx_handler, which consumes them before
+                            // protocol-specific packet sockets; only ptype_all
+                            // taps see them first.
+                            prober::packet_socket(prober::ETH_P_ALL, idx, p)
+                        })
+                        .collect::<Result<Vec<OwnedFd>, ProbeError>>()
+                });
+                match socks {
+                    Ok(socks) => {
+                        let _ = tx.send(Ok(()));
+                        relay(&socks, max_delay, &stop2)
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        JitterStats::default()
+                    }
+                }
+            })
+            .map_err(|e| ProbeError::Socket {
+                what: "spawn the jitter relay",
+                ifname: String::new(),
+                source: e,
+            })?;
+        match rx.recv() {
+            Ok(Ok(())) => Ok(Self {
+                stop,
+                handle: Some(handle),
+            }),
+            Ok(Err(e)) => {
+                let _ = handle.join();
+                Err(e)
+            }
+            Err(_) => Err(ProbeError::Panicked),
+        }
+    }
+
+    /// Stops the relay (frames still held are dropped) and says what it did.
+    pub fn finish(mut self) -> JitterStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Jitter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn relay(socks: &[OwnedFd], max_delay: Duration, stop: &AtomicBool) -> JitterStats {
+    let mut stats = JitterStats::default();
+    // xorshift64*, seeded from the clock: the delays need to be spread, not secret.
+    let mut seed = (prober::wall_now().to_bits() | 1) ^ 0x9e37_79b9_7f4a_7c15;
+    let mut rand01 = move || {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut queue: VecDeque<(Instant, Instant, usize, Vec<u8>)> = VecDeque::new();
+    let mut last_release = Instant::now();
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        while queue.front().is_some_and(|(at, ..)| *at <= now) {
+            let Some((_, got, from, frame)) = queue.pop_front() else {
+                break;
+            };
+            for (i, s) in socks.iter().enumerate() {
+                if i != from {
+                    // SAFETY: a valid fd and a buffer of the given length.
+                    unsafe { libc::send(s.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+                }
+            }
+            stats.relayed += 1;
+            stats.max_delay = stats.max_delay.max(now.duration_since(got).as_secs_f64());
+        }
+        let wait = queue
+            .front()
+            .map_or(Duration::from_millis(1), |(at, ..)| {
+                at.saturating_duration_since(now)
+            })
+            .min(Duration::from_millis(1));
+        let mut fds: Vec<libc::pollfd> = socks
+            .iter()
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: wait.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: fds is a valid array of its length; a null sigmask.
+        unsafe {
+            libc::ppoll(
+                fds.as_mut_ptr(),
+                fds.len() as libc::nfds_t,
+                &ts,
+                std::ptr::null(),
+            )
+        };
+        for (i, s) in socks.iter().enumerate() {
+            while let Some((len, _, pkttype)) = prober::recv(s, &mut buf) {
+                // Only what the host sent into the bridge, and only VRRP.
+                if pkttype == prober::PACKET_OUTGOING || prober::parse_advert(&buf[..len]).is_none()
+                {
+                    continue;
+                }
+                let got = Instant::now();
+                let at = (got + max_delay.mul_f64(rand01())).max(last_release);
+                last_release = at;
+                queue.push_back((at, got, i, buf[..len].to_vec()));
+            }
+        }
+    }
+    stats
 }
 
 /// Debian's nginx-light serving `200 ok` on 127.0.0.1:`port` inside a
@@ -262,8 +451,18 @@ impl Row {
     pub fn markdown(&self) -> String {
         let flaps = self.runs.iter().map(|r| r.owner_changes).max();
         let trans = self.runs.iter().map(|r| r.transitions).max();
-        let mut notes: Vec<String> = self.runs.iter().flat_map(|r| r.notes.clone()).collect();
-        notes.dedup();
+        // Per-run details are in the run lines; the table keeps two.
+        let mut notes: Vec<String> = Vec::new();
+        for n in self.runs.iter().flat_map(|r| r.notes.iter()) {
+            if !notes.contains(n) {
+                notes.push(n.clone());
+            }
+        }
+        if notes.len() > 2 {
+            let more = notes.len() - 2;
+            notes.truncate(2);
+            notes.push(format!("{more} more in the run lines"));
+        }
         format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             self.name,

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// timespec of the skb's receive time in every recvmsg's control data.
 const SO_TIMESTAMPNS: libc::c_int = 35;
 /// linux/if_packet.h: the packet was sent by this host (seen on a tap).
-const PACKET_OUTGOING: u8 = 4;
-const ETH_P_IP: u16 = 0x0800;
+pub(crate) const PACKET_OUTGOING: u8 = 4;
+pub(crate) const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
-const ETH_P_ALL: u16 = 0x0003;
+pub(crate) const ETH_P_ALL: u16 = 0x0003;
 const IPPROTO_VRRP: u8 = 112;
 
 #[derive(Debug, thiserror::Error)]
@@ -302,6 +302,39 @@ struct Sockets {
     own_ip: Ipv4Addr,
 }
 
+/// Moves the calling thread into the network namespace `/run/netns/NAME`
+/// (setns(2) with CLONE_NEWNET changes only the calling thread's namespace).
+pub(crate) fn enter_netns(name: &str) -> Result<(), ProbeError> {
+    let f = File::open(format!("/run/netns/{name}")).map_err(|source| ProbeError::OpenNetns {
+        ns: name.into(),
+        source,
+    })?;
+    // SAFETY: a valid namespace fd.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(ProbeError::Setns {
+            ns: name.into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
+
+/// The index of `ifname` in the calling thread's namespace (`ns` only names
+/// it in the error).
+pub(crate) fn if_index(ns: &str, ifname: &str) -> Result<u32, ProbeError> {
+    let missing = || ProbeError::NoInterface {
+        ns: ns.into(),
+        ifname: ifname.into(),
+    };
+    let cname = std::ffi::CString::new(ifname).map_err(|_| missing())?;
+    // SAFETY: a NUL-terminated name.
+    let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
+    if ifindex == 0 {
+        return Err(missing());
+    }
+    Ok(ifindex)
+}
+
 fn io_err(what: &'static str, ifname: &str) -> ProbeError {
     ProbeError::Socket {
         what,
@@ -312,31 +345,13 @@ fn io_err(what: &'static str, ifname: &str) -> ProbeError {
 
 impl Sockets {
     fn open(cfg: &ProbeConfig) -> Result<Self, ProbeError> {
-        let path = format!("/run/netns/{}", cfg.netns);
-        let f = File::open(&path).map_err(|source| ProbeError::OpenNetns {
-            ns: cfg.netns.clone(),
-            source,
-        })?;
-        // SAFETY: a valid namespace fd; CLONE_NEWNET moves only this thread.
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            return Err(ProbeError::Setns {
-                ns: cfg.netns.clone(),
-                source: std::io::Error::last_os_error(),
-            });
-        }
+        enter_netns(&cfg.netns)?;
         let cname =
             std::ffi::CString::new(cfg.ifname.as_str()).map_err(|_| ProbeError::NoInterface {
                 ns: cfg.netns.clone(),
                 ifname: cfg.ifname.clone(),
             })?;
-        // SAFETY: a NUL-terminated name.
-        let ifindex = unsafe { libc::if_nametoindex(cname.as_ptr()) };
-        if ifindex == 0 {
-            return Err(ProbeError::NoInterface {
-                ns: cfg.netns.clone(),
-                ifname: cfg.ifname.clone(),
-            });
-        }
+        let ifindex = if_index(&cfg.netns, &cfg.ifname)?;
         // Frames a host sends are handed only to ETH_P_ALL taps
         // (dev_queue_xmit_nit walks ptype_all), so a recorder on a bridge
         // port, which wants the frames the bridge sends to the host behind
@@ -490,7 +505,7 @@ impl Sockets {
 }
 
 /// An IPv4 VRRP packet (RFC 9568 5.1): source, VRID, priority.
-fn parse_advert(f: &[u8]) -> Option<(Ipv4Addr, u8, u8)> {
+pub(crate) fn parse_advert(f: &[u8]) -> Option<(Ipv4Addr, u8, u8)> {
     if f.len() < 14 + 20 || u16::from_be_bytes([f[12], f[13]]) != ETH_P_IP {
         return None;
     }
@@ -517,7 +532,7 @@ fn arp_request(mac: [u8; 6], ip: Ipv4Addr, vip: Ipv4Addr) -> Vec<u8> {
     f
 }
 
-fn packet_socket(proto: u16, ifindex: u32, ifname: &str) -> Result<OwnedFd, ProbeError> {
+pub(crate) fn packet_socket(proto: u16, ifindex: u32, ifname: &str) -> Result<OwnedFd, ProbeError> {
     // SAFETY: plain socket(2).
     let fd = unsafe {
         libc::socket(
@@ -603,7 +618,7 @@ fn if_ipv4(fd: &OwnedFd, name: &std::ffi::CStr) -> Option<Ipv4Addr> {
 }
 
 /// One non-blocking recvmsg: length, kernel timestamp, packet type.
-fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, Option<f64>, u8)> {
+pub(crate) fn recv(fd: &OwnedFd, buf: &mut [u8]) -> Option<(usize, Option<f64>, u8)> {
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),

@@ -10,8 +10,8 @@
 //!
 //! Knobs (environment):
 //! - `HAXDP_CHAOS_RUNS=20`: soak mode. Every scenario runs 20 times (CI
-//!   runs 2), and the 10% advert loss lasts 60 s per run instead of 10 s
-//!   (`HAXDP_CHAOS_LOSS_SECS` overrides). Takes about an hour.
+//!   runs 2), and the 10% advert loss and the jitter last 60 s per run
+//!   instead of 10 s (`HAXDP_CHAOS_LOSS_SECS` overrides). Takes about an hour.
 //! - `HAXDP_CHAOS_RX=socket|xdp`: the daemons' receive path (default
 //!   `socket`, i.e. `--no-xdp`; with `xdp` the suite checks the daemons
 //!   logged `receive path xdp-...`).
@@ -25,12 +25,13 @@
 //! - after a partition heals (and whenever both nodes are alive and hear each
 //!   other): two owners answering for at most Advertisement_Interval +
 //!   Skew_Time;
-//! - where nothing failed (advert loss, daemon stall, reload): no state change
+//! - where nothing failed (advert loss, jitter, daemon stall, reload): no state change
 //!   in either daemon's log and no change of the MAC answering for the VIP.
 //!
-//! Jitter is not a scenario: this kernel has no netem
-//! (CONFIG_NET_SCH_NETEM is off), nftables can drop but not delay, and an XDP
-//! program cannot hold a packet back, so nothing here can delay adverts.
+//! This kernel has no netem (CONFIG_NET_SCH_NETEM is off) and nftables can
+//! drop but not delay, so loss is an nftables `numgen` rule on the bridge and
+//! jitter is a user-space relay on the bridge ports
+//! (`haxdp_tests::chaos::Jitter`) that holds each advert for a random time.
 //!
 //! One test runs the scenarios one after another and prints the table at the
 //! end (also written to `target/<profile>/chaos/summary.md`); the logs of a
@@ -41,8 +42,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Duration;
 
 use haxdp_tests::chaos::{
-    loss_duration, out_dir, runs_from_env, rx_from_env, say, selected, transition_lines, Nft,
-    Nginx, Row, RunResult, TABLE_HEAD, TRACK_NGINX,
+    loss_duration, out_dir, runs_from_env, rx_from_env, say, selected, transition_lines, Jitter,
+    Nft, Nginx, Row, RunResult, TABLE_HEAD, TRACK_NGINX,
 };
 use haxdp_tests::node::{has_vip, haxdp_config, mac_of, mdi_v3, skew_v3, wait_vip, Node, Rx};
 use haxdp_tests::prober::{wall_now, Analysis, Mac, Probe, ProbeConfig, Prober};
@@ -66,6 +67,8 @@ const MERGE: f64 = 0.020;
 const NGINX_PORT: u16 = 8080;
 const NGINX_INTERVAL: f64 = 0.1;
 const NGINX_FALL: u32 = 2;
+/// Largest extra delay of an advert in the jitter scenario.
+const JITTER: Duration = Duration::from_millis(80);
 
 fn mdi() -> f64 {
     mdi_v3(PRIO2, ADVERT_CS)
@@ -509,6 +512,61 @@ fn loss(lab: &mut Lab, dur: Duration) -> RunResult {
     r
 }
 
+/// Every advert delayed by a random 0..80 ms (the [`Jitter`] relay) for
+/// `dur`: lb2 then sees gaps of up to 100 + 80 ms between adverts, well
+/// inside its Master_Down_Interval, so nothing may change. As with loss, what
+/// lb2 actually received is recorded on its bridge port, and a run in which
+/// the relay itself stalled past Master_Down_Interval is noted, not failed.
+fn jitter(lab: &mut Lab, dur: Duration) -> RunResult {
+    let ports = [lab.lan.port_of(0), lab.lan.port_of(1), lab.lan.port_of(2)];
+    let rec = Prober::start(ProbeConfig::adverts(
+        &lab.lan.bridge.name,
+        &ports[1],
+        dur + Duration::from_secs(20),
+    ))
+    .unwrap_or_else(|e| panic!("advert recorder: {e}"));
+    let p = lab.probe(dur + Duration::from_secs(20));
+    let relay = Jitter::start(&lab.lan.bridge, &ports, JITTER)
+        .unwrap_or_else(|e| panic!("jitter relay: {e}"));
+    let rules = Nft::drop_vrrp(&lab.lan.bridge);
+    let from = wall_now();
+    std::thread::sleep(dur);
+    let to = wall_now();
+    rules.remove();
+    let stats = relay.finish();
+    std::thread::sleep(Duration::from_millis(500));
+    let probe = finish(p);
+    let seen = finish(rec);
+    let a = probe.analysis(MERGE);
+    let mut r = RunResult {
+        owner_changes: a.owner_changes,
+        transitions: lab.transitions(),
+        gap: Some(a.longest_gap.len()),
+        dual: Some(a.dual_total()),
+        ..RunResult::default()
+    };
+    let burst = seen.longest_advert_gap(LB1_IP, true, from, to);
+    r.notes.push(format!(
+        "lb2's longest advert gap {:.0} ms, relay max delay {:.0} ms",
+        burst * 1e3,
+        stats.max_delay * 1e3
+    ));
+    if stats.relayed == 0 {
+        r.violations
+            .push("the jitter relay forwarded no advert".into());
+        return r;
+    }
+    if burst > mdi() {
+        r.notes.push(format!(
+            "lb2 went {:.0} ms without an advert (> Master_Down_Interval): takeover RFC-mandated",
+            burst * 1e3
+        ));
+        return r;
+    }
+    check_quiet(&mut r, &a);
+    r
+}
+
 /// lb2's VRRP is cut off (nftables drops protocol 112 to and from its
 /// port): both become master. After the heal lb1's next advert (at most one
 /// Advertisement_Interval later) sends lb2 back to backup.
@@ -657,7 +715,8 @@ fn restart(lab: &mut Lab) -> RunResult {
 
 /// What a scenario gets besides its lab.
 struct Extras<'a> {
-    loss: Duration,
+    /// How long advert loss and jitter last.
+    fault_for: Duration,
     /// lb1's nginx, for scenarios that start one on each node.
     nginx1: Option<&'a Nginx>,
 }
@@ -713,7 +772,14 @@ fn chaos_suite() {
             gap_limit: None,
             dual_limit: None,
             nginx: false,
-            run: |l, x| loss(l, x.loss),
+            run: |l, x| loss(l, x.fault_for),
+        },
+        Spec {
+            name: "jitter-80ms",
+            gap_limit: None,
+            dual_limit: None,
+            nginx: false,
+            run: |l, x| jitter(l, x.fault_for),
         },
         Spec {
             name: "partition-heal",
@@ -745,7 +811,7 @@ fn chaos_suite() {
         },
     ];
     say(&format!(
-        "chaos: {runs} run(s) per scenario, receive path {rx:?}, loss for {} s; \
+        "chaos: {runs} run(s) per scenario, receive path {rx:?}, loss and jitter for {} s; \
          Master_Down_Interval {:.1} ms, Skew_Time {:.1} ms",
         loss_dur.as_secs(),
         mdi() * 1e3,
@@ -780,7 +846,7 @@ fn chaos_suite() {
                 };
                 let mut lab = Lab::start(&lan, rx, &pre, track);
                 let extras = Extras {
-                    loss: loss_dur,
+                    fault_for: loss_dur,
                     nginx1: nginx.as_ref().map(|(n1, _)| n1),
                 };
                 let r = (spec.run)(&mut lab, &extras);
