@@ -5,108 +5,13 @@
 //! timestamps of the adverts and gratuitous ARPs), so they are what the LAN
 //! saw, not what the daemons believe.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use haxdp_tests::node::{
+    has_vip, haxdp_config, mac_of, mdi_v3, wait_vip, Node, Rx, PASS_AUTH, VIP,
+};
 use haxdp_tests::observe::{Capture, Seen};
 use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns, Proc, TempDir};
-
-const VIP: &str = "192.0.2.100";
-
-/// How a node receives adverts in a test run.
-#[derive(Clone, Copy, Debug)]
-enum Rx {
-    /// The default: the XDP fast path.
-    Xdp,
-    /// `--no-xdp`: the raw-socket receive path.
-    Socket,
-}
-
-fn haxdp_config(name: &str, prio: u8, version: u8, advert_int: &str, extra: &str) -> String {
-    format!(
-        "global_defs {{\n  router_id {name}\n}}\n\
-         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
-         priority {prio}\n  advert_int {advert_int}\n  version {version}\n{extra}\n  \
-         virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
-    )
-}
-
-const PASS_AUTH: &str = "  authentication {\n    auth_type PASS\n    auth_pass 1111\n  }";
-
-struct Node<'a> {
-    ns: &'a Netns,
-    dir: TempDir,
-    proc: Option<Proc>,
-    conf: PathBuf,
-    rx: Rx,
-}
-
-impl<'a> Node<'a> {
-    fn haxdp(ns: &'a Netns, name: &str, config: &str, rx: Rx) -> Self {
-        let dir = TempDir::new(name);
-        let conf = dir.file("keepalived.conf", config);
-        let mut n = Node {
-            ns,
-            dir,
-            proc: None,
-            conf,
-            rx,
-        };
-        n.start();
-        n
-    }
-
-    fn start(&mut self) {
-        let bin = workspace_bin("haxdp");
-        let state = self.dir.path.join("state");
-        let mut args = vec![
-            bin.to_str().expect("utf-8 path").to_string(),
-            "run".into(),
-            "-f".into(),
-            self.conf.to_str().expect("utf-8 path").into(),
-            "--state-dir".into(),
-            state.to_str().expect("utf-8 path").into(),
-            "--log-level".into(),
-            "debug".into(),
-        ];
-        if matches!(self.rx, Rx::Socket) {
-            args.push("--no-xdp".into());
-        }
-        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-        let n = self.dir.path.read_dir().map(|d| d.count()).unwrap_or(0);
-        self.proc = Some(
-            self.ns
-                .spawn(&argv, &self.dir.path.join(format!("haxdp-{n}.log"))),
-        );
-    }
-
-    fn proc(&self) -> &Proc {
-        self.proc.as_ref().expect("node is running")
-    }
-
-    fn log(&self) -> String {
-        self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
-    }
-}
-
-fn has_vip(ns: &Netns) -> bool {
-    let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
-    String::from_utf8_lossy(&out.stdout).contains(&format!(" {VIP}/"))
-}
-
-fn wait_vip(ns: &Netns, present: bool, timeout: Duration) -> bool {
-    wait_for(timeout, || (has_vip(ns) == present).then_some(())).is_some()
-}
-
-fn mac_of(i: usize) -> String {
-    format!("02:00:00:00:01:{:02x}", 10 + i)
-}
-
-/// Master_Down_Interval for VRRPv3 (RFC 9568 6.1), seconds.
-fn mdi_v3(prio: u8, advert_cs: u32) -> f64 {
-    let adv = f64::from(advert_cs) / 100.0;
-    3.0 * adv + (256.0 - f64::from(prio)) * adv / 256.0
-}
 
 fn last_advert_from(ev: &[Seen], src: &str, before: f64) -> Option<f64> {
     ev.iter()
