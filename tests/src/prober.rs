@@ -156,6 +156,13 @@ pub struct Probe {
     /// Replies and adverts whose timestamp came from user space because the
     /// kernel gave none (should stay 0).
     pub user_timestamps: u64,
+    /// Longest time between two of our own requests, seconds: above a few
+    /// interval lengths the prober itself was starved, and a gap it
+    /// measured around that time may be partly its own.
+    pub max_send_gap: f64,
+    /// Whether the prober thread got SCHED_FIFO (it asks for it so that
+    /// builds sharing the machine do not delay its requests).
+    pub realtime: bool,
 }
 
 impl Probe {
@@ -388,7 +395,14 @@ impl Sockets {
             started: wall_now(),
             ..Probe::default()
         };
+        // SAFETY: sched_setscheduler(0, ...) changes only the calling thread;
+        // a failure (no CAP_SYS_NICE) leaves it as it was.
+        probe.realtime = unsafe {
+            let param = libc::sched_param { sched_priority: 10 };
+            libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) == 0
+        };
         let begin = Instant::now();
+        let mut last_sent: Option<Instant> = None;
         let deadline = begin + cfg.max_duration;
         let mut next_send = begin;
         let mut buf = [0u8; 2048];
@@ -410,6 +424,11 @@ impl Sockets {
                     };
                     if n > 0 {
                         probe.sent += 1;
+                        if let Some(l) = last_sent {
+                            probe.max_send_gap =
+                                probe.max_send_gap.max(now.duration_since(l).as_secs_f64());
+                        }
+                        last_sent = Some(now);
                     }
                     next_send += cfg.interval;
                     // After a stall, keep the pace instead of sending a burst.

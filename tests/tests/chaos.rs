@@ -208,6 +208,21 @@ fn finish(p: Prober) -> Probe {
     p.finish().unwrap_or_else(|e| panic!("prober: {e}"))
 }
 
+/// Notes how far the measurement itself can be trusted.
+fn note_prober(r: &mut RunResult, probe: &Probe) {
+    if probe.max_send_gap > 0.005 || !probe.realtime {
+        r.notes.push(format!(
+            "prober starved up to {:.1} ms{}",
+            probe.max_send_gap * 1e3,
+            if probe.realtime {
+                ""
+            } else {
+                " (no SCHED_FIFO)"
+            }
+        ));
+    }
+}
+
 /// The MAC that answered last.
 fn last_owner(probe: &Probe) -> Option<Mac> {
     probe.replies.last().map(|r| r.mac)
@@ -289,6 +304,7 @@ fn kill9(lab: &mut Lab) -> RunResult {
         transitions: lab.transitions(),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     r.notes
         .push("flaps count the killed master's kernel, which keeps answering".into());
     if !moved {
@@ -330,6 +346,7 @@ fn link_down(lab: &mut Lab) -> RunResult {
         transitions: lab.transitions(),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if !moved {
         r.violations
             .push("lb2 did not take the VIP within 3 s".into());
@@ -366,6 +383,7 @@ fn term(lab: &mut Lab) -> RunResult {
         transitions: lab.transitions(),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if code != Some(0) {
         r.violations
             .push(format!("haxdp exited with {code:?} on TERM, not 0"));
@@ -416,6 +434,7 @@ fn nginx_killed(lab: &mut Lab, nginx1: &Nginx) -> RunResult {
         transitions: lab.transitions(),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if !moved {
         r.violations.push(format!(
             "the VIP did not move to lb2 within 3 s of nginx's death (lb1 {}, lb2 {})",
@@ -490,6 +509,7 @@ fn loss(lab: &mut Lab, dur: Duration) -> RunResult {
         dual: Some(a.dual_total()),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     let sent = seen
         .adverts
         .iter()
@@ -545,6 +565,7 @@ fn jitter(lab: &mut Lab, dur: Duration) -> RunResult {
         dual: Some(a.dual_total()),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     let burst = seen.longest_advert_gap(LB1_IP, true, from, to);
     r.notes.push(format!(
         "lb2's longest advert gap {:.0} ms, relay max delay {:.0} ms",
@@ -589,6 +610,7 @@ fn partition(lab: &mut Lab) -> RunResult {
         gap: Some(a.longest_gap.len()),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if !split {
         r.violations
             .push("lb2 did not become master while partitioned".into());
@@ -620,6 +642,7 @@ fn stall(lab: &mut Lab) -> RunResult {
         dual: Some(a.dual_total()),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     check_quiet(&mut r, &a);
     r
 }
@@ -648,6 +671,7 @@ fn hup(lab: &mut Lab) -> RunResult {
         dual: Some(a.dual_total()),
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if done.is_none() {
         r.violations.push(format!(
             "not every HUP was logged as `configuration reloaded` (lb1 {} of 3, lb2 {} of 2)",
@@ -689,6 +713,7 @@ fn restart(lab: &mut Lab) -> RunResult {
         transitions: lab.transitions() + before_restart,
         ..RunResult::default()
     };
+    note_prober(&mut r, &probe);
     if code != Some(0) {
         r.violations
             .push(format!("haxdp exited with {code:?} on TERM, not 0"));
