@@ -130,6 +130,14 @@ pub const CHANGE_PRIO_ZERO: u16 = 1 << 2;
 pub const CHANGE_INTERVAL: u16 = 1 << 3;
 pub const CHANGE_ADDRS: u16 = 1 << 4;
 pub const CHANGE_VERSION: u16 = 1 << 5;
+/// The peer was silent for more than [`RESUMED_AFTER_INTERVALS`] of its own
+/// advert intervals, long enough for RFC 9568 to have declared it down; its
+/// advert is reported even if unchanged. Without this a master that restarts
+/// (or a partition that heals) with the same content as before would never
+/// reach the daemons that still hold its old record.
+pub const CHANGE_RESUMED: u16 = 1 << 6;
+/// See [`CHANGE_RESUMED`]: 3 intervals, the Master_Down_Interval without skew.
+pub const RESUMED_AFTER_INTERVALS: u64 = 3;
 
 /// INSTANCES key: one VRRP instance the daemon runs on an interface.
 #[repr(C)]

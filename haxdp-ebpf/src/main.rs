@@ -483,6 +483,10 @@ fn track_peer(
         if st.version != version {
             change |= CHANGE_VERSION;
         }
+        // 1 cs = 10 ms; the peer's previous interval decides what "silent" means.
+        if gap > RESUMED_AFTER_INTERVALS * u64::from(st.interval_cs) * 10_000_000 {
+            change |= CHANGE_RESUMED;
+        }
         st.prev_ns = st.last_ns;
     }
     st.last_ns = now;

@@ -45,7 +45,7 @@ pub struct RunOptions {
 #[derive(Debug)]
 enum Ev {
     /// A changed advert reported by the XDP program.
-    Kernel(haxdp_common::AdvertEvent),
+    Kernel(Box<haxdp_common::AdvertEvent>),
     /// An advert from the socket receive path.
     Socket {
         ifindex: u32,
@@ -209,7 +209,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     };
     if let Some(f) = eng.fast.as_mut() {
         let tx = tx.clone();
-        f.spawn_events(move |ev| tx.send(Ev::Kernel(ev)).is_ok())?;
+        f.spawn_events(move |ev| tx.send(Ev::Kernel(Box::new(ev))).is_ok())?;
     }
     {
         let status = status.clone();
@@ -294,7 +294,7 @@ impl Engine {
             }
             Ev::Signal(Sig::Hup) => self.reload().await,
             Ev::Signal(Sig::Usr1) => self.dump_state(),
-            Ev::Kernel(k) => self.on_kernel_advert(k).await,
+            Ev::Kernel(k) => self.on_kernel_advert(*k).await,
             Ev::Socket { ifindex, rx } => self.on_socket_advert(ifindex, rx).await,
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
