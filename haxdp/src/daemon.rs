@@ -1218,9 +1218,16 @@ impl Engine {
                         priority_reasons: i.priority_reasons.clone(),
                         fault_reasons: i.fault_reasons.clone(),
                         master_addr: i.core.master_addr().map(|a| a.to_string()),
-                        last_advert_age_ms: self
-                            .kernel_last_advert_any(i)
-                            .or(i.last_rx_ns)
+                        // The master's last advert, as a backup sees it; a
+                        // master sends its own, so it has none to show.
+                        last_advert_age_ms: (i.core.state() == State::Backup)
+                            .then(|| {
+                                self.kernel_last_advert_any(i).or_else(|| {
+                                    let m = i.core.master_addr()?;
+                                    i.rx_by_src.get(&m).copied()
+                                })
+                            })
+                            .flatten()
                             .map(|t| now.saturating_sub(t) / 1_000_000),
                         receive_path: i.rx.name().into(),
                         advert_interval_ms: u64::from(i.core.master_adver_int_cs()) * 10,

@@ -2,6 +2,7 @@
 //! and test packages, runs the tests and the XDP benchmark.
 
 mod frames;
+mod lab;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,9 @@ const TEST_APT: &[&str] = &[
     "tcpdump",
     "iputils-ping",
     "iproute2",
+    // Partitions and advert loss in the namespace tests (the kernel has no netem).
+    "nftables",
+    "arping",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
@@ -65,6 +69,12 @@ enum Cmd {
     Setup,
     /// Set up, build the XDP object, run the test suite (what CI runs).
     Test,
+    /// Build everything and run the two-load-balancer lab with its failover drill.
+    Lab {
+        /// Leave the lab up afterwards and print how to enter it.
+        #[arg(long)]
+        keep: bool,
+    },
     /// BPF_PROG_TEST_RUN benchmark of the XDP program against a bare XDP_PASS.
     BenchXdp {
         /// Runs per measurement; the kernel reports the mean per run.
@@ -85,6 +95,11 @@ fn main() -> Result<()> {
         Cmd::Setup => setup(),
         Cmd::Test => test(),
         Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
+        Cmd::Lab { keep } => {
+            setup()?;
+            let bin = build_daemon()?;
+            lab::run(&bin, keep)
+        }
     }
 }
 
@@ -328,10 +343,24 @@ fn setup() -> Result<()> {
     Ok(())
 }
 
+/// Builds the XDP object and the daemon (release); returns the daemon's path.
+fn build_daemon() -> Result<PathBuf> {
+    build_ebpf(false)?;
+    let root = workspace_root();
+    run(Command::new("cargo")
+        .args(["build", "--release", "-p", "haxdp"])
+        .current_dir(&root))?;
+    Ok(root.join("target/release/haxdp"))
+}
+
 fn test() -> Result<()> {
     setup()?;
     build_ebpf(false)?;
     let root = workspace_root();
+    // The end-to-end tests start the daemon binary itself.
+    run(Command::new("cargo")
+        .args(["build", "-p", "haxdp"])
+        .current_dir(&root))?;
     // Unit and crate tests in parallel; the root tests (namespaces, XDP
     // attach, keepalived) one at a time, as they share the host's bpffs and
     // create interfaces.
