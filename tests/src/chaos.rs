@@ -218,10 +218,9 @@ impl Jitter {
                     }
                 }
             })
-            .map_err(|e| ProbeError::Socket {
-                what: "spawn the jitter relay",
-                ifname: String::new(),
-                source: e,
+            .map_err(|source| ProbeError::Spawn {
+                what: "jitter relay",
+                source,
             })?;
         match rx.recv() {
             Ok(Ok(())) => Ok(Self {

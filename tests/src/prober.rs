@@ -51,6 +51,11 @@ pub enum ProbeError {
     },
     #[error("{ifname} in {ns} has no IPv4 address to ask from; give the client an address first")]
     NoSourceAddress { ns: String, ifname: String },
+    #[error("cannot start the {what} thread: {source}")]
+    Spawn {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("the prober thread panicked")]
     Panicked,
 }
@@ -260,10 +265,9 @@ impl Prober {
                 };
                 Ok(sockets.run(&cfg, &stop2))
             })
-            .map_err(|e| ProbeError::Socket {
-                what: "spawn the prober thread",
-                ifname: String::new(),
-                source: e,
+            .map_err(|source| ProbeError::Spawn {
+                what: "prober",
+                source,
             })?;
         match ready_rx.recv() {
             Ok(Ok(())) => Ok(Self {
