@@ -86,10 +86,12 @@ pub fn bind() -> Result<tokio::net::UnixListener, ControlError> {
     tokio::net::UnixListener::from_std(l).map_err(ControlError::Bind)
 }
 
-/// Serves requests forever; `snapshot` builds the current status.
-pub async fn serve<F>(listener: tokio::net::UnixListener, snapshot: F)
+/// Serves requests forever; `snapshot` asks the engine for the current
+/// status (`None` when it did not answer in time).
+pub async fn serve<F, Fut>(listener: tokio::net::UnixListener, snapshot: F)
 where
-    F: Fn() -> Status + Send + Sync + 'static,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Option<Status>> + Send + 'static,
 {
     let snapshot = std::sync::Arc::new(snapshot);
     loop {
@@ -120,7 +122,10 @@ where
                 return;
             }
             let body = match line.trim() {
-                "status" => serde_json::to_string(&snapshot()).unwrap_or_default(),
+                "status" => match tokio::time::timeout(Duration::from_secs(2), snapshot()).await {
+                    Ok(Some(st)) => serde_json::to_string(&st).unwrap_or_default(),
+                    _ => "{\"error\":\"the daemon's engine did not answer within 2 s (it may be stalled); `haxdp maps` reads the kernel's view directly\"}".to_string(),
+                },
                 other => format!("{{\"error\":\"unknown request {other:?}\"}}"),
             };
             let _ = w.write_all(body.as_bytes()).await;

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State, Version};
@@ -56,6 +56,8 @@ enum Ev {
     Signal(Sig),
     /// Periodic upkeep: prune silent peers from the XDP program's PEERS map.
     Housekeeping,
+    /// `haxdp status`: the engine answers with a snapshot.
+    Status(tokio::sync::oneshot::Sender<Status>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -124,7 +126,6 @@ struct Engine {
     notifier: Notifier,
     tracker: Option<Tracker>,
     tx: mpsc::UnboundedSender<Ev>,
-    status: Arc<Mutex<Status>>,
     started_unix_ms: u64,
     /// Sync-group members whose Fault state changed, to propagate.
     sync_queue: Vec<(usize, bool)>,
@@ -184,7 +185,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             }
         },
     };
-    let status = Arc::new(Mutex::new(Status::default()));
     let mut notifier = Notifier::new(opts.state_dir.clone())?;
     if let Some(fifo) = &spec.notify_fifo {
         notifier = notifier.with_fifo(fifo)?;
@@ -202,7 +202,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         notifier,
         tracker: None,
         tx: tx.clone(),
-        status: status.clone(),
         started_unix_ms: control::unix_ms(),
         sync_queue: Vec::new(),
         socket_drops: 0,
@@ -212,13 +211,20 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         f.spawn_events(move |ev| tx.send(Ev::Kernel(Box::new(ev))).is_ok())?;
     }
     {
-        let status = status.clone();
+        let tx = tx.clone();
         tokio::spawn(control::serve(listener, move || {
-            status.lock().map(|s| s.clone()).unwrap_or_default()
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let sent = tx.send(Ev::Status(reply)).is_ok();
+            async move {
+                if sent {
+                    answer.await.ok()
+                } else {
+                    None
+                }
+            }
         }));
     }
     eng.start_all().await?;
-    eng.publish_status();
     info!(
         "haxdp running {} instance(s) from {}",
         eng.insts.len(),
@@ -257,7 +263,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                 }
             }
         }
-        eng.publish_status();
     }
     Ok(0)
 }
@@ -299,6 +304,9 @@ impl Engine {
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
             Ev::Housekeeping => self.housekeeping(),
+            Ev::Status(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
         }
         self.flush_sync().await;
         None
@@ -1074,7 +1082,6 @@ impl Engine {
         if let Some(t) = self.tracker.take() {
             t.shutdown().await;
         }
-        self.publish_status();
     }
 
     /// RFC 9568 6.4.3 Shutdown: a master sends a priority-0 advert and
@@ -1256,13 +1263,6 @@ impl Engine {
             .peer_last_ns(inst.ifindex, c.family, c.vrid, master)
             .ok()
             .flatten()
-    }
-
-    fn publish_status(&self) {
-        let st = self.snapshot();
-        if let Ok(mut s) = self.status.lock() {
-            *s = st;
-        }
     }
 }
 

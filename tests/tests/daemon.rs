@@ -118,7 +118,7 @@ fn crash_failover_xdp_path() {
 #[test]
 fn graceful_stop_hands_over_after_skew() {
     require_root();
-    let rx = Rx::Socket;
+    let rx = Rx::Xdp;
     let lan = Lan::new(3);
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let tmp = TempDir::new("term");
@@ -167,7 +167,7 @@ fn graceful_stop_hands_over_after_skew() {
 #[test]
 fn partition_heals_to_one_master() {
     require_root();
-    let rx = Rx::Socket;
+    let rx = Rx::Xdp;
     let lan = Lan::new(3);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
     let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), rx);
@@ -282,7 +282,7 @@ fn interop_keepalived_master_haxdp_backup_v2() {
     let dir = TempDir::new("ka");
     let mut ka = keepalived(h1, &dir, "ka1", 100, "MASTER");
     let conf = haxdp_config("lb2", 90, 2, "1", PASS_AUTH);
-    let hx = Node::haxdp(h2, "lb2", &conf, Rx::Socket);
+    let hx = Node::haxdp(h2, "lb2", &conf, Rx::Xdp);
     assert!(
         wait_vip(h1, true, Duration::from_secs(8)),
         "keepalived never became master: {}",
@@ -320,7 +320,7 @@ fn interop_haxdp_master_keepalived_backup_v2() {
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
     let dir = TempDir::new("ka");
     let conf = haxdp_config("lb1", 100, 2, "1", PASS_AUTH);
-    let hx = Node::haxdp(h1, "lb1", &conf, Rx::Socket);
+    let hx = Node::haxdp(h1, "lb1", &conf, Rx::Xdp);
     let ka = keepalived(h2, &dir, "ka2", 90, "BACKUP");
     assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", hx.log());
     std::thread::sleep(Duration::from_secs(5));
@@ -355,7 +355,7 @@ fn interop_v3_both_directions() {
         h1,
         "lb1",
         &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Socket,
+        Rx::Xdp,
     );
     let pid = dir.path.join("ka.pid");
     let vpid = dir.path.join("ka.vrrp.pid");
@@ -442,13 +442,13 @@ fn hup_keeps_unchanged_instances_and_refuses_broken_config() {
         h1,
         "lb1",
         &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Socket,
+        Rx::Xdp,
     );
     let lb2 = Node::haxdp(
         h2,
         "lb2",
         &haxdp_config("lb2", 90, 3, "0.1", ""),
-        Rx::Socket,
+        Rx::Xdp,
     );
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     std::thread::sleep(Duration::from_millis(500));
@@ -536,8 +536,8 @@ fn manual_failover_with_the_seeds_down_file() {
     };
     let (c1, down1) = node_conf("lb1", 100);
     let (c2, _down2) = node_conf("lb2", 90);
-    let lb1 = Node::haxdp(h1, "lb1", &c1, Rx::Socket);
-    let lb2 = Node::haxdp(h2, "lb2", &c2, Rx::Socket);
+    let lb1 = Node::haxdp(h1, "lb1", &c1, Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &c2, Rx::Xdp);
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     std::thread::sleep(Duration::from_millis(300));
     assert!(!has_vip(h2));
@@ -606,8 +606,8 @@ fn sync_group_members_fail_together() {
     };
     let fail1 = tmp.path.join("fail-lb1");
     let fail2 = tmp.path.join("fail-lb2");
-    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100, &fail1), Rx::Socket);
-    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90, &fail2), Rx::Socket);
+    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100, &fail1), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90, &fail2), Rx::Xdp);
     let holds = |ns: &Netns, a: &str| {
         let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
         String::from_utf8_lossy(&out.stdout).contains(&format!(" {a}/"))
@@ -663,8 +663,8 @@ fn ipv6_failover_sends_unsolicited_na() {
         ],
         &tmp.path.join("na.txt"),
     );
-    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100), Rx::Socket);
-    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90), Rx::Socket);
+    let lb1 = Node::haxdp(h1, "lb1", &conf("lb1", 100), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &conf("lb2", 90), Rx::Xdp);
     assert!(
         wait_for(Duration::from_secs(5), || holds(h1).then_some(())).is_some(),
         "lb1 never took the IPv6 VIP:\n{}",
@@ -712,13 +712,13 @@ fn notify_scripts_and_state_file_follow_transitions() {
         h1,
         "lb1",
         &haxdp_config("lb1", 100, 3, "0.1", &extra),
-        Rx::Socket,
+        Rx::Xdp,
     );
     let lb2 = Node::haxdp(
         h2,
         "lb2",
         &haxdp_config("lb2", 90, 3, "0.1", ""),
-        Rx::Socket,
+        Rx::Xdp,
     );
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     let state_file = lb1.dir.path.join("state").join("VI_1.state");
@@ -867,7 +867,7 @@ fn vip_deleted_by_hand_is_restored_and_usr1_dumps_state() {
         h1,
         "lb1",
         &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Socket,
+        Rx::Xdp,
     );
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     h1.exec(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
@@ -903,13 +903,13 @@ fn unicast_peers_fail_over_without_multicast() {
         h1,
         "lb1",
         &haxdp_config("lb1", 100, 3, "0.1", &uc("192.0.2.10", "192.0.2.11")),
-        Rx::Socket,
+        Rx::Xdp,
     );
     let lb2 = Node::haxdp(
         h2,
         "lb2",
         &haxdp_config("lb2", 90, 3, "0.1", &uc("192.0.2.11", "192.0.2.10")),
-        Rx::Socket,
+        Rx::Xdp,
     );
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     std::thread::sleep(Duration::from_millis(500));
