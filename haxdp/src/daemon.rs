@@ -1022,53 +1022,16 @@ impl Engine {
         let vips: Vec<(u32, IpAddr)> = inst.vips.iter().map(|v| (v.ifindex, v.addr)).collect();
         let t: GarpTiming = inst.spec.garp.clone();
         let name = inst.spec.core.name.clone();
-        let burst = move |repeat: u32,
-                          sender: Arc<GarpSender>,
-                          vips: Vec<(u32, IpAddr)>,
-                          name: String,
-                          gap: Duration| async move {
-            for n in 0..repeat {
-                for (ifindex, addr) in &vips {
-                    if let Err(e) = sender.announce(*ifindex, mac, *addr) {
-                        warn!("{name}: {e}");
-                    }
-                }
-                if n + 1 < repeat {
-                    tokio::time::sleep(gap).await;
-                }
-            }
-        };
         self.insts[i].garp = Some(tokio::spawn(async move {
-            burst(
-                t.repeat,
-                sender.clone(),
-                vips.clone(),
-                name.clone(),
-                t.interval,
-            )
-            .await;
+            garp_burst(&sender, mac, &vips, &name, t.repeat, t.interval).await;
             if !t.delay.is_zero() {
                 tokio::time::sleep(t.delay).await;
-                burst(
-                    t.repeat,
-                    sender.clone(),
-                    vips.clone(),
-                    name.clone(),
-                    t.interval,
-                )
-                .await;
+                garp_burst(&sender, mac, &vips, &name, t.repeat, t.interval).await;
             }
             if let Some(refresh) = t.refresh {
                 loop {
                     tokio::time::sleep(refresh).await;
-                    burst(
-                        t.refresh_repeat,
-                        sender.clone(),
-                        vips.clone(),
-                        name.clone(),
-                        t.interval,
-                    )
-                    .await;
+                    garp_burst(&sender, mac, &vips, &name, t.refresh_repeat, t.interval).await;
                 }
             }
         }));
@@ -1263,6 +1226,27 @@ impl Engine {
             .peer_last_ns(inst.ifindex, c.family, c.vrid, master)
             .ok()
             .flatten()
+    }
+}
+
+/// `repeat` announcements of every VIP, `gap` apart.
+async fn garp_burst(
+    sender: &GarpSender,
+    mac: [u8; 6],
+    vips: &[(u32, IpAddr)],
+    name: &str,
+    repeat: u32,
+    gap: Duration,
+) {
+    for n in 0..repeat {
+        for (ifindex, addr) in vips {
+            if let Err(e) = sender.announce(*ifindex, mac, *addr) {
+                warn!("{name}: {e}");
+            }
+        }
+        if n + 1 < repeat {
+            tokio::time::sleep(gap).await;
+        }
     }
 }
 

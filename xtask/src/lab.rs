@@ -116,7 +116,13 @@ impl<'a> Lb<'a> {
     fn start_nginx(&mut self) {
         let conf = self.dir.join("nginx.conf");
         self.nginx = Some(self.ns.spawn(
-            &["nginx", "-c", conf.to_str().unwrap_or_default(), "-p", self.dir.to_str().unwrap_or_default()],
+            &[
+                "nginx",
+                "-c",
+                conf.to_str().unwrap_or_default(),
+                "-p",
+                self.dir.to_str().unwrap_or_default(),
+            ],
             &self.dir.join("nginx.out"),
         ));
     }
@@ -176,7 +182,10 @@ fn enter_netns(name: &str) -> Result<()> {
     Ok(())
 }
 
-fn start_prober(client: String, stop: Arc<AtomicBool>) -> (Arc<Mutex<Vec<Probe>>>, std::thread::JoinHandle<()>) {
+fn start_prober(
+    client: String,
+    stop: Arc<AtomicBool>,
+) -> (Arc<Mutex<Vec<Probe>>>, std::thread::JoinHandle<()>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let l = log.clone();
     let h = std::thread::spawn(move || {
@@ -246,6 +255,35 @@ fn answers(log: &Arc<Mutex<Vec<Probe>>>, vip: &str, who: &str, since: Instant) -
         .unwrap_or(false)
 }
 
+/// Waits for `vip` to be answered by `want` after `since`, then reports the
+/// longest outage the client saw: one row of the drill summary.
+fn observe_step(
+    log: &Arc<Mutex<Vec<Probe>>>,
+    step: &'static str,
+    vip: &'static str,
+    want: &str,
+    since: Instant,
+    stamp: &dyn Fn(Instant) -> String,
+) -> (&'static str, bool, Duration) {
+    let ok = wait_for(Duration::from_secs(5), || {
+        answers(log, vip, want, since).then_some(())
+    });
+    // A little longer, so that a flap right after the move would show.
+    std::thread::sleep(Duration::from_millis(300));
+    let (gap, who) = outage(
+        &log.lock().map(|v| v.clone()).unwrap_or_default(),
+        vip,
+        since,
+    );
+    println!(
+        "{} {vip} now answered by {} (outage seen by the client: {:.0} ms)",
+        stamp(Instant::now()),
+        who.as_deref().unwrap_or("nobody"),
+        gap.as_secs_f64() * 1e3
+    );
+    (step, ok.is_some(), gap)
+}
+
 /// Runs the lab. `bin` is the built haxdp binary.
 pub fn run(bin: &Path, keep: bool) -> Result<()> {
     haxdp_tests::require_root();
@@ -263,7 +301,10 @@ pub fn run(bin: &Path, keep: bool) -> Result<()> {
     let lan = Lan::new(3);
     let tmp = TempDir::new("lab");
     let mut lbs = Vec::new();
-    for (i, (name, p1, p2)) in [("lb1", 100u8, 90u8), ("lb2", 90, 100)].into_iter().enumerate() {
+    for (i, (name, p1, p2)) in [("lb1", 100u8, 90u8), ("lb2", 90, 100)]
+        .into_iter()
+        .enumerate()
+    {
         let dir = tmp.path.join(name);
         for sub in ["", "body", "proxy", "fastcgi", "uwsgi", "scgi", "state"] {
             std::fs::create_dir_all(dir.join(sub))?;
@@ -296,42 +337,45 @@ pub fn run(bin: &Path, keep: bool) -> Result<()> {
     });
     if ok.is_none() {
         for lb in &lbs {
-            eprintln!("--- {}:\n{}", lb.name, lb.haxdp.as_ref().map(|p| p.log_text()).unwrap_or_default());
+            eprintln!(
+                "--- {}:\n{}",
+                lb.name,
+                lb.haxdp.as_ref().map(|p| p.log_text()).unwrap_or_default()
+            );
         }
         bail!("the pair did not converge: VIP1 should answer from lb1 and VIP2 from lb2");
     }
-    println!("{} VIP1 {VIP1} -> lb1, VIP2 {VIP2} -> lb2 (active-active)", stamp(Instant::now()));
+    println!(
+        "{} VIP1 {VIP1} -> lb1, VIP2 {VIP2} -> lb2 (active-active)",
+        stamp(Instant::now())
+    );
     let mut rows = Vec::new();
 
-    // Step 1: nginx dies on lb1.
+    // Step 1: nginx dies on lb1: VIP1 moves to lb2.
     let s1 = Instant::now();
     lbs[0].stop_nginx();
     println!("{} stop nginx on lb1", stamp(s1));
-    let moved = wait_for(Duration::from_secs(5), || answers(&log, VIP1, "lb2", s1).then_some(()));
-    std::thread::sleep(Duration::from_millis(300));
-    let (gap, who) = outage(&log.lock().map(|v| v.clone()).unwrap_or_default(), VIP1, s1);
-    println!(
-        "{} VIP1 now answered by {} (outage seen by the client: {:.0} ms)",
-        stamp(Instant::now()),
-        who.as_deref().unwrap_or("nobody"),
-        gap.as_secs_f64() * 1e3
-    );
-    rows.push(("stop nginx on lb1: VIP1 -> lb2", moved.is_some(), gap));
+    rows.push(observe_step(
+        &log,
+        "stop nginx on lb1: VIP1 -> lb2",
+        VIP1,
+        "lb2",
+        s1,
+        &stamp,
+    ));
 
     // Step 2: nginx is back on lb1: VIP1 returns (preempt).
     let s2 = Instant::now();
     lbs[0].start_nginx();
     println!("{} start nginx on lb1", stamp(s2));
-    let back = wait_for(Duration::from_secs(5), || answers(&log, VIP1, "lb1", s2).then_some(()));
-    std::thread::sleep(Duration::from_millis(300));
-    let (gap, who) = outage(&log.lock().map(|v| v.clone()).unwrap_or_default(), VIP1, s2);
-    println!(
-        "{} VIP1 now answered by {} (outage: {:.0} ms)",
-        stamp(Instant::now()),
-        who.as_deref().unwrap_or("nobody"),
-        gap.as_secs_f64() * 1e3
-    );
-    rows.push(("start nginx on lb1: VIP1 -> lb1", back.is_some(), gap));
+    rows.push(observe_step(
+        &log,
+        "start nginx on lb1: VIP1 -> lb1",
+        VIP1,
+        "lb1",
+        s2,
+        &stamp,
+    ));
 
     // Step 3: lb2's daemon is killed: VIP2 moves to lb1.
     let s3 = Instant::now();
@@ -339,16 +383,14 @@ pub fn run(bin: &Path, keep: bool) -> Result<()> {
         p.signal(libc::SIGKILL);
     }
     println!("{} kill -9 haxdp on lb2", stamp(s3));
-    let moved2 = wait_for(Duration::from_secs(5), || answers(&log, VIP2, "lb1", s3).then_some(()));
-    std::thread::sleep(Duration::from_millis(300));
-    let (gap, who) = outage(&log.lock().map(|v| v.clone()).unwrap_or_default(), VIP2, s3);
-    println!(
-        "{} VIP2 now answered by {} (outage: {:.0} ms)",
-        stamp(Instant::now()),
-        who.as_deref().unwrap_or("nobody"),
-        gap.as_secs_f64() * 1e3
-    );
-    rows.push(("kill -9 haxdp on lb2: VIP2 -> lb1", moved2.is_some(), gap));
+    rows.push(observe_step(
+        &log,
+        "kill -9 haxdp on lb2: VIP2 -> lb1",
+        VIP2,
+        "lb1",
+        s3,
+        &stamp,
+    ));
 
     stop.store(true, Ordering::Relaxed);
     let _ = prober.join();
@@ -375,8 +417,14 @@ pub fn run(bin: &Path, keep: bool) -> Result<()> {
                 bin.display()
             );
         }
-        println!("  ip netns exec {} bash      # client: curl http://{VIP1}/ http://{VIP2}/", client.name);
-        println!("Remove it with: ip netns del <name> for each (bridge {})", lan.bridge.name);
+        println!(
+            "  ip netns exec {} bash      # client: curl http://{VIP1}/ http://{VIP2}/",
+            client.name
+        );
+        println!(
+            "Remove it with: ip netns del <name> for each (bridge {})",
+            lan.bridge.name
+        );
         for lb in lbs.iter_mut() {
             if let Some(p) = lb.nginx.take() {
                 std::mem::forget(p);
