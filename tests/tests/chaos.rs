@@ -516,6 +516,10 @@ fn loss(lab: &mut Lab, dur: Duration) -> RunResult {
         .filter(|ad| ad.src == LB1_IP && ad.outgoing && ad.t >= from && ad.t <= to)
         .count();
     let burst = seen.longest_advert_gap(LB1_IP, true, from, to);
+    r.notes.push(format!(
+        "lb2's longest advert gap {:.0} ms ({sent} adverts reached it)",
+        burst * 1e3
+    ));
     if sent == 0 {
         r.violations
             .push("the recorder on lb2's port saw no advert from lb1".into());
