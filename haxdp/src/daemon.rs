@@ -587,13 +587,22 @@ impl Engine {
             let Some(at) = self.insts[i].core.next_deadline() else {
                 continue;
             };
+            let backup = self.insts[i].core.state() == State::Backup;
             if at > now {
+                // Coalesce wake-ups: a backup on the XDP path whose deadline
+                // is near gets its kernel refresh now, in this wake-up, instead
+                // of waking the daemon again for it alone. Only a refresh,
+                // never a takeover, happens early.
+                let near = now + self.insts[i].core.master_down_interval_ns() / 2;
+                if backup && self.insts[i].rx != RxPath::Socket && at <= near {
+                    self.refresh_from_kernel(i, now).await;
+                }
                 continue;
             }
             // Socket path: adverts may sit in the socket queue because this
             // daemon did not run (SIGSTOP, starvation); read them first, with
             // their kernel arrival times, before deciding to take over.
-            if self.insts[i].rx == RxPath::Socket && self.insts[i].core.state() == State::Backup {
+            if self.insts[i].rx == RxPath::Socket && backup {
                 let sock = self.insts[i].sock.clone();
                 let ifindex = self.insts[i].ifindex;
                 for rx in sock.drain() {
@@ -607,30 +616,42 @@ impl Engine {
             // look at the master's record in PEERS. Unchanged adverts only
             // move that timestamp, and a daemon that was stalled must not
             // fail over while adverts kept arriving.
-            if self.insts[i].core.state() == State::Backup {
-                if let Some(ns) = self.kernel_last_advert(i) {
-                    let master = self.insts[i].core.master_addr();
-                    let fed = master.and_then(|m| self.insts[i].rx_by_src.get(&m).copied());
-                    if Some(ns) > fed {
-                        if let Some(src) = master {
-                            self.insts[i].rx_by_src.insert(src, ns);
-                            if self.insts[i].last_rx_ns.is_none_or(|t| ns > t) {
-                                self.insts[i].last_rx_ns = Some(ns);
-                            }
-                            let acts = self.insts[i]
-                                .core
-                                .handle(now, Input::AdvertRefresh { src, rx_ns: ns });
-                            self.apply(i, now, acts).await;
-                            if self.insts[i].core.next_deadline().is_some_and(|d| d > now) {
-                                continue;
-                            }
-                        }
-                    }
-                }
+            if backup
+                && self.refresh_from_kernel(i, now).await
+                && self.insts[i].core.next_deadline().is_some_and(|d| d > now)
+            {
+                continue;
             }
             let acts = self.insts[i].core.handle(now, Input::Timer);
             self.apply(i, now, acts).await;
         }
+    }
+
+    /// Feeds the master's newest kernel timestamp to a backup's state machine
+    /// when it is newer than what the machine has seen; true if it did.
+    async fn refresh_from_kernel(&mut self, i: usize, now: u64) -> bool {
+        let Some(ns) = self.kernel_last_advert(i) else {
+            return false;
+        };
+        let Some(src) = self.insts[i].core.master_addr() else {
+            return false;
+        };
+        if self.insts[i]
+            .rx_by_src
+            .get(&src)
+            .is_some_and(|fed| ns <= *fed)
+        {
+            return false;
+        }
+        self.insts[i].rx_by_src.insert(src, ns);
+        if self.insts[i].last_rx_ns.is_none_or(|t| ns > t) {
+            self.insts[i].last_rx_ns = Some(ns);
+        }
+        let acts = self.insts[i]
+            .core
+            .handle(now, Input::AdvertRefresh { src, rx_ns: ns });
+        self.apply(i, now, acts).await;
+        true
     }
 
     /// The newest kernel timestamp of an advert from the current master.
