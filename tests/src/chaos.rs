@@ -15,12 +15,12 @@ use crate::node::Rx;
 use crate::prober::{self, ProbeError};
 use crate::{wait_for, Netns, Proc, TempDir};
 
-/// `HAXDP_CHAOS_RX=socket|xdp` (default `socket` until the XDP receive path
-/// is the daemon's default).
+/// `HAXDP_CHAOS_RX=socket|xdp` (default `xdp`, the daemon's default receive
+/// path).
 pub fn rx_from_env() -> Rx {
     match std::env::var("HAXDP_CHAOS_RX").as_deref() {
-        Ok("xdp") => Rx::Xdp,
-        Ok("socket") | Err(_) => Rx::Socket,
+        Ok("xdp") | Err(_) => Rx::Xdp,
+        Ok("socket") => Rx::Socket,
         Ok(other) => panic!("HAXDP_CHAOS_RX={other}: expected `socket` or `xdp`"),
     }
 }

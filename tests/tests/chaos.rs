@@ -12,9 +12,9 @@
 //! - `HAXDP_CHAOS_RUNS=20`: soak mode. Every scenario runs 20 times (CI
 //!   runs 2), and the 10% advert loss and the jitter last 60 s per run
 //!   instead of 10 s (`HAXDP_CHAOS_LOSS_SECS` overrides). Takes about an hour.
-//! - `HAXDP_CHAOS_RX=socket|xdp`: the daemons' receive path (default
-//!   `socket`, i.e. `--no-xdp`; with `xdp` the suite checks the daemons
-//!   logged `receive path xdp-...`).
+//! - `HAXDP_CHAOS_RX=socket|xdp`: the daemons' receive path (default `xdp`,
+//!   and the suite checks the daemons logged `receive path xdp-...`;
+//!   `socket` runs them with `--no-xdp`).
 //! - `HAXDP_CHAOS_ONLY=kill9,partition`: a subset of the scenarios.
 //!
 //! Invariants (RFC 9568 timers: Master_Down_Interval of lb2 = 364.8 ms,
