@@ -496,16 +496,19 @@ fn ensure_bpffs() -> Result<(), FastpathError> {
 /// The logger is polled by a task on the current tokio runtime; without one the
 /// records stay in their ring buffer and a debug line says so.
 fn forward_ebpf_logs(ebpf: &mut Ebpf) {
+    // The runtime first: the logger takes the log map out of `ebpf`, and a
+    // logger dropped here would close the map's fd before the program that
+    // refers to it is loaded (the verifier then fails with EBADF).
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        tracing::debug!("no tokio runtime: XDP program logs are not forwarded");
+        return;
+    };
     let logger = match aya_log::EbpfLogger::init_with_logger(ebpf, TracingLog) {
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(error = %e, "XDP program logs are not forwarded");
             return;
         }
-    };
-    let Ok(handle) = tokio::runtime::Handle::try_current() else {
-        tracing::debug!("no tokio runtime: XDP program logs are not forwarded");
-        return;
     };
     handle.spawn(async move {
         let Ok(mut fd) = register_readable(logger) else {

@@ -351,12 +351,7 @@ fn interop_v3_both_directions() {
              priority 90\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
         ),
     );
-    let hx = Node::haxdp(
-        h1,
-        "lb1",
-        &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Xdp,
-    );
+    let hx = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
     let pid = dir.path.join("ka.pid");
     let vpid = dir.path.join("ka.vrrp.pid");
     let ka = h2.spawn(
@@ -438,18 +433,8 @@ fn hup_keeps_unchanged_instances_and_refuses_broken_config() {
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let tmp = TempDir::new("hup");
     let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
-    let lb1 = Node::haxdp(
-        h1,
-        "lb1",
-        &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Xdp,
-    );
-    let lb2 = Node::haxdp(
-        h2,
-        "lb2",
-        &haxdp_config("lb2", 90, 3, "0.1", ""),
-        Rx::Xdp,
-    );
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), Rx::Xdp);
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     std::thread::sleep(Duration::from_millis(500));
     let garps_before = cap
@@ -714,12 +699,7 @@ fn notify_scripts_and_state_file_follow_transitions() {
         &haxdp_config("lb1", 100, 3, "0.1", &extra),
         Rx::Xdp,
     );
-    let lb2 = Node::haxdp(
-        h2,
-        "lb2",
-        &haxdp_config("lb2", 90, 3, "0.1", ""),
-        Rx::Xdp,
-    );
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), Rx::Xdp);
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     let state_file = lb1.dir.path.join("state").join("VI_1.state");
     let got = wait_for(Duration::from_secs(3), || {
@@ -863,12 +843,7 @@ fn vip_deleted_by_hand_is_restored_and_usr1_dumps_state() {
     require_root();
     let lan = Lan::new(1);
     let h1 = &lan.hosts[0];
-    let lb1 = Node::haxdp(
-        h1,
-        "lb1",
-        &haxdp_config("lb1", 100, 3, "0.1", ""),
-        Rx::Xdp,
-    );
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
     h1.exec(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
     let restored = wait_for(Duration::from_secs(2), || has_vip(h1).then_some(()));
@@ -931,4 +906,55 @@ fn unicast_peers_fail_over_without_multicast() {
         "lb2 did not take over with unicast adverts:\n{}",
         lb2.log()
     );
+}
+
+/// Another XDP program already owns the interface: the daemon says so, runs
+/// on the raw-socket receive path, and `haxdp status` shows that path.
+#[test]
+fn occupied_xdp_hook_falls_back_to_the_socket_path() {
+    require_root();
+    let lan = Lan::new(1);
+    let h1 = &lan.hosts[0];
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let ns_name = h1.name.clone();
+    let holder = std::thread::spawn(move || {
+        let f = std::fs::File::open(format!("/run/netns/{ns_name}")).expect("netns");
+        use std::os::fd::AsRawFd;
+        // SAFETY: valid namespace fd; moves only this thread.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let dir = std::path::PathBuf::from(haxdp_common::PIN_ROOT)
+            .join(format!("test-hold-{}", haxdp_tests::unique_tag()));
+        let mut other = haxdp::fastpath::Fastpath::load_pinned_at(dir).expect("load");
+        other
+            .attach("eth0")
+            .expect("the first XDP program attaches");
+        ready_tx.send(()).expect("ready");
+        let _ = stop_rx.recv_timeout(Duration::from_secs(30));
+        drop(other);
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the holder attached its program");
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    let log = lb1.log();
+    assert!(
+        log.contains("XDP cannot be attached") && log.contains("receive path socket"),
+        "the fallback to the socket path was not reported:\n{log}"
+    );
+    let st = h1.try_exec(&[
+        workspace_bin("haxdp").to_str().expect("utf-8"),
+        "status",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json: {e}: {}",
+            String::from_utf8_lossy(&st.stdout)
+        )
+    });
+    assert_eq!(v["instances"][0]["receive_path"], "socket", "{v}");
+    let _ = stop_tx.send(());
+    holder.join().expect("holder thread");
 }
