@@ -814,8 +814,17 @@ fn rfc9568_6_4_2_spoofed_sources_do_not_evict_the_master() {
     assert_eq!(b.master_addr(), Some(ip("192.0.2.11")));
     for n in 0..200u32 {
         let src = format!("198.51.100.{}", n % 250);
-        let src = if n >= 250 { "203.0.113.1".to_string() } else { src };
-        rx(&mut b, 20 * MS + u64::from(n) * MS, &src, advert(Version::V3, 1, 100));
+        let src = if n >= 250 {
+            "203.0.113.1".to_string()
+        } else {
+            src
+        };
+        rx(
+            &mut b,
+            20 * MS + u64::from(n) * MS,
+            &src,
+            advert(Version::V3, 1, 100),
+        );
     }
     let at = 2_000 * MS;
     let acts = b.handle(

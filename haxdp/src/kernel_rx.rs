@@ -11,8 +11,8 @@ use haxdp_common::{
 };
 use haxdp_vrrp::{Advert, Family, InstanceConfig, Version};
 
-pub use crate::fastpath::{FastpathError as KernelRxError, XdpAttachMode};
 use crate::fastpath::Fastpath;
+pub use crate::fastpath::{FastpathError as KernelRxError, XdpAttachMode};
 
 /// A changed advert reported by the XDP program.
 #[derive(Debug, Clone)]
@@ -72,8 +72,10 @@ impl KernelRx {
         };
         self.fast
             .watch(ifindex, cfg.vrid, fam, InstanceConf::new(mask, auth, &pass))?;
-        self.auth
-            .insert((ifindex, cfg.vrid, fam), cfg.auth_pass.filter(|_| auth == AUTH_PASS));
+        self.auth.insert(
+            (ifindex, cfg.vrid, fam),
+            cfg.auth_pass.filter(|_| auth == AUTH_PASS),
+        );
         Ok(())
     }
 
