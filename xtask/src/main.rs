@@ -357,6 +357,22 @@ fn test() -> Result<()> {
     setup()?;
     build_ebpf(false)?;
     let root = workspace_root();
+    // The house rules, checked first: formatting and clippy with warnings denied.
+    run(Command::new("cargo")
+        .args(["fmt", "--all", "--", "--check"])
+        .current_dir(&root))?;
+    run(Command::new("cargo")
+        .args([
+            "clippy",
+            "--workspace",
+            "--exclude",
+            "haxdp-ebpf",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .current_dir(&root))?;
     // The end-to-end tests start the daemon binary itself.
     run(Command::new("cargo")
         .args(["build", "-p", "haxdp"])
