@@ -429,12 +429,15 @@ impl Engine {
             });
         }
         let rx = self.receive_path(&link.name);
-        let sock = self.socket(&link.name, link.ifindex, src, rx == RxPath::Socket)?;
+        let sock = self.socket(
+            &link.name,
+            link.ifindex,
+            src,
+            spec.mcast_group,
+            rx == RxPath::Socket,
+        )?;
         let dsts = if spec.unicast_peers.is_empty() {
-            vec![match spec.core.family {
-                Family::V4 => IpAddr::V4(netio::VRRP_GROUP_V4),
-                Family::V6 => IpAddr::V6(netio::VRRP_GROUP_V6),
-            }]
+            vec![spec.mcast_group]
         } else {
             spec.unicast_peers.clone()
         };
@@ -497,12 +500,13 @@ impl Engine {
         ifname: &str,
         ifindex: u32,
         src: IpAddr,
+        group: IpAddr,
         receive: bool,
     ) -> anyhow::Result<Arc<AdvertSocket>> {
         if let Some(s) = self.sockets.get(&(ifindex, src)) {
             return Ok(s.clone());
         }
-        let s = Arc::new(AdvertSocket::open(ifname, ifindex, src, receive)?);
+        let s = Arc::new(AdvertSocket::open(ifname, ifindex, src, group, receive)?);
         if receive {
             let tx = self.tx.clone();
             let rs = s.clone();

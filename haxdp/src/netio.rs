@@ -107,7 +107,13 @@ impl AdvertSocket {
     /// Opens the socket for `ifname` with source address `src` (the family of
     /// `src` picks IPv4 or IPv6). `receive` leaves the socket readable (the
     /// raw-socket receive path); otherwise a drop-all filter is attached.
-    pub fn open(ifname: &str, ifindex: u32, src: IpAddr, receive: bool) -> Result<Self, NetError> {
+    pub fn open(
+        ifname: &str,
+        ifindex: u32,
+        src: IpAddr,
+        group: IpAddr,
+        receive: bool,
+    ) -> Result<Self, NetError> {
         let err = |op: &'static str| {
             let source = io::Error::last_os_error();
             NetError::Setup {
@@ -207,7 +213,11 @@ impl AdvertSocket {
                 setopt(s, libc::IPPROTO_IP, libc::IP_TOS, &tos).map_err(wrap("IP_TOS"))?;
                 let mreq = libc::ip_mreqn {
                     imr_multiaddr: libc::in_addr {
-                        s_addr: u32::from(VRRP_GROUP_V4).to_be(),
+                        s_addr: u32::from(match group {
+                            IpAddr::V4(g) => g,
+                            IpAddr::V6(_) => VRRP_GROUP_V4,
+                        })
+                        .to_be(),
                     },
                     imr_address: libc::in_addr {
                         s_addr: u32::from(a).to_be(),
@@ -217,7 +227,7 @@ impl AdvertSocket {
                 setopt(s, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq)
                     .map_err(wrap("IP_MULTICAST_IF"))?;
                 setopt(s, libc::IPPROTO_IP, libc::IP_ADD_MEMBERSHIP, &mreq)
-                    .map_err(wrap("IP_ADD_MEMBERSHIP 224.0.0.18"))?;
+                    .map_err(wrap("IP_ADD_MEMBERSHIP (the VRRP group)"))?;
                 // No bind(2): a raw socket bound to an address only receives
                 // packets sent to that address (raw(7)), which would hide the
                 // multicast adverts. The source is set per packet (IP_PKTINFO).
@@ -241,12 +251,15 @@ impl AdvertSocket {
                     .map_err(wrap("IPV6_RECVPKTINFO"))?;
                 let mreq = libc::ipv6_mreq {
                     ipv6mr_multiaddr: libc::in6_addr {
-                        s6_addr: VRRP_GROUP_V6.octets(),
+                        s6_addr: match group {
+                            IpAddr::V6(g) => g.octets(),
+                            IpAddr::V4(_) => VRRP_GROUP_V6.octets(),
+                        },
                     },
                     ipv6mr_interface: ifindex,
                 };
                 setopt(s, libc::IPPROTO_IPV6, libc::IPV6_ADD_MEMBERSHIP, &mreq)
-                    .map_err(wrap("IPV6_ADD_MEMBERSHIP ff02::12"))?;
+                    .map_err(wrap("IPV6_ADD_MEMBERSHIP (the VRRP group)"))?;
                 // No bind(2), as for IPv4; the source is set per packet
                 // (IPV6_PKTINFO), which also works for a tentative address.
                 let _ = a;

@@ -67,8 +67,12 @@ pub struct InstanceSpec {
     /// is resolved at start.
     pub core: InstanceConfig,
     pub ifname: String,
+    /// Addresses owned as master: the advertised VIPs, then the excluded ones.
     pub vips: Vec<VipSpec>,
     pub unicast_peers: Vec<IpAddr>,
+    /// Where multicast adverts go: `vrrp_mcast_group4/6`, by default
+    /// 224.0.0.18 / ff02::12 (RFC 9568 5.1.1.2, 5.1.2.2).
+    pub mcast_group: IpAddr,
     /// `unicast_src_ip` / `mcast_src_ip`; else the interface's primary address.
     pub src_addr: Option<IpAddr>,
     pub garp: GarpTiming,
@@ -256,23 +260,23 @@ fn instance_spec(
             reverse: t.weight.reverse,
         });
     }
-    let vips: Vec<VipSpec> = inst
-        .vips
-        .iter()
-        .map(|v| VipSpec {
-            addr: v.address,
-            prefix_len: v.prefix_len,
-            dev: if v.dev == inst.interface {
-                None
-            } else {
-                Some(v.dev.clone())
-            },
-            label: v.label.clone(),
-            scope: scope_value(v.scope.as_deref()),
-            broadcast: v.brd,
-            nodad: v.nodad,
-        })
-        .collect();
+    let to_spec = |v: &haxdp_config::VirtualIp| VipSpec {
+        addr: v.address,
+        prefix_len: v.prefix_len,
+        dev: if v.dev == inst.interface {
+            None
+        } else {
+            Some(v.dev.clone())
+        },
+        label: v.label.clone(),
+        scope: scope_value(v.scope.as_deref()),
+        broadcast: v.brd,
+        nodad: v.nodad,
+    };
+    let vips: Vec<VipSpec> = inst.vips.iter().map(to_spec).collect();
+    // `virtual_ipaddress_excluded`: owned like the VIPs (added as master,
+    // removed otherwise) but not listed in the adverts, as keepalived does.
+    let excluded: Vec<VipSpec> = inst.excluded_vips.iter().map(to_spec).collect();
     let placeholder = if v6 {
         IpAddr::V6(Ipv6Addr::UNSPECIFIED)
     } else {
@@ -297,11 +301,18 @@ fn instance_spec(
         address_owner: owner,
     };
     let g = &inst.garp;
+    let mut vips = vips;
+    vips.extend(excluded);
     Ok(InstanceSpec {
         core,
         ifname: inst.interface.clone(),
         vips,
         unicast_peers: inst.unicast_peers.clone(),
+        mcast_group: if v6 {
+            IpAddr::V6(cfg.global.mcast_group6)
+        } else {
+            IpAddr::V4(cfg.global.mcast_group4)
+        },
         src_addr: inst.unicast_src_ip.or(inst.mcast_src_ip),
         garp: GarpTiming {
             repeat: g.master_repeat.max(1),
@@ -333,5 +344,52 @@ pub fn initial_state(t: &TrackSpec) -> CheckState {
     match t.kind {
         ItemKind::Interface => CheckState::Up,
         _ => CheckState::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec_of(text: &str) -> DaemonSpec {
+        let loaded = haxdp_config::parse_bytes(
+            Path::new("test.conf"),
+            text.as_bytes(),
+            &haxdp_config::ReadOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("config refused: {e:?}"));
+        from_config(&loaded.config).unwrap_or_else(|e| panic!("spec: {e}"))
+    }
+
+    #[test]
+    fn excluded_vips_are_owned_but_not_advertised() {
+        let s = spec_of(
+            "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n \
+             virtual_ipaddress {\n  192.0.2.100/24\n }\n virtual_ipaddress_excluded {\n  \
+             2001:db8::100/64\n }\n}\n",
+        );
+        let i = &s.instances[0];
+        let owned: Vec<String> = i.vips.iter().map(|v| v.addr.to_string()).collect();
+        assert_eq!(owned, ["192.0.2.100", "2001:db8::100"]);
+        let advertised: Vec<String> = i.core.vips.iter().map(|a| a.to_string()).collect();
+        assert_eq!(advertised, ["192.0.2.100"]);
+    }
+
+    #[test]
+    fn weights_come_from_the_check_unless_the_instance_overrides_them() {
+        let s = spec_of(
+            "vrrp_script chk {\n script \"/bin/true\"\n weight -20\n}\n\
+             vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 51\n priority 100\n \
+             track_script {\n  chk\n }\n virtual_ipaddress {\n  192.0.2.100/24\n }\n}\n\
+             vrrp_instance VI_2 {\n interface eth0\n virtual_router_id 52\n priority 100\n \
+             track_script {\n  chk weight -5\n }\n virtual_ipaddress {\n  192.0.2.101/24\n }\n}\n",
+        );
+        assert_eq!(s.instances[0].tracks[0].weight, -20);
+        assert_eq!(s.instances[1].tracks[0].weight, -5);
+        assert_eq!(
+            s.checks.scripts.len(),
+            1,
+            "one script run for both instances"
+        );
     }
 }
