@@ -571,7 +571,7 @@ impl Engine {
         // in Backup unless we own the addresses).
         let acts = self.insts[i].core.handle(now, Input::Startup);
         self.apply(i, now, acts).await;
-        if !self.insts[i].link_up {
+        if !self.insts[i].link_up && !self.insts[i].spec.dont_track_primary {
             let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
             self.apply(i, now, acts).await;
         }
@@ -765,6 +765,9 @@ impl Engine {
                     }
                     let name = &self.insts[i].spec.ifname;
                     info!("{name}: link {}", if l.up { "up" } else { "down" });
+                    if self.insts[i].spec.dont_track_primary {
+                        continue;
+                    }
                     let input = if l.up {
                         Input::InterfaceUp
                     } else {

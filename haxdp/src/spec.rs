@@ -79,6 +79,9 @@ pub struct InstanceSpec {
     pub tracks: Vec<TrackSpec>,
     pub notify: NotifySpec,
     pub sync_group: Option<String>,
+    /// keepalived `dont_track_primary`: the instance's own interface going
+    /// down does not put it in Fault.
+    pub dont_track_primary: bool,
 }
 
 impl InstanceSpec {
@@ -336,6 +339,7 @@ fn instance_spec(
             timeout: Duration::ZERO,
         },
         sync_group,
+        dont_track_primary: inst.dont_track_primary,
     })
 }
 
