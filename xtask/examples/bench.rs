@@ -22,7 +22,9 @@ fn main() -> anyhow::Result<()> {
         command: format!(
             "cargo run --release -p xtask --example bench -- {}",
             args.join(" ")
-        ),
+        )
+        .trim_end()
+        .to_string(),
     };
     let mut runs_given = false;
     let mut it = args.iter();
