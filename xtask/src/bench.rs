@@ -1174,32 +1174,6 @@ fn row1_crash(ctx: &Ctx, report: &mut Report) -> Result<()> {
     Ok(())
 }
 
-fn nginx_conf(name: &str, dir: &Path) -> String {
-    format!(
-        "daemon off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/nginx-error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-    server {{
-        listen 80;
-        location / {{
-            return 200 \"{name}\\n\";
-        }}
-    }}
-}}
-",
-        dir = dir.display()
-    )
-}
-
 /// nginx in a load balancer's namespace, its files in `dir`.
 struct Nginx<'a> {
     ns: &'a Netns,
@@ -1213,7 +1187,7 @@ impl<'a> Nginx<'a> {
             std::fs::create_dir_all(dir.join(sub))
                 .with_context(|| format!("creating {}", dir.join(sub).display()))?;
         }
-        std::fs::write(dir.join("nginx.conf"), nginx_conf(name, &dir))
+        std::fs::write(dir.join("nginx.conf"), crate::lab::nginx_config(name, &dir))
             .context("writing nginx.conf")?;
         let mut n = Nginx {
             ns,

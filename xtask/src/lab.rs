@@ -76,7 +76,9 @@ vrrp_instance VI_2 {{
     )
 }
 
-fn nginx_config(name: &str, dir: &Path) -> String {
+/// A minimal nginx serving `name` on port 80, every file under `dir` (the
+/// lab's and the benchmark's load balancers).
+pub(crate) fn nginx_config(name: &str, dir: &Path) -> String {
     format!(
         "daemon off;
 worker_processes 1;

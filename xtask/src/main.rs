@@ -1,6 +1,7 @@
 //! `cargo xtask`: the one place that builds the XDP object, installs the toolchain
 //! and test packages, runs the tests and the XDP benchmark.
 
+mod bench;
 mod frames;
 mod lab;
 
@@ -84,6 +85,22 @@ enum Cmd {
         #[arg(long, default_value_t = 5)]
         rounds: u32,
     },
+    /// Failover, flood and scale benchmark of haxdp against keepalived in
+    /// namespace labs; writes the markdown table to BENCHMARKS.md.
+    Bench {
+        /// Rows to run, e.g. `--rows 1,3` (1-7); all when omitted.
+        #[arg(long, value_delimiter = ',')]
+        rows: Vec<u8>,
+        /// Repetitions of the repeated rows (default 20, or 3 with --quick).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// Shorter durations (15 s instead of 60 s, 5 s floods, 10 s scale).
+        #[arg(long)]
+        quick: bool,
+        /// Where the markdown table goes.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -95,6 +112,34 @@ fn main() -> Result<()> {
         Cmd::Setup => setup(),
         Cmd::Test => test(),
         Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
+        Cmd::Bench {
+            rows,
+            runs,
+            quick,
+            out,
+        } => {
+            setup()?;
+            let haxdp = build_daemon()?;
+            let mut command = String::from("cargo xtask bench");
+            if !rows.is_empty() {
+                let list: Vec<String> = rows.iter().map(u8::to_string).collect();
+                command.push_str(&format!(" --rows {}", list.join(",")));
+            }
+            if let Some(n) = runs {
+                command.push_str(&format!(" --runs {n}"));
+            }
+            if quick {
+                command.push_str(" --quick");
+            }
+            bench::run(bench::BenchOpts {
+                rows,
+                runs: runs.unwrap_or(if quick { 3 } else { 20 }),
+                quick,
+                out,
+                haxdp,
+                command,
+            })
+        }
         Cmd::Lab { keep } => {
             setup()?;
             let bin = build_daemon()?;
