@@ -492,6 +492,31 @@ impl B<'_> {
         out
     }
 
+    /// The references of a `track_script` / `track_file` block, appended to `out`, each
+    /// checked against the names `known` defines. Returns false (after an error at the
+    /// reference's line) when one names nothing, as `keepalived -t` reports it.
+    fn resolved_refs(
+        &mut self,
+        n: &Node,
+        known: &HashSet<String>,
+        defined_by: &str,
+        out: &mut Vec<TrackRef>,
+    ) -> bool {
+        let mut ok = true;
+        for r in self.track_refs(n) {
+            if !known.contains(&r.name) {
+                self.d.error_at(
+                    &r.location,
+                    &n.kw,
+                    format!("{} '{}' names no {defined_by}", n.kw, r.name),
+                );
+                ok = false;
+            }
+            out.push(r);
+        }
+        ok
+    }
+
     fn track_interfaces(&mut self, n: &Node) -> Vec<TrackInterface> {
         let mut out = Vec::new();
         for c in self.children(n) {
@@ -1124,33 +1149,16 @@ impl B<'_> {
                     }
                 }
                 "track_script" => {
-                    for r in self.track_refs(c) {
-                        if !k.checks.contains(&r.name) {
-                            self.d.error_at(
-                                &r.location,
-                                "track_script",
-                                format!(
-                                    "track_script '{}' names no vrrp_script or vrrp_nginx_check",
-                                    r.name
-                                ),
-                            );
-                            ok = false;
-                        }
-                        track_scripts.push(r);
-                    }
+                    ok &= self.resolved_refs(
+                        c,
+                        &k.checks,
+                        "vrrp_script or vrrp_nginx_check",
+                        &mut track_scripts,
+                    );
                 }
                 "track_file" => {
-                    for r in self.track_refs(c) {
-                        if !k.track_files.contains(&r.name) {
-                            self.d.error_at(
-                                &r.location,
-                                "track_file",
-                                format!("track_file '{}' names no vrrp_track_file", r.name),
-                            );
-                            ok = false;
-                        }
-                        track_files.push(r);
-                    }
+                    ok &=
+                        self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut track_files);
                 }
                 "track_interface" => track_interfaces.extend(self.track_interfaces(c)),
                 "accept" => accept = Some(self.flag(c)),
@@ -1494,33 +1502,16 @@ impl B<'_> {
                     }
                 }
                 "track_script" => {
-                    for r in self.track_refs(c) {
-                        if !k.checks.contains(&r.name) {
-                            self.d.error_at(
-                                &r.location,
-                                "track_script",
-                                format!(
-                                    "track_script '{}' names no vrrp_script or vrrp_nginx_check",
-                                    r.name
-                                ),
-                            );
-                            ok = false;
-                        }
-                        track_scripts.push(r);
-                    }
+                    ok &= self.resolved_refs(
+                        c,
+                        &k.checks,
+                        "vrrp_script or vrrp_nginx_check",
+                        &mut track_scripts,
+                    );
                 }
                 "track_file" => {
-                    for r in self.track_refs(c) {
-                        if !k.track_files.contains(&r.name) {
-                            self.d.error_at(
-                                &r.location,
-                                "track_file",
-                                format!("track_file '{}' names no vrrp_track_file", r.name),
-                            );
-                            ok = false;
-                        }
-                        track_files.push(r);
-                    }
+                    ok &=
+                        self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut track_files);
                 }
                 "track_interface" => track_interfaces.extend(self.track_interfaces(c)),
                 "global_tracking" => global_tracking = self.flag(c),

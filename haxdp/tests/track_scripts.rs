@@ -1,8 +1,6 @@
 //! vrrp_script behaviour with real processes.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use haxdp::track::{
@@ -11,36 +9,8 @@ use haxdp::track::{
 };
 use tokio::sync::mpsc;
 
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "haxdp-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Self(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-    fn script(&self, name: &str, body: &str) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).expect("write script");
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
+use common::TempDir;
 
 /// A pid is gone when /proc has no entry, or only a zombie nobody reaped yet (our pid 1
 /// may not reap orphans).

@@ -93,6 +93,38 @@ impl<'a> Node<'a> {
     }
 }
 
+/// A real keepalived (VRRP half only, `-P`) in `ns`, in the foreground, running
+/// `config` written as `{name}.conf` in `dir`, logging to `{name}.log`.
+pub fn keepalived(ns: &Netns, dir: &TempDir, name: &str, config: &str) -> Proc {
+    let which = std::process::Command::new("sh")
+        .args(["-c", "command -v keepalived"])
+        .output()
+        .expect("sh");
+    assert!(
+        which.status.success(),
+        "keepalived is not installed: `cargo xtask test` installs it (apt-get install keepalived)"
+    );
+    let conf = dir.file(&format!("{name}.conf"), config);
+    let pid = dir.path.join(format!("{name}.pid"));
+    let vpid = dir.path.join(format!("{name}.vrrp.pid"));
+    ns.spawn(
+        &[
+            "keepalived",
+            "-f",
+            conf.to_str().expect("utf-8 path"),
+            "-p",
+            pid.to_str().expect("utf-8 path"),
+            "-r",
+            vpid.to_str().expect("utf-8 path"),
+            "-n",
+            "-l",
+            "-D",
+            "-P",
+        ],
+        &dir.path.join(format!("{name}.log")),
+    )
+}
+
 /// Whether `ns` has the VIP configured on `eth0`.
 pub fn has_vip(ns: &Netns) -> bool {
     let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);

@@ -238,40 +238,12 @@ fn partition_heals_to_one_master() {
 
 /// keepalived 2.2.7 (Debian's package) as the peer.
 fn keepalived(ns: &Netns, dir: &TempDir, name: &str, prio: u8, state: &str) -> Proc {
-    let conf = dir.file(
-        &format!("{name}.conf"),
-        &format!(
-            "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
-             vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
-             priority {prio}\n  advert_int 1\n{PASS_AUTH}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
-        ),
+    let config = format!(
+        "global_defs {{\n  router_id {name}\n  enable_script_security\n}}\n\
+         vrrp_instance VI_1 {{\n  state {state}\n  interface eth0\n  virtual_router_id 51\n  \
+         priority {prio}\n  advert_int 1\n{PASS_AUTH}\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
     );
-    let pid = dir.path.join(format!("{name}.pid"));
-    let vpid = dir.path.join(format!("{name}.vrrp.pid"));
-    let which = std::process::Command::new("sh")
-        .args(["-c", "command -v keepalived"])
-        .output()
-        .expect("sh");
-    assert!(
-        which.status.success(),
-        "keepalived is not installed: `cargo xtask test` installs it (apt-get install keepalived)"
-    );
-    ns.spawn(
-        &[
-            "keepalived",
-            "-f",
-            conf.to_str().expect("utf-8"),
-            "-p",
-            pid.to_str().expect("utf-8"),
-            "-r",
-            vpid.to_str().expect("utf-8"),
-            "-n",
-            "-l",
-            "-D",
-            "-P",
-        ],
-        &dir.path.join(format!("{name}.log")),
-    )
+    haxdp_tests::node::keepalived(ns, dir, name, &config)
 }
 
 #[test]
@@ -344,31 +316,15 @@ fn interop_v3_both_directions() {
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
     let dir = TempDir::new("ka3");
-    let conf = dir.file(
-        "ka.conf",
+    let hx = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
+    let ka = haxdp_tests::node::keepalived(
+        h2,
+        &dir,
+        "ka",
         &format!(
             "vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth0\n  virtual_router_id 51\n  \
              priority 90\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n"
         ),
-    );
-    let hx = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
-    let pid = dir.path.join("ka.pid");
-    let vpid = dir.path.join("ka.vrrp.pid");
-    let ka = h2.spawn(
-        &[
-            "keepalived",
-            "-f",
-            conf.to_str().expect("utf-8"),
-            "-p",
-            pid.to_str().expect("utf-8"),
-            "-r",
-            vpid.to_str().expect("utf-8"),
-            "-n",
-            "-l",
-            "-D",
-            "-P",
-        ],
-        &dir.path.join("ka.log"),
     );
     assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", hx.log());
     std::thread::sleep(Duration::from_secs(2));

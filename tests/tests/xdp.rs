@@ -475,8 +475,10 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
     let ifindex = ifindex_in(&our_ns, &our_if);
 
     let dir = TempDir::new("xdp-keepalived");
-    let conf = dir.file(
-        "keepalived.conf",
+    let mut ka = haxdp_tests::node::keepalived(
+        &peer_ns,
+        &dir,
+        "keepalived",
         &format!(
             "global_defs {{\n  router_id haxdp_xdp_test\n}}\n\
              vrrp_instance V3 {{\n  state MASTER\n  interface {ka_if}\n  virtual_router_id 51\n  \
@@ -485,23 +487,6 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
              priority 120\n  advert_int 1\n  version 2\n  authentication {{\n    auth_type PASS\n    \
              auth_pass haxdp\n  }}\n  virtual_ipaddress {{\n    192.0.2.101/24\n  }}\n}}\n"
         ),
-    );
-    let pid = dir.path.join("keepalived.pid");
-    let vrrp_pid = dir.path.join("vrrp.pid");
-    let mut ka = peer_ns.spawn(
-        &[
-            "keepalived",
-            "-f",
-            conf.to_str().expect("utf-8 path"),
-            "-p",
-            pid.to_str().expect("utf-8 path"),
-            "-r",
-            vrrp_pid.to_str().expect("utf-8 path"),
-            "-n",
-            "-l",
-            "-D",
-        ],
-        &dir.path.join("keepalived.log"),
     );
 
     let our_ns_name = our_ns.name.clone();
