@@ -300,15 +300,37 @@ impl B<'_> {
         }
     }
 
-    /// A command string: keepalived joins the words of an unquoted command.
+    /// A `vrrp_script` command: haxdp runs every word of the line.
     fn command(&mut self, n: &Node) -> Option<String> {
         self.no_block(n);
         if n.args.is_empty() {
             self.err(n, format!("'{}' needs a command", n.kw));
             return None;
         }
-        Some(n.args.join(" "))
+        let line = n.args.join(" ");
+        if n.args.len() > 1 {
+            // keepalived 2.x (vrrp_vscript_script_handler) keeps only the first word, so an
+            // unquoted `script killall -0 nginx` runs a bare `killall`, which always fails.
+            self.warn(
+                n,
+                format!(
+                    "keepalived runs only '{}' from this unquoted line (it drops the words after the first); haxdp runs all of it: quote it so that both run the same: {} \"{line}\"",
+                    n.args[0], n.kw
+                ),
+            );
+        }
+        Some(line)
     }
+}
+
+/// A word after an unquoted notify command that reads like an argument to it (a state
+/// name, a path, an option, an address or a number) rather than a user name.
+fn looks_like_argument(word: &str) -> bool {
+    let w = word.to_ascii_lowercase();
+    matches!(w.as_str(), "master" | "backup" | "fault" | "stop")
+        || word.starts_with(['/', '-', '$', '"', '\''])
+        || word.parse::<std::net::IpAddr>().is_ok()
+        || word.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn vip_scope_ok(s: &str) -> bool {
@@ -570,8 +592,42 @@ impl B<'_> {
             "notify_stop" => &mut notify.stop,
             _ => return false,
         };
-        if let Some(cmd) = self.command(c) {
-            *slot = Some(cmd);
+        self.no_block(c);
+        // keepalived 2.2.7 (notify_script_init): the first word is the command, the next
+        // two are the user and group it runs as; anything after them is ignored.
+        match c.args.as_slice() {
+            [] => self.err(c, format!("'{}' needs a command", c.kw)),
+            [command, rest @ ..] if rest.len() <= 2 => {
+                if let Some(user) = rest.first() {
+                    if !command.contains(char::is_whitespace) && looks_like_argument(user) {
+                        self.warn(
+                            c,
+                            format!(
+                                "keepalived reads '{user}' as the user to run '{command}' as, not as its argument, and haxdp does the same; to pass arguments, quote the command: {} \"{}\"",
+                                c.kw,
+                                c.args.join(" ")
+                            ),
+                        );
+                    }
+                }
+                *slot = Some(NotifyScript {
+                    command: command.clone(),
+                    run_as: rest.first().map(|u| RunAs {
+                        user: u.clone(),
+                        group: rest.get(1).cloned(),
+                    }),
+                    location: c.loc.clone(),
+                });
+            }
+            _ => self.err(
+                c,
+                format!(
+                    "'{}' takes a command (in double quotes when it has arguments), then optionally the user and group to run it as: {} \"{}\"",
+                    c.kw,
+                    c.kw,
+                    c.args.join(" ")
+                ),
+            ),
         }
         true
     }

@@ -237,14 +237,31 @@ pub struct TrackInterface {
     pub location: Location,
 }
 
-/// Notify scripts, kept verbatim.
+/// One notify line, keepalived 2.x's `notify_master COMMAND [USER [GROUP]]`: the command is
+/// one word (quoted when it has arguments), the words after it are the user and group to
+/// run it as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NotifyScript {
+    pub command: String,
+    /// `USER [GROUP]` written after the command; `None`: `global_defs script_user`.
+    pub run_as: Option<RunAs>,
+    pub location: Location,
+}
+
+impl NotifyScript {
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+}
+
+/// Notify scripts, commands kept verbatim.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NotifyScripts {
-    pub notify: Option<String>,
-    pub master: Option<String>,
-    pub backup: Option<String>,
-    pub fault: Option<String>,
-    pub stop: Option<String>,
+    pub notify: Option<NotifyScript>,
+    pub master: Option<NotifyScript>,
+    pub backup: Option<NotifyScript>,
+    pub fault: Option<NotifyScript>,
+    pub stop: Option<NotifyScript>,
 }
 
 /// `vrrp_instance NAME { ... }`.

@@ -454,7 +454,10 @@ fn sync_groups() {
     ));
     let g = &l.config.sync_groups[0];
     assert_eq!(g.members, ["VI_1", "VI_2"]);
-    assert_eq!(g.notify.master.as_deref(), Some("/bin/echo master"));
+    assert_eq!(
+        g.notify.master.as_ref().map(|n| n.command()),
+        Some("/bin/echo master")
+    );
     assert!(g.global_tracking);
     let d = refused(&format!(
         "{two}vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_9\n }}\n}}\n"
@@ -584,4 +587,83 @@ fn check_config_exit_codes_and_output() {
     assert_eq!(v["status"], "unreadable");
     let (_, err, code) = check_config_report(&t.0, false);
     assert_eq!(code, 2, "a directory is unreadable as a config: {err}");
+}
+
+/// keepalived 2.2.7's notify lines: `KW COMMAND [USER [GROUP]]`, the command one word
+/// (quoted when it has arguments).
+#[test]
+fn notify_command_then_user() {
+    let l = ok(&instance(
+        "    notify_master \"/etc/keepalived/notify.sh master\" nobody nogroup\n    notify_backup \"/etc/keepalived/notify.sh backup\" nobody\n    notify /etc/keepalived/notify.sh\n",
+    ));
+    let n = &l.config.instances[0].notify;
+    let master = n.master.as_ref().expect("notify_master");
+    assert_eq!(master.command, "/etc/keepalived/notify.sh master");
+    let run_as = master.run_as.as_ref().expect("user given");
+    assert_eq!(
+        (run_as.user.as_str(), run_as.group.as_deref()),
+        ("nobody", Some("nogroup"))
+    );
+    assert_eq!(master.location.line, 5);
+    let backup = n.backup.as_ref().expect("notify_backup");
+    assert_eq!(
+        backup
+            .run_as
+            .as_ref()
+            .map(|u| (u.user.as_str(), u.group.is_none())),
+        Some(("nobody", true))
+    );
+    let generic = n.notify.as_ref().expect("notify");
+    assert_eq!(generic.command, "/etc/keepalived/notify.sh");
+    assert!(generic.run_as.is_none());
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| !d.message.contains("as the user")),
+        "{:?}",
+        l.diagnostics
+    );
+
+    // Unquoted, the word after the command is the user, as keepalived reads it: say so.
+    let l = ok(&instance(
+        "    notify_master /etc/keepalived/notify.sh master\n",
+    ));
+    let master = l.config.instances[0]
+        .notify
+        .master
+        .as_ref()
+        .expect("parsed");
+    assert_eq!(master.command, "/etc/keepalived/notify.sh");
+    assert_eq!(
+        master.run_as.as_ref().map(|u| u.user.as_str()),
+        Some("master")
+    );
+    has_diag(
+        &l.diagnostics,
+        Severity::Warning,
+        5,
+        "quote the command: notify_master \"/etc/keepalived/notify.sh master\"",
+    );
+
+    // More words than command, user and group: refused, with the fix.
+    let d = refused(&instance(
+        "    notify_fault /etc/keepalived/notify.sh fault now root\n",
+    ));
+    has_error(&d, 5, "in double quotes when it has arguments");
+}
+
+/// keepalived 2.x runs only the first word of an unquoted vrrp_script command.
+#[test]
+fn unquoted_script_command_warns() {
+    let l = ok(&format!(
+        "vrrp_script chk {{\n    script killall -0 nginx\n}}\n{}",
+        instance("    track_script {\n        chk\n    }\n")
+    ));
+    assert_eq!(l.config.scripts[0].script, "killall -0 nginx");
+    has_diag(
+        &l.diagnostics,
+        Severity::Warning,
+        2,
+        "keepalived runs only 'killall'",
+    );
 }

@@ -86,9 +86,17 @@ fn main() {
         None => run_daemon(cli.run),
         Some(Command::Run(args)) => run_daemon(args),
         Some(Command::CheckConfig { file, json }) => {
-            let (out, err, code) = haxdp_config::check_config_report(&file, json);
+            let (out, err, mut code) = haxdp_config::check_config_report(&file, json);
             print!("{out}");
             eprint!("{err}");
+            // What the daemon resolves when it loads the file (script users, command
+            // strings) refuses it at start too: say so here rather than at `haxdp run`.
+            if code == 0 {
+                if let Err(e) = haxdp::spec::load(&file) {
+                    eprintln!("{}", e.render());
+                    code = e.exit_code();
+                }
+            }
             code
         }
         Some(Command::Status { json }) => match haxdp::control::query() {

@@ -57,25 +57,46 @@ impl NotifyState {
     }
 }
 
+/// One notify script and the user it runs as.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NotifyCommand {
+    /// The command as written (keepalived's quoting rules; shell syntax runs under sh).
+    pub command: String,
+    /// `USER [GROUP]` to run as when the daemon is root: the notify line's own user, else
+    /// `global_defs script_user`.
+    pub user: Option<String>,
+}
+
+impl From<&str> for NotifyCommand {
+    fn from(command: &str) -> Self {
+        command.to_owned().into()
+    }
+}
+
+impl From<String> for NotifyCommand {
+    fn from(command: String) -> Self {
+        Self {
+            command,
+            user: None,
+        }
+    }
+}
+
 /// Notification settings of one `vrrp_instance`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NotifySpec {
-    pub notify_master: Option<String>,
-    pub notify_backup: Option<String>,
-    pub notify_fault: Option<String>,
-    pub notify_stop: Option<String>,
+    pub notify_master: Option<NotifyCommand>,
+    pub notify_backup: Option<NotifyCommand>,
+    pub notify_fault: Option<NotifyCommand>,
+    pub notify_stop: Option<NotifyCommand>,
     /// Generic script: gets `INSTANCE name STATE priority` appended.
-    pub notify: Option<String>,
-    /// `USER [GROUP]` to run as (when the daemon is root).
-    pub user: Option<String>,
+    pub notify: Option<NotifyCommand>,
     /// Per-script timeout; zero means [`DEFAULT_NOTIFY_TIMEOUT`].
     pub timeout: Duration,
 }
 
 impl NotifySpec {
-    /// For each script string that keepalived 2.2.7 would run differently (it never uses a
-    /// shell), a sentence saying how, for a warning at config load.
-    pub fn keepalived_divergences(&self) -> Vec<String> {
+    fn commands(&self) -> impl Iterator<Item = &NotifyCommand> {
         [
             &self.notify_master,
             &self.notify_backup,
@@ -85,26 +106,27 @@ impl NotifySpec {
         ]
         .into_iter()
         .flatten()
-        .filter_map(|s| ScriptCommand::parse(s).ok()?.keepalived_divergence())
-        .collect()
     }
 
-    /// Check every script string and the user, for refusing a bad config at load time.
+    /// For each script string that keepalived 2.2.7 would run differently (it never uses a
+    /// shell), a sentence saying how, for a warning at config load.
+    pub fn keepalived_divergences(&self) -> Vec<String> {
+        self.commands()
+            .filter_map(|c| {
+                ScriptCommand::parse(&c.command)
+                    .ok()?
+                    .keepalived_divergence()
+            })
+            .collect()
+    }
+
+    /// Check every script string and user, for refusing a bad config at load time.
     pub fn validate(&self) -> Result<(), CommandError> {
-        for s in [
-            &self.notify_master,
-            &self.notify_backup,
-            &self.notify_fault,
-            &self.notify_stop,
-            &self.notify,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            ScriptCommand::parse(s)?;
-        }
-        if let Some(u) = &self.user {
-            ScriptUser::lookup(u)?;
+        for c in self.commands() {
+            ScriptCommand::parse(&c.command)?;
+            if let Some(u) = &c.user {
+                ScriptUser::lookup(u)?;
+            }
         }
         Ok(())
     }
@@ -137,8 +159,8 @@ enum Job {
     Transition {
         state: NotifyState,
         priority: u8,
-        scripts: Vec<(ScriptCommand, Vec<String>)>,
-        user: Option<ScriptUser>,
+        /// Each script with its arguments and the user it runs as.
+        scripts: Vec<(ScriptCommand, Vec<String>, Option<ScriptUser>)>,
         timeout: Duration,
     },
     Barrier(oneshot::Sender<()>),
@@ -323,20 +345,23 @@ impl Notifier {
         let mut scripts = Vec::new();
         for (source, args) in [(specific, Vec::new()), (&spec.notify, generic_args)] {
             let Some(source) = source else { continue };
-            match ScriptCommand::parse(source) {
-                Ok(c) => scripts.push((c, args)),
+            let cmd = match ScriptCommand::parse(&source.command) {
+                Ok(c) => c,
                 Err(e) => {
-                    tracing::error!(%instance, script = %source, "notify script skipped: {e}")
+                    tracing::error!(%instance, script = %source.command, "notify script skipped: {e}");
+                    continue;
                 }
-            }
+            };
+            // keepalived skips a notify script whose user does not resolve (notify_script_init).
+            let user = match source.user.as_deref().map(ScriptUser::lookup).transpose() {
+                Ok(u) => u,
+                Err(e) => {
+                    tracing::error!(%instance, script = %source.command, "notify script skipped: {e}");
+                    continue;
+                }
+            };
+            scripts.push((cmd, args, user));
         }
-        let user = match spec.user.as_deref().map(ScriptUser::lookup).transpose() {
-            Ok(u) => u,
-            Err(e) => {
-                tracing::error!(%instance, "notify scripts run as the daemon's user: {e}");
-                None
-            }
-        };
         let timeout = if spec.timeout.is_zero() {
             DEFAULT_NOTIFY_TIMEOUT
         } else {
@@ -348,7 +373,6 @@ impl Notifier {
                 state,
                 priority,
                 scripts,
-                user,
                 timeout,
             },
         );
@@ -436,7 +460,6 @@ async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedRec
                 state,
                 priority,
                 scripts,
-                user,
                 timeout,
             } => {
                 if let Err(e) = write_state_file(&state_dir, &instance, state) {
@@ -446,7 +469,7 @@ async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedRec
                         "cannot write state file: {e}"
                     );
                 }
-                for (cmd, args) in scripts {
+                for (cmd, args, user) in scripts {
                     let out = cmd.run(&args, user, timeout).await;
                     if out.status.success() {
                         tracing::debug!(%instance, state = state.as_str(), priority, script = cmd.source(), "notify script done");

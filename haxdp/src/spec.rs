@@ -9,10 +9,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use haxdp_config::{Config, Diagnostic, LoadError, VrrpInstance, Weight};
+use haxdp_config::{Config, Diagnostic, LoadError, NotifyScript, RunAs, VrrpInstance, Weight};
 use haxdp_vrrp::{Family, InstanceConfig, Version};
 
-use crate::notify::NotifySpec;
+use crate::notify::{NotifyCommand, NotifySpec};
+use crate::track::command::{ScriptCommand, ScriptUser};
 use crate::track::{CheckState, FileInit, FileSpec, ItemKind, NginxCheckSpec, ScriptSpec};
 
 /// Everything the daemon runs.
@@ -146,6 +147,52 @@ fn scope_value(s: Option<&str>) -> u8 {
     }
 }
 
+/// `USER [GROUP]`, as [`ScriptUser::lookup`] reads it.
+fn run_as_string(u: &RunAs) -> String {
+    match &u.group {
+        Some(g) => format!("{} {g}", u.user),
+        None => u.user.clone(),
+    }
+}
+
+/// A notify line with its user resolved now, so that a config naming a user this machine
+/// does not have is refused at load (and on reload) with the line, instead of the script
+/// being skipped at the first transition as keepalived does.
+fn notify_command(
+    cfg: &Config,
+    line: &Option<NotifyScript>,
+) -> Result<Option<NotifyCommand>, SpecError> {
+    let Some(line) = line else { return Ok(None) };
+    if let Err(e) = ScriptCommand::parse(&line.command) {
+        return Err(SpecError::Invalid(format!(
+            "{}: notify script '{}': {e}",
+            line.location, line.command
+        )));
+    }
+    let user = line
+        .run_as
+        .as_ref()
+        .or(cfg.global.script_user.as_ref())
+        .map(run_as_string);
+    if let Some(u) = &user {
+        if let Err(e) = ScriptUser::lookup(u) {
+            let hint = if line.run_as.is_some() {
+                " (the words after the command are the user and group to run it as; to pass them as arguments, quote the command with them)"
+            } else {
+                ""
+            };
+            return Err(SpecError::Invalid(format!(
+                "{}: notify script '{}' cannot run as '{u}': {e}{hint}",
+                line.location, line.command
+            )));
+        }
+    }
+    Ok(Some(NotifyCommand {
+        command: line.command.clone(),
+        user,
+    }))
+}
+
 pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
     let mut checks = Checks::default();
     for s in &cfg.scripts {
@@ -160,10 +207,7 @@ pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
             .user
             .as_ref()
             .or(cfg.global.script_user.as_ref())
-            .map(|u| match &u.group {
-                Some(g) => format!("{} {g}", u.user),
-                None => u.user.clone(),
-            });
+            .map(run_as_string);
         sp.init_fail = s.init_fail;
         checks.scripts.push(sp);
     }
@@ -327,15 +371,11 @@ fn instance_spec(
         },
         tracks,
         notify: NotifySpec {
-            notify_master: inst.notify.master.clone(),
-            notify_backup: inst.notify.backup.clone(),
-            notify_fault: inst.notify.fault.clone(),
-            notify_stop: inst.notify.stop.clone(),
-            notify: inst.notify.notify.clone(),
-            user: cfg.global.script_user.as_ref().map(|u| match &u.group {
-                Some(g) => format!("{} {g}", u.user),
-                None => u.user.clone(),
-            }),
+            notify_master: notify_command(cfg, &inst.notify.master)?,
+            notify_backup: notify_command(cfg, &inst.notify.backup)?,
+            notify_fault: notify_command(cfg, &inst.notify.fault)?,
+            notify_stop: notify_command(cfg, &inst.notify.stop)?,
+            notify: notify_command(cfg, &inst.notify.notify)?,
             timeout: Duration::ZERO,
         },
         sync_group,
@@ -395,5 +435,45 @@ mod tests {
             1,
             "one script run for both instances"
         );
+    }
+
+    fn spec_result(text: &str) -> Result<DaemonSpec, SpecError> {
+        let loaded = haxdp_config::parse_bytes(
+            Path::new("test.conf"),
+            text.as_bytes(),
+            &haxdp_config::ReadOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("config refused: {e:?}"));
+        from_config(&loaded.config)
+    }
+
+    fn with_notify(line: &str) -> String {
+        format!(
+            "global_defs {{\n script_user nobody\n}}\n\
+             vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n priority 100\n \
+             {line}\n notify /bin/true\n virtual_ipaddress {{\n  192.0.2.100/24\n }}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn notify_scripts_run_as_their_own_user_else_script_user() {
+        let s = spec_of(&with_notify("notify_master \"/bin/echo master\" root root"));
+        let n = &s.instances[0].notify;
+        let master = n.notify_master.as_ref().expect("notify_master");
+        assert_eq!(master.command, "/bin/echo master");
+        assert_eq!(master.user.as_deref(), Some("root root"));
+        let generic = n.notify.as_ref().expect("notify");
+        assert_eq!(generic.user.as_deref(), Some("nobody"));
+    }
+
+    #[test]
+    fn a_notify_user_that_does_not_exist_is_refused_with_its_line() {
+        // Unquoted, keepalived reads `master` as the user: no such user here.
+        let e = spec_result(&with_notify("notify_master /bin/echo master"))
+            .expect_err("no user 'master' on this machine");
+        let msg = e.to_string();
+        assert!(msg.starts_with("test.conf:8:"), "{msg}");
+        assert!(msg.contains("cannot run as 'master'"), "{msg}");
+        assert!(msg.contains("quote the command"), "{msg}");
     }
 }

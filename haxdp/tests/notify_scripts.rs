@@ -35,11 +35,11 @@ async fn scripts_run_in_order_with_args_appended() {
     // The master script is slow: if scripts of one instance ran concurrently, the backup
     // lines would land before it.
     let spec = NotifySpec {
-        notify_master: Some(format!("{r} 0.3 master")),
-        notify_backup: Some(format!("{r} 0 backup")),
-        notify_fault: Some(format!("{r} 0 fault")),
-        notify_stop: Some(format!("{r} 0 stop")),
-        notify: Some(format!("{r} 0.05 generic")),
+        notify_master: Some(format!("{r} 0.3 master").into()),
+        notify_backup: Some(format!("{r} 0 backup").into()),
+        notify_fault: Some(format!("{r} 0 fault").into()),
+        notify_stop: Some(format!("{r} 0 stop").into()),
+        notify: Some(format!("{r} 0.05 generic").into()),
         ..NotifySpec::default()
     };
     let n = Notifier::new(d.path().join("state")).expect("notifier");
@@ -80,10 +80,10 @@ async fn seed_notify_strings_and_shell_strings() {
     let d = TempDir::new("notify-seed");
     let (rec, log) = recorder(&d);
     let spec = NotifySpec {
-        notify_master: Some(format!("{} 0 master 192.0.2.100", rec.display())),
+        notify_master: Some(format!("{} 0 master 192.0.2.100", rec.display()).into()),
         // Shell syntax (`$`, `&&`): runs through /bin/sh; the appended args are quoted and
         // land at the end of the string, as they would at the end of argv.
-        notify: Some(format!("test -n \"$HOME\" && {} 0 shell", rec.display())),
+        notify: Some(format!("test -n \"$HOME\" && {} 0 shell", rec.display()).into()),
         ..NotifySpec::default()
     };
     let n = Notifier::new(d.path().join("state")).expect("notifier");
@@ -109,7 +109,7 @@ async fn hung_script_is_killed_and_queue_moves_on() {
         ..NotifySpec::default()
     };
     let spec_ok = NotifySpec {
-        notify_backup: Some(format!("{} 0 backup", rec.display())),
+        notify_backup: Some(format!("{} 0 backup", rec.display()).into()),
         ..NotifySpec::default()
     };
     let n = Notifier::new(d.path().join("state")).expect("notifier");
@@ -130,11 +130,11 @@ async fn instances_do_not_wait_for_each_other() {
     let d = TempDir::new("notify-par");
     let (rec, log) = recorder(&d);
     let slow = NotifySpec {
-        notify_master: Some(format!("{} 1 slow", rec.display())),
+        notify_master: Some(format!("{} 1 slow", rec.display()).into()),
         ..NotifySpec::default()
     };
     let fast = NotifySpec {
-        notify_master: Some(format!("{} 0 fast", rec.display())),
+        notify_master: Some(format!("{} 0 fast", rec.display()).into()),
         ..NotifySpec::default()
     };
     let n = Notifier::new(d.path().join("state")).expect("notifier");
