@@ -1791,7 +1791,7 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
             }
             k if k.starts_with('$') => b.err(
                 n,
-                format!("'{k}': keepalived's $NAME parameter substitution is not supported by haxdp; write the values out"),
+                format!("'{k}' names no parameter defined before this line: define it first with {k}=VALUE (keepalived's parameter substitution)"),
             ),
             k if TOP_UNSUPPORTED.contains(&k) => b.warn(
                 n,

@@ -16,6 +16,7 @@
 mod build;
 mod diag;
 mod model;
+mod params;
 mod report;
 mod syntax;
 

@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::diag::{Diags, Location, Severity};
+use crate::params::{ParamLine, Params};
 
 /// Include nesting deeper than this is refused (keepalived stops at a similar depth); it
 /// also bounds the reader's recursion.
@@ -67,6 +68,8 @@ struct Reader<'a> {
     /// Canonical paths of the files being read, outermost first: an include of one of them
     /// is a loop.
     stack: Vec<PathBuf>,
+    /// `$NAME=VALUE` definitions seen so far, across includes, as keepalived keeps them.
+    params: Params,
 }
 
 /// Reads `path` and everything it includes into a statement tree. `Err` only when the top
@@ -83,6 +86,7 @@ pub(crate) fn read_tree(
         files: Vec::new(),
         toks: Vec::new(),
         stack: Vec::new(),
+        params: Params::default(),
     };
     r.read_file(path, &bytes);
     let files = std::mem::take(&mut r.files);
@@ -110,6 +114,7 @@ pub(crate) fn read_tree_from_bytes(
         files: Vec::new(),
         toks: Vec::new(),
         stack: Vec::new(),
+        params: Params::default(),
     };
     r.read_file(name, bytes);
     let files = std::mem::take(&mut r.files);
@@ -121,6 +126,16 @@ pub(crate) fn read_tree_from_bytes(
         diags: r.diags,
     };
     p.parse_seq(0, None)
+}
+
+/// Whether a conditional line `@ID ...` (`id` is what follows the `@`) applies: `@ID` where
+/// config_id is ID, `@^ID` everywhere else.
+pub(crate) fn conditional_applies(id: &str, opts: &ReadOptions) -> bool {
+    let (negate, id) = match id.strip_prefix('^') {
+        Some(rest) => (true, rest),
+        None => (false, id),
+    };
+    (opts.config_id.as_deref() == Some(id)) != negate
 }
 
 fn is_space(b: u8) -> bool {
@@ -197,63 +212,99 @@ impl Reader<'_> {
         let mut lex_errors = 0usize;
         for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
             let line_no = u32::try_from(n + 1).unwrap_or(u32::MAX);
-            let mut toks = match tokenize(raw) {
-                Ok(t) => t,
-                Err(msg) => {
+            let substituted;
+            let lines: Vec<&[u8]> = match self.params.line(raw, self.opts) {
+                ParamLine::Consumed => continue,
+                ParamLine::Unchanged => vec![raw],
+                ParamLine::Substituted(text) => {
+                    substituted = text;
+                    substituted.split(|&b| b == b'\n').collect()
+                }
+                ParamLine::Error(msg) => {
                     self.diags.push(Severity::Error, path, line_no, "", msg);
-                    lex_errors += 1;
-                    if lex_errors >= MAX_LEX_ERRORS_PER_FILE {
-                        self.diags.push(
-                            Severity::Error,
-                            path,
-                            line_no,
-                            "",
-                            "too many unreadable lines; the rest of this file was not read",
-                        );
-                        break;
-                    }
                     continue;
                 }
             };
-            if toks.is_empty() {
-                continue;
-            }
-            // keepalived's conditional lines: `@ID rest` applies only where config_id is
-            // ID, `@^ID rest` everywhere else.
-            if let TokKind::Word(w) = &toks[0] {
-                if let Some(id) = w.strip_prefix('@') {
-                    let (negate, id) = match id.strip_prefix('^') {
-                        Some(rest) => (true, rest),
-                        None => (false, id),
-                    };
-                    let matches = self.opts.config_id.as_deref() == Some(id);
-                    if matches == negate {
-                        continue;
-                    }
-                    toks.remove(0);
-                    if toks.is_empty() {
-                        continue;
-                    }
+            for raw in lines {
+                if !self.line(path, file_idx, line_no, raw, &mut lex_errors) {
+                    self.stack.pop();
+                    return;
                 }
             }
-            if toks[0] == TokKind::Word("include".into()) {
-                self.include(path, line_no, &toks);
-                continue;
+        }
+        if let Some(name) = self.params.open_definition() {
+            self.diags.push(
+                Severity::Error,
+                path,
+                u32::try_from(bytes.split(|&b| b == b'\n').count()).unwrap_or(u32::MAX),
+                "",
+                format!("the multiline definition of ${name} is still open at the end of the file: its last line must not end with '\\'"),
+            );
+        }
+        self.stack.pop();
+    }
+
+    /// One line after parameter substitution. False once the file has too many unreadable
+    /// lines to go on.
+    fn line(
+        &mut self,
+        path: &Path,
+        file_idx: usize,
+        line_no: u32,
+        raw: &[u8],
+        lex_errors: &mut usize,
+    ) -> bool {
+        let mut toks = match tokenize(raw) {
+            Ok(t) => t,
+            Err(msg) => {
+                self.diags.push(Severity::Error, path, line_no, "", msg);
+                *lex_errors += 1;
+                if *lex_errors >= MAX_LEX_ERRORS_PER_FILE {
+                    self.diags.push(
+                        Severity::Error,
+                        path,
+                        line_no,
+                        "",
+                        "too many unreadable lines; the rest of this file was not read",
+                    );
+                    return false;
+                }
+                return true;
             }
-            for kind in toks {
-                self.toks.push(Tok {
-                    kind,
-                    file: file_idx,
-                    line: line_no,
-                });
+        };
+        if toks.is_empty() {
+            return true;
+        }
+        // keepalived's conditional lines: `@ID rest` applies only where config_id is
+        // ID, `@^ID rest` everywhere else.
+        if let TokKind::Word(w) = &toks[0] {
+            if let Some(id) = w.strip_prefix('@') {
+                if !conditional_applies(id, self.opts) {
+                    return true;
+                }
+                toks.remove(0);
+                if toks.is_empty() {
+                    return true;
+                }
             }
+        }
+        if toks[0] == TokKind::Word("include".into()) {
+            self.include(path, line_no, &toks);
+            return true;
+        }
+        for kind in toks {
             self.toks.push(Tok {
-                kind: TokKind::Eol,
+                kind,
                 file: file_idx,
                 line: line_no,
             });
         }
-        self.stack.pop();
+        self.toks.push(Tok {
+            kind: TokKind::Eol,
+            file: file_idx,
+            line: line_no,
+        });
+        true
     }
 
     fn include(&mut self, path: &Path, line: u32, toks: &[TokKind]) {

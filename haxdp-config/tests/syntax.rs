@@ -175,9 +175,13 @@ fn gbk_comment_is_still_a_comment() {
 }
 
 #[test]
-fn parameter_substitution_is_refused() {
-    let d = refused(&format!("$IF=eth0\n{}", instance("")));
-    has_error(&d, 1, "parameter substitution");
+fn an_undefined_parameter_as_a_keyword_is_refused() {
+    let d = refused(&format!("$INSTANCE\n$IF=eth0\n{}", instance("")));
+    has_error(
+        &d,
+        1,
+        "'$INSTANCE' names no parameter defined before this line",
+    );
 }
 
 #[test]
@@ -298,5 +302,75 @@ fn diagnostic_display_is_file_line_severity_message() {
     assert_eq!(
         line,
         "test.conf:5: error: priority: 300 is out of range: must be 1 to 255"
+    );
+}
+
+/// keepalived.conf(5) "Parameter substitution": `$NAME=VALUE`, `$NAME` before whitespace,
+/// `${NAME}` anywhere, recursive at the time of use, undefined names left alone, `@ID`
+/// definitions, multiline definitions.
+#[test]
+fn parameter_substitution() {
+    let text = "\
+$VRID=51
+@lb1 $PRIO=150
+@^lb1 $PRIO=100
+$BASE=192.0.${NET}.1${SUB}
+$NET=2
+$SUB=0
+$CHECK= \\
+vrrp_script chk { \\
+    script \"/bin/true\" \\
+}
+$CHECK
+vrrp_instance VI_1 {
+ interface eth0
+ virtual_router_id $VRID
+ priority $PRIO
+ notify \"/bin/echo $HOME ${UNDEFINED}\"
+ virtual_ipaddress {
+  ${BASE}/24
+$SUB=1
+  ${BASE}/24
+ }
+ track_script {
+  chk
+ }
+}
+";
+    let on = |id: Option<&str>| {
+        let opts = ReadOptions {
+            config_id: id.map(str::to_string),
+        };
+        parse_bytes(Path::new("p.conf"), text.as_bytes(), &opts).expect("loads")
+    };
+    let l = on(Some("lb1"));
+    let i = &l.config.instances[0];
+    assert_eq!((i.vrid, i.priority), (51, 150));
+    let vips: Vec<String> = i.vips.iter().map(|v| v.address.to_string()).collect();
+    assert_eq!(vips, ["192.0.2.10", "192.0.2.11"]);
+    assert_eq!(on(None).config.instances[0].priority, 100);
+    // An undefined parameter stays as written (a `$` in a script is not eaten).
+    assert_eq!(
+        i.notify.notify.as_ref().map(|n| n.command()),
+        Some("/bin/echo $HOME ${UNDEFINED}")
+    );
+    assert_eq!(l.config.scripts[0].script, "/bin/true");
+    // Lines keep their own numbers: the instance starts on line 12.
+    assert_eq!(i.location.line, 12);
+}
+
+#[test]
+fn parameter_loops_and_open_definitions_are_errors_not_hangs() {
+    let d = refused(&format!(
+        "$A=x${{A}}\n{}",
+        instance("    priority ${A}\n").replace("priority 100\n", "")
+    ));
+    has_error(&d, 5, "keeps expanding");
+    let d = refused(&format!("{}$TAIL= \\\n  router_id x \\", instance("")));
+    assert!(
+        d.iter().any(|d| d
+            .message
+            .contains("multiline definition of $TAIL is still open")),
+        "{d:?}"
     );
 }
