@@ -1570,9 +1570,10 @@ impl B<'_> {
                         self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut track_files);
                 }
                 "track_interface" => track_interfaces.extend(self.track_interfaces(c)),
-                "global_tracking" => global_tracking = self.flag(c),
+                // keepalived sets one flag for both (global_tracking is its deprecated name).
+                "global_tracking" | "sync_group_tracking_weight" => global_tracking = self.flag(c),
                 "smtp_alert" => self.info(c, "haxdp does not send mail; smtp_alert ignored"),
-                "sync_group_tracking_weight" | "notify_priority_changes" => self.warn(
+                "notify_priority_changes" => self.warn(
                     c,
                     format!(
                         "vrrp_sync_group keyword '{}' is not supported by haxdp; ignored",
@@ -1582,7 +1583,7 @@ impl B<'_> {
                 k => {
                     self.err(
                         c,
-                        format!("unknown vrrp_sync_group keyword '{k}' (expected group, notify*, track_script, track_interface, track_file, global_tracking)"),
+                        format!("unknown vrrp_sync_group keyword '{k}' (expected group, notify*, track_script, track_interface, track_file, sync_group_tracking_weight, global_tracking)"),
                     );
                     ok = false;
                 }
@@ -1828,6 +1829,55 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
                     format!(
                         "vrrp_instance {m} is in both vrrp_sync_group {prev} and {}",
                         sg.name
+                    ),
+                );
+            }
+        }
+    }
+
+    // keepalived (vrrp_complete_instance): members of a sync group without
+    // sync_group_tracking_weight track with weight 0, so that a failure faults the whole
+    // group instead of lowering one member's priority and splitting the group across nodes.
+    for sg in sync_groups.iter().filter(|g| !g.global_tracking) {
+        for i in instances.iter().filter(|i| sg.members.contains(&i.name)) {
+            let weighted = i
+                .track_scripts
+                .iter()
+                .map(|t| {
+                    let default = scripts
+                        .iter()
+                        .find(|s| s.name == t.name)
+                        .map(|s| s.weight.value)
+                        .or_else(|| {
+                            nginx_checks
+                                .iter()
+                                .find(|n| n.name == t.name)
+                                .map(|n| n.weight.value)
+                        });
+                    (t, t.weight.map(|w| w.value).or(default).unwrap_or(0))
+                })
+                .chain(i.track_files.iter().map(|t| {
+                    let default = track_files
+                        .iter()
+                        .find(|f| f.name == t.name)
+                        .map(|f| f.weight.value);
+                    (t, t.weight.map(|w| w.value).or(default).unwrap_or(0))
+                }))
+                .filter(|(_, w)| *w != 0)
+                .map(|(t, _)| (t.name.as_str(), &t.location))
+                .chain(
+                    i.track_interfaces
+                        .iter()
+                        .filter(|t| t.weight.value != 0)
+                        .map(|t| (t.name.as_str(), &t.location)),
+                );
+            for (name, at) in weighted {
+                d.warn_at(
+                    at,
+                    "vrrp_sync_group",
+                    format!(
+                        "{} is in vrrp_sync_group {}: the weight of '{name}' is ignored and its failure puts the whole group in FAULT, as keepalived does; add sync_group_tracking_weight to {} to keep weights",
+                        i.name, sg.name, sg.name
                     ),
                 );
             }

@@ -667,3 +667,60 @@ fn unquoted_script_command_warns() {
         "keepalived runs only 'killall'",
     );
 }
+
+/// keepalived ignores member tracking weights inside a sync group (unless
+/// sync_group_tracking_weight): say so at the tracked item's line.
+#[test]
+fn sync_group_member_weights_are_ignored_with_a_warning() {
+    let two = |track: &str| {
+        format!(
+            "vrrp_script chk {{\n script \"/bin/true\"\n weight -20\n}}\n{}{}",
+            instance(track),
+            instance("")
+                .replace("VI_1", "VI_2")
+                .replace("51", "52")
+                .replace("192.0.2.10", "192.0.2.11")
+        )
+    };
+    let group =
+        |extra: &str| format!("vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n{extra}}}\n");
+    let l = ok(&format!(
+        "{}{}",
+        two("    track_script {\n        chk\n    }\n"),
+        group("")
+    ));
+    // Line 10: `chk` inside VI_1's track_script (script block 4 lines, then instance).
+    has_diag(
+        &l.diagnostics,
+        Severity::Warning,
+        10,
+        "VI_1 is in vrrp_sync_group G: the weight of 'chk' is ignored",
+    );
+    // An explicit weight 0 is what keepalived does anyway: nothing to say.
+    let l = ok(&format!(
+        "{}{}",
+        two("    track_script {\n        chk weight 0\n    }\n"),
+        group("")
+    ));
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| !d.message.contains("is ignored")),
+        "{:?}",
+        l.diagnostics
+    );
+    // sync_group_tracking_weight keeps the weights, silently.
+    let l = ok(&format!(
+        "{}{}",
+        two("    track_script {\n        chk\n    }\n"),
+        group(" sync_group_tracking_weight\n")
+    ));
+    assert!(l.config.sync_groups[0].global_tracking);
+    assert!(
+        l.diagnostics
+            .iter()
+            .all(|d| !d.message.contains("is ignored")),
+        "{:?}",
+        l.diagnostics
+    );
+}

@@ -129,6 +129,9 @@ struct Engine {
     started_unix_ms: u64,
     /// Sync-group members whose Fault state changed, to propagate.
     sync_queue: Vec<(usize, bool)>,
+    /// The state each `vrrp_sync_group` last notified, so its scripts run once per
+    /// group transition rather than once per member.
+    group_states: std::collections::HashMap<String, crate::notify::NotifyState>,
     /// Adverts the socket receive path dropped (TTL, malformed, checksum).
     socket_drops: u64,
 }
@@ -204,6 +207,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         tx: tx.clone(),
         started_unix_ms: control::unix_ms(),
         sync_queue: Vec::new(),
+        group_states: std::collections::HashMap::new(),
         socket_drops: 0,
     };
     if let Some(f) = eng.fast.as_mut() {
@@ -982,6 +986,7 @@ impl Engine {
                         notify_state(state),
                         inst.core.effective_priority(),
                     );
+                    self.notify_group(i);
                 }
                 Action::Discarded { reason } => {
                     // Counted, not logged: a flood of bad adverts must not
@@ -1019,6 +1024,40 @@ impl Engine {
             if own || !is_fault {
                 self.sync_queue.push((i, is_fault));
             }
+        }
+    }
+
+    /// After member `i` changed state: the state of its sync group, notified when it
+    /// differs from the last one. keepalived's group is in FAULT while any member is,
+    /// MASTER once a member is master (the others follow), BACKUP when all are backups;
+    /// STOP is for instances only (keepalived.conf(5), vrrp_sync_group notify).
+    fn notify_group(&mut self, i: usize) {
+        use crate::notify::NotifyState;
+        let Some(group) = self.insts[i].spec.sync_group.clone() else {
+            return;
+        };
+        let states: Vec<State> = self
+            .insts
+            .iter()
+            .filter(|m| m.spec.sync_group.as_deref() == Some(group.as_str()))
+            .map(|m| m.core.state())
+            .collect();
+        let now = if states.contains(&State::Fault) {
+            NotifyState::Fault
+        } else if states.contains(&State::Master) {
+            NotifyState::Master
+        } else if states.iter().all(|s| *s == State::Backup) {
+            NotifyState::Backup
+        } else {
+            return;
+        };
+        if self.group_states.get(&group) == Some(&now) {
+            return;
+        }
+        self.group_states.insert(group.clone(), now);
+        info!("sync group {group}: now {}", now.as_str());
+        if let Some(g) = self.spec.sync_groups.iter().find(|g| g.name == group) {
+            self.notifier.group_transition(&group, &g.notify, now);
         }
     }
 

@@ -57,6 +57,23 @@ impl NotifyState {
     }
 }
 
+/// Who a notification is about: keepalived's first word of the generic script's
+/// arguments and of a FIFO line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Subject {
+    Instance,
+    Group,
+}
+
+impl Subject {
+    fn as_str(self) -> &'static str {
+        match self {
+            Subject::Instance => "INSTANCE",
+            Subject::Group => "GROUP",
+        }
+    }
+}
+
 /// One notify script and the user it runs as.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NotifyCommand {
@@ -162,6 +179,8 @@ enum Job {
         /// Each script with its arguments and the user it runs as.
         scripts: Vec<(ScriptCommand, Vec<String>, Option<ScriptUser>)>,
         timeout: Duration,
+        /// Instances keep a state file; groups do not.
+        state_file: bool,
     },
     Barrier(oneshot::Sender<()>),
 }
@@ -328,7 +347,25 @@ impl Notifier {
     /// Record a transition: the FIFO line is written now (non-blocking); the state file
     /// and the scripts are queued behind this instance's earlier notifications.
     pub fn transition(&self, instance: &str, spec: &NotifySpec, state: NotifyState, priority: u8) {
-        self.write_fifo(instance, state, priority);
+        self.notify(Subject::Instance, instance, spec, state, priority);
+    }
+
+    /// Record a `vrrp_sync_group` transition: keepalived runs the group's scripts with
+    /// `GROUP name STATE 0` (notify_group_exec) and writes the same words to the FIFO. No
+    /// state file: those are per instance.
+    pub fn group_transition(&self, group: &str, spec: &NotifySpec, state: NotifyState) {
+        self.notify(Subject::Group, group, spec, state, 0);
+    }
+
+    fn notify(
+        &self,
+        subject: Subject,
+        instance: &str,
+        spec: &NotifySpec,
+        state: NotifyState,
+        priority: u8,
+    ) {
+        self.write_fifo(subject, instance, state, priority);
 
         let specific = match state {
             NotifyState::Master => &spec.notify_master,
@@ -337,7 +374,7 @@ impl Notifier {
             NotifyState::Stop => &spec.notify_stop,
         };
         let generic_args = vec![
-            "INSTANCE".to_owned(),
+            subject.as_str().to_owned(),
             instance.to_owned(),
             state.as_str().to_owned(),
             priority.to_string(),
@@ -367,25 +404,35 @@ impl Notifier {
         } else {
             spec.timeout
         };
+        // Groups queue apart from instances (a group may share an instance's name).
+        let queue = match subject {
+            Subject::Instance => instance.to_owned(),
+            Subject::Group => format!("GROUP {instance}"),
+        };
         self.enqueue(
-            instance,
+            &queue,
             Job::Transition {
                 state,
                 priority,
                 scripts,
                 timeout,
+                state_file: subject == Subject::Instance,
             },
         );
     }
 
-    fn write_fifo(&self, instance: &str, state: NotifyState, priority: u8) {
+    fn write_fifo(&self, subject: Subject, instance: &str, state: NotifyState, priority: u8) {
         let Ok(mut guard) = self.inner.fifo.lock() else {
             return;
         };
         let Some(fifo) = guard.as_mut() else {
             return;
         };
-        let line = format!("INSTANCE \"{instance}\" {} {priority}\n", state.as_str());
+        let line = format!(
+            "{} \"{instance}\" {} {priority}\n",
+            subject.as_str(),
+            state.as_str()
+        );
         if let Err(e) = fifo.write_line(&line) {
             let n = self.inner.fifo_dropped.fetch_add(1, Ordering::Relaxed) + 1;
             // One warning per 100 drops: a stalled reader must not turn into a log flood.
@@ -461,8 +508,14 @@ async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedRec
                 priority,
                 scripts,
                 timeout,
+                state_file,
             } => {
-                if let Err(e) = write_state_file(&state_dir, &instance, state) {
+                let written = if state_file {
+                    write_state_file(&state_dir, &instance, state)
+                } else {
+                    Ok(())
+                };
+                if let Err(e) = written {
                     tracing::error!(
                         %instance,
                         path = %state_file_path(&state_dir, &instance).display(),

@@ -9,7 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use haxdp_config::{Config, Diagnostic, LoadError, NotifyScript, RunAs, VrrpInstance, Weight};
+use haxdp_config::{
+    Config, Diagnostic, LoadError, NotifyScript, NotifyScripts, RunAs, SyncGroup, TrackInterface,
+    TrackRef, VrrpInstance, Weight,
+};
 use haxdp_vrrp::{Family, InstanceConfig, Version};
 
 use crate::notify::{NotifyCommand, NotifySpec};
@@ -22,6 +25,17 @@ pub struct DaemonSpec {
     pub instances: Vec<InstanceSpec>,
     pub checks: Checks,
     pub notify_fifo: Option<std::path::PathBuf>,
+    pub sync_groups: Vec<GroupSpec>,
+}
+
+/// A `vrrp_sync_group`: its members' tracking is in their [`InstanceSpec`]s; what is left
+/// is the group's own notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSpec {
+    pub name: String,
+    pub members: Vec<String>,
+    /// Run with `GROUP name STATE 0` appended to the generic script, as keepalived does.
+    pub notify: NotifySpec,
 }
 
 /// The checks, each run once however many instances track it.
@@ -238,53 +252,63 @@ pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
             .sync_groups
             .iter()
             .find(|g| g.members.iter().any(|m| m == &inst.name));
-        instances.push(instance_spec(cfg, inst, group.map(|g| g.name.clone()))?);
+        instances.push(instance_spec(cfg, inst, group)?);
+    }
+    let mut sync_groups = Vec::new();
+    for g in &cfg.sync_groups {
+        sync_groups.push(GroupSpec {
+            name: g.name.clone(),
+            members: g.members.clone(),
+            notify: notify_spec(cfg, &g.notify)?,
+        });
     }
     Ok(DaemonSpec {
         instances,
         checks,
         notify_fifo: cfg.global.notify_fifo.clone(),
+        sync_groups,
     })
 }
 
-fn instance_spec(
+fn notify_spec(cfg: &Config, n: &NotifyScripts) -> Result<NotifySpec, SpecError> {
+    Ok(NotifySpec {
+        notify_master: notify_command(cfg, &n.master)?,
+        notify_backup: notify_command(cfg, &n.backup)?,
+        notify_fault: notify_command(cfg, &n.fault)?,
+        notify_stop: notify_command(cfg, &n.stop)?,
+        notify: notify_command(cfg, &n.notify)?,
+        timeout: Duration::ZERO,
+    })
+}
+
+/// The tracked items of an instance or a sync group, with their weights resolved.
+fn tracks_of(
     cfg: &Config,
-    inst: &VrrpInstance,
-    sync_group: Option<String>,
-) -> Result<InstanceSpec, SpecError> {
-    let v6 = inst.is_ipv6();
-    let family = if v6 { Family::V6 } else { Family::V4 };
-    let version = if inst.version == 3 {
-        Version::V3
-    } else {
-        Version::V2
-    };
+    scripts: &[TrackRef],
+    files: &[TrackRef],
+    interfaces: &[TrackInterface],
+) -> Result<Vec<TrackSpec>, SpecError> {
     let mut tracks = Vec::new();
-    for t in &inst.track_scripts {
-        if let Some(s) = cfg.script(&t.name) {
-            let (weight, reverse) = weight_of(t.weight, s.weight);
-            tracks.push(TrackSpec {
-                name: t.name.clone(),
-                kind: ItemKind::Script,
-                weight,
-                reverse,
-            });
+    for t in scripts {
+        let (kind, default) = if let Some(s) = cfg.script(&t.name) {
+            (ItemKind::Script, s.weight)
         } else if let Some(n) = cfg.nginx_check(&t.name) {
-            let (weight, reverse) = weight_of(t.weight, n.weight);
-            tracks.push(TrackSpec {
-                name: t.name.clone(),
-                kind: ItemKind::Nginx,
-                weight,
-                reverse,
-            });
+            (ItemKind::Nginx, n.weight)
         } else {
             return Err(SpecError::Invalid(format!(
                 "{}: track_script {} names no vrrp_script or vrrp_nginx_check",
                 t.location, t.name
             )));
-        }
+        };
+        let (weight, reverse) = weight_of(t.weight, default);
+        tracks.push(TrackSpec {
+            name: t.name.clone(),
+            kind,
+            weight,
+            reverse,
+        });
     }
-    for t in &inst.track_files {
+    for t in files {
         let Some(f) = cfg.track_file(&t.name) else {
             return Err(SpecError::Invalid(format!(
                 "{}: track_file {} names no vrrp_track_file",
@@ -299,7 +323,7 @@ fn instance_spec(
             reverse,
         });
     }
-    for t in &inst.track_interfaces {
+    for t in interfaces {
         tracks.push(TrackSpec {
             name: t.name.clone(),
             kind: ItemKind::Interface,
@@ -307,6 +331,45 @@ fn instance_spec(
             reverse: t.weight.reverse,
         });
     }
+    Ok(tracks)
+}
+
+fn instance_spec(
+    cfg: &Config,
+    inst: &VrrpInstance,
+    group: Option<&SyncGroup>,
+) -> Result<InstanceSpec, SpecError> {
+    let v6 = inst.is_ipv6();
+    let family = if v6 { Family::V6 } else { Family::V4 };
+    let version = if inst.version == 3 {
+        Version::V3
+    } else {
+        Version::V2
+    };
+    let mut tracks = tracks_of(
+        cfg,
+        &inst.track_scripts,
+        &inst.track_files,
+        &inst.track_interfaces,
+    )?;
+    if let Some(g) = group {
+        // keepalived (vrrp_complete_instance): without sync_group_tracking_weight a member
+        // tracks with weight 0, so any failure faults it and with it the whole group; a
+        // lowered priority on one member would split the group across the two nodes.
+        if !g.global_tracking {
+            for t in &mut tracks {
+                t.weight = 0;
+            }
+        }
+        // The group's own tracking applies to every member (keepalived.conf(5)).
+        tracks.extend(tracks_of(
+            cfg,
+            &g.track_scripts,
+            &g.track_files,
+            &g.track_interfaces,
+        )?);
+    }
+    let sync_group = group.map(|g| g.name.clone());
     let to_spec = |v: &haxdp_config::VirtualIp| VipSpec {
         addr: v.address,
         prefix_len: v.prefix_len,
@@ -370,14 +433,7 @@ fn instance_spec(
             refresh_repeat: g.master_refresh_repeat.max(1),
         },
         tracks,
-        notify: NotifySpec {
-            notify_master: notify_command(cfg, &inst.notify.master)?,
-            notify_backup: notify_command(cfg, &inst.notify.backup)?,
-            notify_fault: notify_command(cfg, &inst.notify.fault)?,
-            notify_stop: notify_command(cfg, &inst.notify.stop)?,
-            notify: notify_command(cfg, &inst.notify.notify)?,
-            timeout: Duration::ZERO,
-        },
+        notify: notify_spec(cfg, &inst.notify)?,
         sync_group,
         dont_track_primary: inst.dont_track_primary,
     })
@@ -475,5 +531,62 @@ mod tests {
         assert!(msg.starts_with("test.conf:8:"), "{msg}");
         assert!(msg.contains("cannot run as 'master'"), "{msg}");
         assert!(msg.contains("quote the command"), "{msg}");
+    }
+
+    fn grouped(group_extra: &str) -> DaemonSpec {
+        spec_of(&format!(
+            "vrrp_script chk {{\n script \"/bin/true\"\n weight -20\n}}\n\
+             vrrp_script gchk {{\n script \"/bin/true\"\n weight -5\n}}\n\
+             vrrp_sync_group G {{\n group {{\n  VI_1\n  VI_2\n }}\n track_script {{\n  gchk\n }}\n \
+             notify_master \"/bin/echo group master\"\n{group_extra}}}\n\
+             vrrp_instance VI_1 {{\n interface eth0\n virtual_router_id 51\n priority 100\n \
+             track_script {{\n  chk\n }}\n track_interface {{\n  eth1 weight -10\n }}\n \
+             virtual_ipaddress {{\n  192.0.2.100/24\n }}\n}}\n\
+             vrrp_instance VI_2 {{\n interface eth0\n virtual_router_id 52\n priority 100\n \
+             virtual_ipaddress {{\n  192.0.2.101/24\n }}\n}}\n"
+        ))
+    }
+
+    fn weights(s: &DaemonSpec, i: usize) -> Vec<(String, i32)> {
+        s.instances[i]
+            .tracks
+            .iter()
+            .map(|t| (t.name.clone(), t.weight))
+            .collect()
+    }
+
+    #[test]
+    fn sync_group_members_track_unweighted_plus_the_groups_items() {
+        let s = grouped("");
+        // keepalived: member weights become 0 (a failure faults the group); the group's
+        // own items apply to every member with their weights.
+        assert_eq!(
+            weights(&s, 0),
+            [("chk".into(), 0), ("eth1".into(), 0), ("gchk".into(), -5)]
+        );
+        assert_eq!(weights(&s, 1), [("gchk".to_string(), -5)]);
+        assert_eq!(s.sync_groups.len(), 1);
+        assert_eq!(s.sync_groups[0].members, ["VI_1", "VI_2"]);
+        assert_eq!(
+            s.sync_groups[0]
+                .notify
+                .notify_master
+                .as_ref()
+                .map(|c| c.command.as_str()),
+            Some("/bin/echo group master")
+        );
+    }
+
+    #[test]
+    fn sync_group_tracking_weight_keeps_member_weights() {
+        let s = grouped(" sync_group_tracking_weight\n");
+        assert_eq!(
+            weights(&s, 0),
+            [
+                ("chk".into(), -20),
+                ("eth1".into(), -10),
+                ("gchk".into(), -5)
+            ]
+        );
     }
 }

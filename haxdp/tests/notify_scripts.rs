@@ -220,3 +220,27 @@ async fn state_file_is_replaced_atomically() {
         .collect();
     assert_eq!(names, ["VI_1.state"], "temporary files left behind");
 }
+
+/// keepalived's notify_group_exec: `GROUP name STATE 0` to the generic script, the
+/// state's own script as written, and no state file (those are per instance).
+#[tokio::test]
+async fn group_notifications_say_group_and_priority_zero() {
+    let d = TempDir::new("notify-group");
+    let (rec, log) = recorder(&d);
+    let spec = NotifySpec {
+        notify_fault: Some(format!("{} 0 group-fault", rec.display()).into()),
+        notify: Some(format!("{} 0", rec.display()).into()),
+        ..NotifySpec::default()
+    };
+    let n = Notifier::new(d.path().join("state")).expect("notifier");
+    n.group_transition("G", &spec, NotifyState::Fault);
+    n.drain().await;
+    assert_eq!(
+        std::fs::read_to_string(&log).expect("log"),
+        "group-fault\nGROUP G FAULT 0\n"
+    );
+    assert!(
+        !n.state_file("G").exists(),
+        "a group must not write an instance state file"
+    );
+}

@@ -533,16 +533,31 @@ fn sync_group_members_fail_together() {
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
     let tmp = TempDir::new("sync");
-    let conf = |_name: &str, prio: u8, fail: &std::path::Path| {
+    // The group's generic notify script appends its arguments to a log per node.
+    let recorder = tmp.file(
+        "group-notify.sh",
+        "#!/bin/sh\necho \"$@\" >> \"$0.$1.log\"\n",
+    );
+    std::fs::set_permissions(
+        &recorder,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    // The member's check is weighted, but in a sync group keepalived ignores member
+    // weights: a failure must fault the whole group, not lower VI_1 alone (which would
+    // leave VI_1 on lb2 and VI_2 on lb1).
+    let conf = |name: &str, prio: u8, fail: &std::path::Path| {
         format!(
             "vrrp_script chk {{\n  script \"test ! -e {fail}\"\n  interval 0.1\n}}\n\
-             vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
+             vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n  \
+             notify \"{rec} {name}\"\n}}\n\
              vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  \
-             advert_int 0.1\n  version 3\n  track_script {{\n    chk\n  }}\n  \
+             advert_int 0.1\n  version 3\n  track_script {{\n    chk weight -20\n  }}\n  \
              virtual_ipaddress {{\n    192.0.2.100/24\n  }}\n}}\n\
              vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 52\n  priority {prio}\n  \
              advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    192.0.2.101/24\n  }}\n}}\n",
-            fail = fail.display()
+            fail = fail.display(),
+            rec = recorder.display()
         )
     };
     let fail1 = tmp.path.join("fail-lb1");
@@ -572,6 +587,50 @@ fn sync_group_members_fail_together() {
         !holds(h1, "192.0.2.101"),
         "VI_2 stayed master on lb1 though its sync group is in fault:\n{}",
         lb1.log()
+    );
+    // keepalived's group notifications: `GROUP name STATE 0`, once per group transition
+    // (not once per member).
+    let notes = |name: &str, last: &str| -> Vec<String> {
+        let path = format!("{}.{name}.log", recorder.display());
+        let read = || {
+            std::fs::read_to_string(&path)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        wait_for(Duration::from_secs(3), || {
+            let l = read();
+            (l.last().map(String::as_str) == Some(last)).then_some(l)
+        })
+        .unwrap_or_else(read)
+    };
+    let lb1_notes = notes("lb1", "lb1 GROUP G FAULT 0");
+    assert_eq!(
+        lb1_notes,
+        [
+            "lb1 GROUP G BACKUP 0",
+            "lb1 GROUP G MASTER 0",
+            "lb1 GROUP G FAULT 0"
+        ],
+        "lb1's group notifications:\n{}",
+        lb1.log()
+    );
+    let lb2_notes = notes("lb2", "lb2 GROUP G MASTER 0");
+    assert_eq!(
+        lb2_notes.first().map(String::as_str),
+        Some("lb2 GROUP G BACKUP 0"),
+        "{lb2_notes:?}"
+    );
+    assert_eq!(
+        lb2_notes.last().map(String::as_str),
+        Some("lb2 GROUP G MASTER 0"),
+        "{lb2_notes:?}\n{}",
+        lb2.log()
+    );
+    assert!(
+        lb2_notes.windows(2).all(|w| w[0] != w[1]),
+        "a group state notified twice in a row: {lb2_notes:?}"
     );
 }
 
