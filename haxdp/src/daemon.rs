@@ -109,6 +109,9 @@ struct Inst {
     transitions_wall: Vec<(u64, u64)>,
     /// Fault as of the last `apply`, to see sync-group changes.
     in_fault: bool,
+    /// A sync-group member whose Master_Down_Timer expired but which waits for
+    /// the other members to want Master too (see `group_holds`).
+    held: bool,
     /// Adverts the state machine ignored, by reason.
     discards: std::collections::BTreeMap<String, u64>,
 }
@@ -474,6 +477,7 @@ impl Engine {
             fault_reasons: Vec::new(),
             transitions_wall: Vec::new(),
             in_fault: false,
+            held: false,
             discards: Default::default(),
             spec,
         })
@@ -587,9 +591,15 @@ impl Engine {
     }
 
     fn next_deadline(&self) -> Option<u64> {
+        let now = netio::monotonic_ns();
         self.insts
             .iter()
             .filter_map(|i| i.core.next_deadline())
+            .zip(self.insts.iter())
+            // A held member waits for its group, not for its expired timer (an advert
+            // that re-arms the timer moves its deadline past `now` again).
+            .filter(|(at, i)| !(i.held && *at <= now))
+            .map(|(at, _)| at)
             .min()
     }
 
@@ -601,6 +611,7 @@ impl Engine {
             };
             let backup = self.insts[i].core.state() == State::Backup;
             if at > now {
+                self.insts[i].held = false;
                 // Coalesce wake-ups: a backup on the XDP path whose deadline
                 // is near gets its kernel refresh now, in this wake-up, instead
                 // of waking the daemon again for it alone. Only a refresh,
@@ -634,8 +645,87 @@ impl Engine {
             {
                 continue;
             }
+            if backup && self.group_holds(i, now).await {
+                if !self.insts[i].held {
+                    info!(
+                        "{}: master down, but waiting for the other members of sync group {} to see their masters down too",
+                        self.insts[i].spec.core.name,
+                        self.insts[i].spec.sync_group.as_deref().unwrap_or("")
+                    );
+                }
+                self.insts[i].held = true;
+                continue;
+            }
+            self.insts[i].held = false;
             let acts = self.insts[i].core.handle(now, Input::Timer);
             self.apply(i, now, acts).await;
+        }
+        self.release_held(now).await;
+    }
+
+    /// keepalived's sync-group election (vrrp_sync_can_goto_master): a member only
+    /// becomes Master when every other member is Master already or has its own
+    /// Master_Down_Timer expired. Otherwise one LAN losing adverts would split the group
+    /// across the two nodes, which breaks the setups sync groups exist for (NAT with an
+    /// inside and an outside VIP). True while member `i` must wait.
+    async fn group_holds(&mut self, i: usize, now: u64) -> bool {
+        let Some(group) = self.insts[i].spec.sync_group.clone() else {
+            return false;
+        };
+        for j in 0..self.insts.len() {
+            if j == i || self.insts[j].spec.sync_group.as_deref() != Some(group.as_str()) {
+                continue;
+            }
+            match self.insts[j].core.state() {
+                State::Master | State::Initialize => {}
+                State::Fault => return true,
+                State::Backup => {
+                    // Its master may still be advertising on the XDP path, where
+                    // unchanged adverts only move the kernel timestamp.
+                    if self.insts[j].rx != RxPath::Socket {
+                        self.refresh_from_kernel(j, now).await;
+                    }
+                    if self.insts[j].core.next_deadline().is_none_or(|d| d > now) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Held members whose group is now ready take over; one member's takeover can
+    /// release the others, so this repeats until nothing changes.
+    async fn release_held(&mut self, now: u64) {
+        for _ in 0..=self.insts.len() {
+            let mut changed = false;
+            for i in 0..self.insts.len() {
+                let inst = &self.insts[i];
+                if !inst.held
+                    || inst.core.state() != State::Backup
+                    || inst.core.next_deadline().is_none_or(|d| d > now)
+                {
+                    continue;
+                }
+                // Its own master may have come back while it waited.
+                if self.insts[i].rx != RxPath::Socket
+                    && self.refresh_from_kernel(i, now).await
+                    && self.insts[i].core.next_deadline().is_some_and(|d| d > now)
+                {
+                    self.insts[i].held = false;
+                    continue;
+                }
+                if self.group_holds(i, now).await {
+                    continue;
+                }
+                self.insts[i].held = false;
+                let acts = self.insts[i].core.handle(now, Input::Timer);
+                self.apply(i, now, acts).await;
+                changed = true;
+            }
+            if !changed {
+                break;
+            }
         }
     }
 

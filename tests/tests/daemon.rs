@@ -634,6 +634,79 @@ fn sync_group_members_fail_together() {
     );
 }
 
+/// keepalived's sync-group election: a member whose master went silent waits until every
+/// member sees its master down (one LAN losing adverts must not split the group across the
+/// nodes); when the master node really dies, the whole group moves.
+#[test]
+fn sync_group_member_waits_for_the_group_then_all_move() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    192.0.2.100/24\n  }}\n}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 52\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    192.0.2.101/24\n  }}\n}}\n"
+        )
+    };
+    let lb1 = Node::haxdp(h1, "lb1", &conf(100), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &conf(90), Rx::Xdp);
+    let holds = |ns: &Netns, a: &str| {
+        let out = ns.try_exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
+        String::from_utf8_lossy(&out.stdout).contains(&format!(" {a}/"))
+    };
+    let both = |ns: &Netns| holds(ns, "192.0.2.100") && holds(ns, "192.0.2.101");
+    assert!(
+        wait_for(Duration::from_secs(5), || both(h1).then_some(())).is_some(),
+        "lb1 should hold both VIPs:\n{}",
+        lb1.log()
+    );
+    // The bridge stops forwarding VI_1's adverts (VRID 51, the VRRP header's second
+    // byte) to lb2; VI_2's still arrive.
+    let port = lan.port_of(1);
+    lan.bridge.exec(&["nft", "add", "table", "bridge", "syncg"]);
+    lan.bridge.exec(&[
+        "nft",
+        "add",
+        "chain",
+        "bridge",
+        "syncg",
+        "filt",
+        "{ type filter hook forward priority 0 ; }",
+    ]);
+    lan.bridge.exec(&[
+        "nft", "add", "rule", "bridge", "syncg", "filt", "meta", "oifname", &port, "ip",
+        "protocol", "112", "@th,8,8", "51", "drop",
+    ]);
+    // Five of lb2's Master_Down_Intervals (0.36 s): VI_1 alone must not take over.
+    std::thread::sleep(Duration::from_millis(1800));
+    let split = holds(h2, "192.0.2.100") || holds(h2, "192.0.2.101");
+    lan.bridge
+        .exec(&["nft", "delete", "table", "bridge", "syncg"]);
+    assert!(
+        !split,
+        "lb2 took a VIP while only VI_1's adverts were lost: the group split:\n{}",
+        lb2.log()
+    );
+    assert!(
+        lb2.log()
+            .contains("waiting for the other members of sync group G"),
+        "lb2's VI_1 never saw its master down (did the nft rule match?):\n{}",
+        lb2.log()
+    );
+    assert!(both(h1), "lb1 lost a VIP:\n{}", lb1.log());
+    // The master node dies: both members' masters go silent, the group moves.
+    std::thread::sleep(Duration::from_millis(300));
+    lb1.proc().signal(libc::SIGKILL);
+    assert!(
+        wait_for(Duration::from_secs(3), || both(h2).then_some(())).is_some(),
+        "lb2 should take both VIPs after lb1 died:\n{}",
+        lb2.log()
+    );
+}
+
 #[test]
 fn ipv6_failover_sends_unsolicited_na() {
     require_root();
