@@ -1835,55 +1835,6 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
         }
     }
 
-    // keepalived (vrrp_complete_instance): members of a sync group without
-    // sync_group_tracking_weight track with weight 0, so that a failure faults the whole
-    // group instead of lowering one member's priority and splitting the group across nodes.
-    for sg in sync_groups.iter().filter(|g| !g.global_tracking) {
-        for i in instances.iter().filter(|i| sg.members.contains(&i.name)) {
-            let weighted = i
-                .track_scripts
-                .iter()
-                .map(|t| {
-                    let default = scripts
-                        .iter()
-                        .find(|s| s.name == t.name)
-                        .map(|s| s.weight.value)
-                        .or_else(|| {
-                            nginx_checks
-                                .iter()
-                                .find(|n| n.name == t.name)
-                                .map(|n| n.weight.value)
-                        });
-                    (t, t.weight.map(|w| w.value).or(default).unwrap_or(0))
-                })
-                .chain(i.track_files.iter().map(|t| {
-                    let default = track_files
-                        .iter()
-                        .find(|f| f.name == t.name)
-                        .map(|f| f.weight.value);
-                    (t, t.weight.map(|w| w.value).or(default).unwrap_or(0))
-                }))
-                .filter(|(_, w)| *w != 0)
-                .map(|(t, _)| (t.name.as_str(), &t.location))
-                .chain(
-                    i.track_interfaces
-                        .iter()
-                        .filter(|t| t.weight.value != 0)
-                        .map(|t| (t.name.as_str(), &t.location)),
-                );
-            for (name, at) in weighted {
-                d.warn_at(
-                    at,
-                    "vrrp_sync_group",
-                    format!(
-                        "{} is in vrrp_sync_group {}: the weight of '{name}' is ignored and its failure puts the whole group in FAULT, as keepalived does; add sync_group_tracking_weight to {} to keep weights",
-                        i.name, sg.name, sg.name
-                    ),
-                );
-            }
-        }
-    }
-
     // RFC 9568 6.1: a VRID names one virtual router per LAN and family; two instances on
     // the same interface with the same VRID and family would answer each other's adverts.
     let mut seen: HashMap<(String, bool, u8), &VrrpInstance> = HashMap::new();
@@ -1941,13 +1892,57 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
         );
     }
 
-    Config {
+    let cfg = Config {
         global: global.g,
         scripts,
         nginx_checks,
         track_files,
         instances,
         sync_groups,
+    };
+    warn_ignored_sync_weights(&cfg, d);
+    cfg
+}
+
+/// keepalived (vrrp_complete_instance): members of a sync group without
+/// sync_group_tracking_weight track with weight 0, so that a failure faults the whole group
+/// instead of lowering one member's priority and splitting the group across nodes. Each
+/// weighted item that this silences gets a warning at its line.
+fn warn_ignored_sync_weights(cfg: &Config, d: &mut Diags) {
+    let weighted = |w: Option<Weight>| w.is_some_and(|w| w.value != 0);
+    for sg in cfg.sync_groups.iter().filter(|g| !g.global_tracking) {
+        for i in cfg
+            .instances
+            .iter()
+            .filter(|i| sg.members.contains(&i.name))
+        {
+            let items = i
+                .track_scripts
+                .iter()
+                .filter(|t| weighted(cfg.track_script_weight(t)))
+                .chain(
+                    i.track_files
+                        .iter()
+                        .filter(|t| weighted(cfg.track_file_weight(t))),
+                )
+                .map(|t| (t.name.as_str(), &t.location))
+                .chain(
+                    i.track_interfaces
+                        .iter()
+                        .filter(|t| t.weight.value != 0)
+                        .map(|t| (t.name.as_str(), &t.location)),
+                );
+            for (name, at) in items {
+                d.warn_at(
+                    at,
+                    "vrrp_sync_group",
+                    format!(
+                        "{} is in vrrp_sync_group {}: the weight of '{name}' is ignored and its failure puts the whole group in FAULT, as keepalived does; add sync_group_tracking_weight to {} to keep weights",
+                        i.name, sg.name, sg.name
+                    ),
+                );
+            }
+        }
     }
 }
 

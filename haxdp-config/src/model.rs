@@ -43,6 +43,19 @@ impl Config {
     pub fn instance(&self, name: &str) -> Option<&VrrpInstance> {
         self.instances.iter().find(|s| s.name == name)
     }
+    /// The weight a `track_script` reference applies: its own, else its vrrp_script's or
+    /// vrrp_nginx_check's. `None` when it names neither.
+    pub fn track_script_weight(&self, t: &TrackRef) -> Option<Weight> {
+        let default = match self.script(&t.name) {
+            Some(s) => s.weight,
+            None => self.nginx_check(&t.name)?.weight,
+        };
+        Some(t.weight.unwrap_or(default))
+    }
+    /// The weight a `track_file` reference applies: its own, else its vrrp_track_file's.
+    pub fn track_file_weight(&self, t: &TrackRef) -> Option<Weight> {
+        Some(t.weight.unwrap_or(self.track_file(&t.name)?.weight))
+    }
 }
 
 /// Gratuitous ARP / unsolicited NA timing, resolved per instance against `global_defs`
@@ -246,12 +259,6 @@ pub struct NotifyScript {
     /// `USER [GROUP]` written after the command; `None`: `global_defs script_user`.
     pub run_as: Option<RunAs>,
     pub location: Location,
-}
-
-impl NotifyScript {
-    pub fn command(&self) -> &str {
-        &self.command
-    }
 }
 
 /// Notify scripts, commands kept verbatim.

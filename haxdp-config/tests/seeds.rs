@@ -88,15 +88,15 @@ fn check_seed000(file: &str, router: &str, prio1: u8, prio2: u8) {
         // interface going down faults the instance anyway.
         assert!(i.track_interfaces.is_empty());
         assert_eq!(
-            i.notify.master.as_ref().map(|n| n.command()),
+            i.notify.master.as_ref().map(|n| n.command.as_str()),
             Some("/etc/keepalived/notify.sh master")
         );
         assert_eq!(
-            i.notify.fault.as_ref().map(|n| n.command()),
+            i.notify.fault.as_ref().map(|n| n.command.as_str()),
             Some("/etc/keepalived/notify.sh fault")
         );
         assert_eq!(
-            i.notify.notify.as_ref().map(|n| n.command()),
+            i.notify.notify.as_ref().map(|n| n.command.as_str()),
             Some("/etc/keepalived/notify.sh")
         );
         assert!(i.accept, "accept is on without vrrp_strict");
@@ -182,11 +182,11 @@ fn seed002_master_with_ipvs() {
     assert_eq!(i.vips[0].address, ip("192.168.8.100"));
     assert_eq!(i.track_scripts[0].name, "httpd_check");
     assert_eq!(
-        i.notify.master.as_ref().map(|n| n.command()),
+        i.notify.master.as_ref().map(|n| n.command.as_str()),
         Some("/scripts/notify.sh master 192.168.8.100")
     );
     assert_eq!(
-        i.notify.backup.as_ref().map(|n| n.command()),
+        i.notify.backup.as_ref().map(|n| n.command.as_str()),
         Some("/scripts/notify.sh backup 192.168.8.100")
     );
     let ipvs: Vec<_> = l
@@ -263,7 +263,7 @@ fn seed004_nginx_plus_unicast_v3() {
     let ts: Vec<&str> = i.track_scripts.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(ts, ["chk_nginx_service", "chk_manual_failover"]);
     assert_eq!(
-        i.notify.notify.as_ref().map(|n| n.command()),
+        i.notify.notify.as_ref().map(|n| n.command.as_str()),
         Some("/usr/libexec/keepalived/nginx-ha-notify")
     );
 }

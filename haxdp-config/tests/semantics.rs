@@ -455,7 +455,7 @@ fn sync_groups() {
     let g = &l.config.sync_groups[0];
     assert_eq!(g.members, ["VI_1", "VI_2"]);
     assert_eq!(
-        g.notify.master.as_ref().map(|n| n.command()),
+        g.notify.master.as_ref().map(|n| n.command.as_str()),
         Some("/bin/echo master")
     );
     assert!(g.global_tracking);

@@ -351,7 +351,7 @@ $SUB=1
     assert_eq!(on(None).config.instances[0].priority, 100);
     // An undefined parameter stays as written (a `$` in a script is not eaten).
     assert_eq!(
-        i.notify.notify.as_ref().map(|n| n.command()),
+        i.notify.notify.as_ref().map(|n| n.command.as_str()),
         Some("/bin/echo $HOME ${UNDEFINED}")
     );
     assert_eq!(l.config.scripts[0].script, "/bin/true");

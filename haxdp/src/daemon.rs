@@ -594,17 +594,15 @@ impl Engine {
         let now = netio::monotonic_ns();
         self.insts
             .iter()
-            .filter_map(|i| i.core.next_deadline())
-            .zip(self.insts.iter())
             // A held member waits for its group, not for its expired timer (an advert
             // that re-arms the timer moves its deadline past `now` again).
-            .filter(|(at, i)| !(i.held && *at <= now))
-            .map(|(at, _)| at)
+            .filter_map(|i| i.core.next_deadline().filter(|at| !(i.held && *at <= now)))
             .min()
     }
 
     async fn on_deadlines(&mut self) {
         let now = netio::monotonic_ns();
+        let mut fed_timer = false;
         for i in 0..self.insts.len() {
             let Some(at) = self.insts[i].core.next_deadline() else {
                 continue;
@@ -635,17 +633,28 @@ impl Engine {
                     continue;
                 }
             }
-            // The kernel timestamp is the truth: before a backup takes over,
-            // look at the master's record in PEERS. Unchanged adverts only
-            // move that timestamp, and a daemon that was stalled must not
-            // fail over while adverts kept arriving.
-            if backup
-                && self.refresh_from_kernel(i, now).await
+            fed_timer |= self.expire(i, now).await;
+        }
+        // A takeover may be what held members of its sync group were waiting for.
+        if fed_timer {
+            self.release_held(now).await;
+        }
+    }
+
+    /// Instance `i`'s timer has expired: feeds it [`Input::Timer`] unless, for a backup,
+    /// the master is alive after all or its sync group holds it back. True if fed.
+    async fn expire(&mut self, i: usize, now: u64) -> bool {
+        if self.insts[i].core.state() == State::Backup {
+            // The kernel timestamp is the truth: before a backup takes over, look at the
+            // master's record in PEERS. Unchanged adverts only move that timestamp, and a
+            // daemon that was stalled must not fail over while adverts kept arriving.
+            if self.refresh_from_kernel(i, now).await
                 && self.insts[i].core.next_deadline().is_some_and(|d| d > now)
             {
-                continue;
+                self.insts[i].held = false;
+                return false;
             }
-            if backup && self.group_holds(i, now).await {
+            if self.group_holds(i, now).await {
                 if !self.insts[i].held {
                     info!(
                         "{}: master down, but waiting for the other members of sync group {} to see their masters down too",
@@ -654,13 +663,13 @@ impl Engine {
                     );
                 }
                 self.insts[i].held = true;
-                continue;
+                return false;
             }
-            self.insts[i].held = false;
-            let acts = self.insts[i].core.handle(now, Input::Timer);
-            self.apply(i, now, acts).await;
         }
-        self.release_held(now).await;
+        self.insts[i].held = false;
+        let acts = self.insts[i].core.handle(now, Input::Timer);
+        self.apply(i, now, acts).await;
+        true
     }
 
     /// keepalived's sync-group election (vrrp_sync_can_goto_master): a member only
@@ -682,9 +691,7 @@ impl Engine {
                 State::Backup => {
                     // Its master may still be advertising on the XDP path, where
                     // unchanged adverts only move the kernel timestamp.
-                    if self.insts[j].rx != RxPath::Socket {
-                        self.refresh_from_kernel(j, now).await;
-                    }
+                    self.refresh_from_kernel(j, now).await;
                     if self.insts[j].core.next_deadline().is_none_or(|d| d > now) {
                         return true;
                     }
@@ -701,27 +708,12 @@ impl Engine {
             let mut changed = false;
             for i in 0..self.insts.len() {
                 let inst = &self.insts[i];
-                if !inst.held
-                    || inst.core.state() != State::Backup
-                    || inst.core.next_deadline().is_none_or(|d| d > now)
+                if inst.held
+                    && inst.core.state() == State::Backup
+                    && inst.core.next_deadline().is_some_and(|d| d <= now)
                 {
-                    continue;
+                    changed |= self.expire(i, now).await;
                 }
-                // Its own master may have come back while it waited.
-                if self.insts[i].rx != RxPath::Socket
-                    && self.refresh_from_kernel(i, now).await
-                    && self.insts[i].core.next_deadline().is_some_and(|d| d > now)
-                {
-                    self.insts[i].held = false;
-                    continue;
-                }
-                if self.group_holds(i, now).await {
-                    continue;
-                }
-                self.insts[i].held = false;
-                let acts = self.insts[i].core.handle(now, Input::Timer);
-                self.apply(i, now, acts).await;
-                changed = true;
             }
             if !changed {
                 break;

@@ -144,11 +144,6 @@ pub fn load(path: &Path) -> Result<(DaemonSpec, Vec<Diagnostic>), SpecError> {
     Ok((spec, loaded.diagnostics))
 }
 
-fn weight_of(w: Option<Weight>, default: Weight) -> (i32, bool) {
-    let w = w.unwrap_or(default);
-    (w.value, w.reverse)
-}
-
 fn scope_value(s: Option<&str>) -> u8 {
     // rtnetlink scope numbers (rtnetlink(7)); the config crate validated the name.
     match s {
@@ -290,36 +285,35 @@ fn tracks_of(
 ) -> Result<Vec<TrackSpec>, SpecError> {
     let mut tracks = Vec::new();
     for t in scripts {
-        let (kind, default) = if let Some(s) = cfg.script(&t.name) {
-            (ItemKind::Script, s.weight)
-        } else if let Some(n) = cfg.nginx_check(&t.name) {
-            (ItemKind::Nginx, n.weight)
-        } else {
+        let Some(Weight { value, reverse }) = cfg.track_script_weight(t) else {
             return Err(SpecError::Invalid(format!(
                 "{}: track_script {} names no vrrp_script or vrrp_nginx_check",
                 t.location, t.name
             )));
         };
-        let (weight, reverse) = weight_of(t.weight, default);
+        let kind = if cfg.script(&t.name).is_some() {
+            ItemKind::Script
+        } else {
+            ItemKind::Nginx
+        };
         tracks.push(TrackSpec {
             name: t.name.clone(),
             kind,
-            weight,
+            weight: value,
             reverse,
         });
     }
     for t in files {
-        let Some(f) = cfg.track_file(&t.name) else {
+        let Some(Weight { value, reverse }) = cfg.track_file_weight(t) else {
             return Err(SpecError::Invalid(format!(
                 "{}: track_file {} names no vrrp_track_file",
                 t.location, t.name
             )));
         };
-        let (weight, reverse) = weight_of(t.weight, f.weight);
         tracks.push(TrackSpec {
             name: t.name.clone(),
             kind: ItemKind::File,
-            weight,
+            weight: value,
             reverse,
         });
     }

@@ -337,14 +337,7 @@ pub struct Nginx {
 
 impl Nginx {
     pub fn start(ns: &Netns, port: u16) -> Self {
-        let which = std::process::Command::new("sh")
-            .args(["-c", "command -v nginx"])
-            .output()
-            .expect("sh");
-        assert!(
-            which.status.success(),
-            "nginx is not installed: apt-get install nginx-light"
-        );
+        crate::require_program("nginx", "nginx-light");
         let dir = TempDir::new("nginx");
         let d = dir.path.display();
         let conf = dir.file(

@@ -51,6 +51,20 @@ pub fn require_root() {
     );
 }
 
+/// Fails the test, naming the Debian package, when `program` is not on the PATH.
+pub fn require_program(program: &str, package: &str) {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .expect("sh")
+        .status
+        .success();
+    assert!(
+        found,
+        "{program} is not installed: `cargo xtask test` installs it (apt-get install {package})"
+    );
+}
+
 /// A network namespace that is deleted on drop.
 pub struct Netns {
     pub name: String,

@@ -96,14 +96,7 @@ impl<'a> Node<'a> {
 /// A real keepalived (VRRP half only, `-P`) in `ns`, in the foreground, running
 /// `config` written as `{name}.conf` in `dir`, logging to `{name}.log`.
 pub fn keepalived(ns: &Netns, dir: &TempDir, name: &str, config: &str) -> Proc {
-    let which = std::process::Command::new("sh")
-        .args(["-c", "command -v keepalived"])
-        .output()
-        .expect("sh");
-    assert!(
-        which.status.success(),
-        "keepalived is not installed: `cargo xtask test` installs it (apt-get install keepalived)"
-    );
+    crate::require_program("keepalived", "keepalived");
     let conf = dir.file(&format!("{name}.conf"), config);
     let pid = dir.path.join(format!("{name}.pid"));
     let vpid = dir.path.join(format!("{name}.vrrp.pid"));
