@@ -8,6 +8,7 @@
 
 pub mod chaos;
 pub mod flood;
+pub mod forge;
 pub mod node;
 pub mod observe;
 pub mod prober;
