@@ -4,6 +4,50 @@
 //! `#[repr(C)]`, `Copy`, has explicit padding fields and uses integer flags instead
 //! of `bool`/`enum`/`Option`: the byte layout is the same on both sides and
 //! `bytemuck::Pod` proves at compile time that there is no hidden padding.
+//!
+//! # The delivery contract: what the kernel reports, when, and what user space may ask
+//!
+//! The XDP program sees every advert; user space hears only some of them, through the
+//! EVENTS ring buffer. This is the whole contract between the two (the XDP program,
+//! the daemon and the simulator all rely on exactly this; [`track_advert`] is the
+//! function that implements it, and the XDP program calls it):
+//!
+//! 1. **Which adverts are checked.** Every frame of the interface that is IPv4/IPv6
+//!    protocol 112 without an 802.1Q/802.1ad tag (a tagged frame belongs to a VLAN
+//!    interface, not to this one, and is passed untouched). An advert that fails one of
+//!    the checks listed in [`DropReason`], in that order, is counted under that reason
+//!    in DROPS and dropped. The socket receive path applies the same checks in the same
+//!    order (`haxdp_vrrp::accept_advert`), and a differential test holds the two equal.
+//! 2. **Which accepted adverts are reported**, i.e. pushed whole to EVENTS
+//!    ([`AdvertEvent`], with its `CHANGE_*` bits saying why):
+//!    - the first advert of a source the instance has no record of ([`CHANGE_NEW_PEER`]);
+//!    - an advert whose priority, interval, address list or version differs from the
+//!      previous one of the same source ([`CHANGE_PRIORITY`], [`CHANGE_INTERVAL`],
+//!      [`CHANGE_ADDRS`], [`CHANGE_VERSION`]); every priority-0 advert
+//!      ([`CHANGE_PRIO_ZERO`]);
+//!    - the first advert after the source was silent for more than
+//!      [`RESUMED_AFTER_INTERVALS`] of its own intervals ([`CHANGE_RESUMED`]);
+//!    - the first advert of every source after each report request of its instance
+//!      ([`CHANGE_REQUESTED`], see 4.).
+//!
+//!    Anything else (an unchanged advert) only moves the source's [`PeerState`]
+//!    (`last_ns`, `count`, gaps).
+//! 3. **When.** On that advert, by the CPU that received it. If the ring buffer is full
+//!    the bits are kept in `PeerState::pending_change` and delivered with the source's
+//!    next advert, so a change is late by at most one of the source's intervals, never
+//!    lost while the source keeps advertising.
+//! 4. **What user space may ask.**
+//!    - *Report on request*: increment the instance's [`InstanceConf::report_epoch`]
+//!      (`KernelRx::request_reports`; `watch` does it too). Every source whose record
+//!      was last reported at another epoch is reported with its next advert, once. So
+//!      within one advert interval of each live router, user space hears every router
+//!      the instance can hear, whatever its state machine knew before (a backup that
+//!      leaves Fault, a new master, a reloaded instance).
+//!    - *Read any source's record* (`PeerState`, PEERS map) at any time: `last_ns` is
+//!      the kernel timestamp of its newest accepted advert, which is what the takeover
+//!      re-check reads.
+//!    - Protect sources (configured or known routers, [`PEER_F_PROTECTED`]) so that they
+//!      always have room in PEERS, and restrict who may speak ([`INSTANCE_F_ALLOWLIST`]).
 #![no_std]
 
 #[cfg(feature = "user")]
@@ -14,11 +58,21 @@ use bytemuck::{Pod, Zeroable};
 /// Map names, as the loader finds them in the object and as they are pinned.
 pub const MAP_INSTANCES: &str = "INSTANCES";
 pub const MAP_PEERS: &str = "PEERS";
+pub const MAP_ROOM: &str = "ROOM";
+pub const MAP_ALLOWED: &str = "ALLOWED";
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_STATS: &str = "STATS";
 /// Every map the loader pins, in the order `haxdp maps` reads them.
-pub const PINNED_MAPS: [&str; 5] = [MAP_INSTANCES, MAP_PEERS, MAP_EVENTS, MAP_DROPS, MAP_STATS];
+pub const PINNED_MAPS: [&str; 7] = [
+    MAP_INSTANCES,
+    MAP_PEERS,
+    MAP_ROOM,
+    MAP_ALLOWED,
+    MAP_EVENTS,
+    MAP_DROPS,
+    MAP_STATS,
+];
 
 /// The advert tracker.
 pub const PROG_XDP: &str = "haxdp";
@@ -57,51 +111,190 @@ pub const VRRP_V2_AUTH_LEN: usize = 8;
 /// Longest VRRP message the checksum loop covers.
 pub const MAX_VRRP_LEN: usize = VRRP_HEADER_LEN + MAX_ADDR_BYTES + VRRP_V2_AUTH_LEN;
 
-/// Capacity of INSTANCES: 255 VRIDs x 2 families on a few interfaces.
+/// Capacity of INSTANCES (and ROOM): 255 VRIDs x 2 families on a few interfaces.
 pub const INSTANCES_MAX_ENTRIES: u32 = 2048;
-/// Capacity of PEERS.
+/// Room in PEERS for sources an instance does not know (not [`PEER_F_PROTECTED`]).
+pub const PEERS_UNKNOWN_PER_INSTANCE: u32 = 8;
+/// Room in PEERS for the sources user space protects per instance (configured unicast
+/// peers, the master it follows); `protect_peer` refuses more.
+pub const PEERS_PROTECTED_PER_INSTANCE: u32 = 8;
+/// Capacity of PEERS: every instance's whole room, so the map as a whole never fills.
 ///
-/// PEERS is a plain, preallocated hash map, deliberately not an LRU map: when it is
-/// full a new source is refused (and counted as [`DROP_PEERS_FULL`]) while every
-/// existing record, the current master's included, stays. A flood of spoofed
-/// sources can therefore hide new peers but never evict the master whose
-/// timestamps hold the backup back (the split brain this project exists to avoid).
-/// The daemon removes peers it has not heard from (`Fastpath::prune_peers`).
-pub const PEERS_MAX_ENTRIES: u32 = 1024;
+/// PEERS is a preallocated hash map, deliberately not an LRU map: an existing record
+/// (the current master's included) is never evicted by a newcomer, so a flood of
+/// spoofed sources can never push out the master whose timestamps hold a backup back
+/// (the split brain this project exists to avoid).
+///
+/// Room is per instance (ifindex, VRID, family), so spoofed sources of one instance
+/// cannot take room from another, nor from the routers an instance knows:
+/// - an instance admits at most [`PEERS_UNKNOWN_PER_INSTANCE`] unprotected sources.
+///   The XDP program counts admissions in the instance's [`InstanceRoom::admitted`]
+///   with an atomic add (`__sync_fetch_and_add`, BPF_ATOMIC); user space counts the
+///   unprotected records it removed (pruned, or protected later) in
+///   [`InstanceConf::peers_released`]. Each counter has a single writer, so user
+///   space's whole-value map updates never lose a kernel increment; the room in use
+///   is `admitted - peers_released` (wrapping). A source refused for lack of room is
+///   counted in [`InstanceRoom::refused`] and in DROPS as [`DropReason::PeersFull`];
+///   the records already there all stay.
+/// - [`PEERS_PROTECTED_PER_INSTANCE`] more are for sources user space protects
+///   ([`PEER_F_PROTECTED`]): inserted or flagged by user space, never counted against
+///   the unknown room and never pruned (only `unwatch` removes them).
+///
+/// So PEERS holds at most `INSTANCES_MAX_ENTRIES x (8 + 8)` = 32768 records. The
+/// kernel preallocates them: an element is the 24-byte key, the 64-byte
+/// [`PeerState`] and the hash table's ~48-byte element header, about 136 bytes, so
+/// about 4.5 MiB, plus 32768 buckets of 16 bytes (0.5 MiB), charged to the daemon's
+/// memory cgroup. The daemon removes peers it has not heard from
+/// (`Fastpath::prune_peers`); that returns their room.
+pub const PEERS_MAX_ENTRIES: u32 =
+    INSTANCES_MAX_ENTRIES * (PEERS_UNKNOWN_PER_INSTANCE + PEERS_PROTECTED_PER_INSTANCE);
+/// Capacity of ALLOWED (allowlisted sources, all instances), written by user space only
+/// (so not preallocated).
+pub const ALLOWED_MAX_ENTRIES: u32 = 4096;
+/// Longest allowlist one instance may have.
+pub const ALLOWED_PER_INSTANCE: usize = 64;
 /// Size of the EVENTS ring buffer (a power of two multiple of the page size).
 pub const EVENTS_BYTE_SIZE: u32 = 256 * 1024;
 
-/// DROPS indices: why an advert was dropped (RFC 9568 7.1 receiver checks).
-pub const DROP_BAD_TTL: u32 = 0;
-pub const DROP_BAD_VERSION: u32 = 1;
-pub const DROP_BAD_TYPE: u32 = 2;
-pub const DROP_BAD_LENGTH: u32 = 3;
-pub const DROP_TRUNCATED: u32 = 4;
-pub const DROP_FRAGMENT: u32 = 5;
-pub const DROP_TOO_MANY_ADDRS: u32 = 6;
-pub const DROP_BAD_CHECKSUM: u32 = 7;
-pub const DROP_VRID_NOT_WATCHED: u32 = 8;
-pub const DROP_VERSION_MISMATCH: u32 = 9;
-pub const DROP_AUTH_MISMATCH: u32 = 10;
-pub const DROP_PEERS_FULL: u32 = 11;
-pub const DROP_REASON_COUNT: u32 = 12;
+/// Why an advert was dropped: the DROPS index, one name per reason.
+///
+/// This is the one acceptance rule of haxdp. The XDP program and the socket receive
+/// path (`haxdp_vrrp::accept_frame` / `accept_advert`) make these checks **in this
+/// order** (the declaration order below is not the order; see the numbered list) and
+/// drop an advert for the first that fails:
+///
+/// IP layer (on the socket path the Linux stack makes these before a raw socket sees
+/// the packet: `ip_rcv_core()`, `ipv6_rcv()`, and IPv4 reassembly):
+/// 1. [`Truncated`](Self::Truncated): the frame is shorter than the fixed IP header.
+/// 2. [`BadIpHeader`](Self::BadIpHeader): IPv4 version is not 4 or IHL < 5; IPv6
+///    version is not 6.
+/// 3. IPv4: [`Truncated`](Self::Truncated) if shorter than IHL;
+///    [`BadIpHeader`](Self::BadIpHeader) if the header checksum is wrong (IPv4 options
+///    are accepted, as by the stack and by keepalived: the VRRP message starts after
+///    IHL).
+/// 4. [`Truncated`](Self::Truncated): the frame is shorter than the IP total length
+///    (IPv4) or 40 + payload length (IPv6); [`BadIpHeader`](Self::BadIpHeader) if the
+///    IPv4 total length is shorter than IHL. Bytes after the IP length are link-layer
+///    padding and are ignored.
+/// 5. [`Fragment`](Self::Fragment): IPv4 MF set or a fragment offset (adverts are
+///    never fragmented; the kernel would reassemble, XDP cannot).
+/// 6. [`BadTtl`](Self::BadTtl): TTL / hop limit is not 255 (RFC 9568 7.1).
+///
+/// VRRP message, `len` = IP total length - IHL, or the IPv6 payload length (these are
+/// exactly the checks of `haxdp_vrrp::decode`, in its order, with the tracker's limit
+/// on the address count inserted after the type):
+/// 7. [`BadLength`](Self::BadLength): `len` < 8.
+/// 8. [`BadVersion`](Self::BadVersion): version is not 2 or 3.
+/// 9. [`BadType`](Self::BadType): type is not ADVERTISEMENT (1).
+/// 10. [`BadVersion`](Self::BadVersion): VRRPv2 over IPv6 (RFC 3768 is IPv4 only).
+/// 11. [`TooManyAddrs`](Self::TooManyAddrs): more than [`MAX_ADDR_BYTES`] of addresses.
+/// 12. [`BadLength`](Self::BadLength): `len` != 8 + count x 4|16 (+ 8 for VRRPv2): the
+///     message must be complete (RFC 9568 7.1) and nothing may follow it.
+/// 13. [`BadChecksum`](Self::BadChecksum) (VRRPv3 includes the pseudo-header, RFC 9568
+///     5.2.8).
+/// 14. [`BadAuthType`](Self::BadAuthType): VRRPv2 auth type not 0 or 1 (RFC 3768
+///     5.3.6; type 2, IP AH, is not implemented).
+/// 15. [`ZeroInterval`](Self::ZeroInterval): Max Adver Int (VRRPv3) or Adver Int
+///     (VRRPv2) is 0 (RFC 9568 5.2.7 / RFC 3768 5.3.7: the master-down interval would
+///     be only the skew time).
+///
+/// Instance (interface, VRID, family):
+/// 16. [`VridNotWatched`](Self::VridNotWatched): no such instance on this interface.
+/// 17. [`VersionMismatch`](Self::VersionMismatch): not the instance's VRRP version.
+/// 18. [`AuthMismatch`](Self::AuthMismatch): VRRPv2 auth type or PASS data differs.
+/// 19. [`SourceNotAllowed`](Self::SourceNotAllowed): the instance has an allowlist
+///     ([`INSTANCE_F_ALLOWLIST`]) and the source is not in it.
+/// 20. [`PeersFull`](Self::PeersFull) (XDP only): a new unprotected source and no room
+///     left for the instance (see [`PEERS_MAX_ENTRIES`]).
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DropReason {
+    BadTtl = 0,
+    BadVersion = 1,
+    BadType = 2,
+    BadLength = 3,
+    Truncated = 4,
+    Fragment = 5,
+    TooManyAddrs = 6,
+    BadChecksum = 7,
+    VridNotWatched = 8,
+    VersionMismatch = 9,
+    AuthMismatch = 10,
+    PeersFull = 11,
+    ZeroInterval = 12,
+    BadIpHeader = 13,
+    BadAuthType = 14,
+    SourceNotAllowed = 15,
+}
 
-/// Stable, snake_case name of a drop reason (for `haxdp maps`, metrics and logs).
+impl DropReason {
+    /// Every reason, in DROPS index order.
+    pub const ALL: [DropReason; 16] = [
+        DropReason::BadTtl,
+        DropReason::BadVersion,
+        DropReason::BadType,
+        DropReason::BadLength,
+        DropReason::Truncated,
+        DropReason::Fragment,
+        DropReason::TooManyAddrs,
+        DropReason::BadChecksum,
+        DropReason::VridNotWatched,
+        DropReason::VersionMismatch,
+        DropReason::AuthMismatch,
+        DropReason::PeersFull,
+        DropReason::ZeroInterval,
+        DropReason::BadIpHeader,
+        DropReason::BadAuthType,
+        DropReason::SourceNotAllowed,
+    ];
+    /// Number of DROPS slots.
+    pub const COUNT: u32 = Self::ALL.len() as u32;
+
+    /// The DROPS index.
+    pub const fn index(self) -> u32 {
+        self as u32
+    }
+
+    /// The reason at a DROPS index.
+    pub const fn from_index(i: u32) -> Option<Self> {
+        if i < Self::COUNT {
+            Some(Self::ALL[i as usize])
+        } else {
+            None
+        }
+    }
+
+    /// Stable, snake_case name (for `haxdp maps`, `haxdp status`, metrics and logs).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DropReason::BadTtl => "bad_ttl",
+            DropReason::BadVersion => "bad_version",
+            DropReason::BadType => "bad_type",
+            DropReason::BadLength => "bad_length",
+            DropReason::Truncated => "truncated",
+            DropReason::Fragment => "fragment",
+            DropReason::TooManyAddrs => "too_many_addrs",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::VridNotWatched => "vrid_not_watched",
+            DropReason::VersionMismatch => "version_mismatch",
+            DropReason::AuthMismatch => "auth_mismatch",
+            DropReason::PeersFull => "peers_full",
+            DropReason::ZeroInterval => "zero_interval",
+            DropReason::BadIpHeader => "bad_ip_header",
+            DropReason::BadAuthType => "bad_auth_type",
+            DropReason::SourceNotAllowed => "source_not_allowed",
+        }
+    }
+}
+
+/// Number of DROPS slots (the same as [`DropReason::COUNT`]).
+pub const DROP_REASON_COUNT: u32 = DropReason::COUNT;
+
+/// Name of the reason at a DROPS index; `"unknown"` past the end.
 pub const fn drop_reason_name(code: u32) -> &'static str {
-    match code {
-        DROP_BAD_TTL => "bad_ttl",
-        DROP_BAD_VERSION => "bad_version",
-        DROP_BAD_TYPE => "bad_type",
-        DROP_BAD_LENGTH => "bad_length",
-        DROP_TRUNCATED => "truncated",
-        DROP_FRAGMENT => "fragment",
-        DROP_TOO_MANY_ADDRS => "too_many_addrs",
-        DROP_BAD_CHECKSUM => "bad_checksum",
-        DROP_VRID_NOT_WATCHED => "vrid_not_watched",
-        DROP_VERSION_MISMATCH => "version_mismatch",
-        DROP_AUTH_MISMATCH => "auth_mismatch",
-        DROP_PEERS_FULL => "peers_full",
-        _ => "unknown",
+    match DropReason::from_index(code) {
+        Some(r) => r.name(),
+        None => "unknown",
     }
 }
 
@@ -122,7 +315,8 @@ pub const fn stat_name(code: u32) -> &'static str {
     }
 }
 
-/// `AdvertEvent::change` bits: what the election cares about changed.
+/// `AdvertEvent::change` bits: why an accepted advert was reported (see the
+/// delivery contract at the top of this crate).
 pub const CHANGE_NEW_PEER: u16 = 1 << 0;
 pub const CHANGE_PRIORITY: u16 = 1 << 1;
 /// Set on every priority-0 advert: the master is leaving (RFC 9568 6.4.2/6.4.3).
@@ -136,8 +330,22 @@ pub const CHANGE_VERSION: u16 = 1 << 5;
 /// (or a partition that heals) with the same content as before would never
 /// reach the daemons that still hold its old record.
 pub const CHANGE_RESUMED: u16 = 1 << 6;
+/// User space asked for a report of every live source of the instance (it raised
+/// [`InstanceConf::report_epoch`] past the epoch the source was last reported at,
+/// [`PeerState::reported_epoch`]); this is the source's first advert since. Without it
+/// a state machine that does not already follow the live master (it just left Fault,
+/// it is Master, it was reloaded) would never hear it while its adverts do not
+/// change, and would become a second master.
+pub const CHANGE_REQUESTED: u16 = 1 << 7;
 /// See [`CHANGE_RESUMED`]: 3 intervals, the Master_Down_Interval without skew.
 pub const RESUMED_AFTER_INTERVALS: u64 = 3;
+
+/// `InstanceConf::flags`: adverts are accepted only from the sources in ALLOWED
+/// (keepalived's `check_unicast_src`, haxdp's `haxdp_allowed_peers`).
+pub const INSTANCE_F_ALLOWLIST: u8 = 1 << 0;
+/// `PeerState::flags`: user space protects this source: it does not count against
+/// the instance's unknown-source room and is never pruned.
+pub const PEER_F_PROTECTED: u8 = 1 << 0;
 
 /// INSTANCES key: one VRRP instance the daemon runs on an interface.
 #[repr(C)]
@@ -151,6 +359,7 @@ pub struct InstanceKey {
 }
 
 /// INSTANCES value: what the kernel side needs to validate adverts for an instance.
+/// Written by user space only (whole-value updates); the XDP program reads it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct InstanceConf {
@@ -158,12 +367,31 @@ pub struct InstanceConf {
     pub versions_mask: u8,
     /// VRRPv2 auth type the sender must use: [`AUTH_NONE`] or [`AUTH_PASS`].
     pub auth_type: u8,
-    pub _pad: [u8; 6],
+    /// `INSTANCE_F_*` bits.
+    pub flags: u8,
+    pub _pad: u8,
+    /// Raised by user space to ask for one report of every live source
+    /// ([`CHANGE_REQUESTED`]); never lowered.
+    pub report_epoch: u32,
     /// PASS password, zero padded to 8 bytes as keepalived sends it.
     pub auth_pass: [u8; 8],
+    /// Unprotected PEERS records user space removed or protected since the instance
+    /// was first watched (see [`PEERS_MAX_ENTRIES`]).
+    pub peers_released: u64,
 }
 
-/// PEERS key: one advert source for one instance.
+/// ROOM value, one per watched instance: written by the XDP program only (atomic
+/// adds), created zeroed by user space before the instance is watched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct InstanceRoom {
+    /// Unprotected sources admitted to PEERS since the instance was first watched.
+    pub admitted: u64,
+    /// New sources refused because the instance's room was full.
+    pub refused: u64,
+}
+
+/// PEERS key: one advert source for one instance (also the ALLOWED key).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Pod, Zeroable)]
 pub struct PeerKey {
@@ -182,7 +410,7 @@ pub struct PeerKey {
 pub struct PeerState {
     pub last_ns: u64,
     pub prev_ns: u64,
-    /// Valid adverts seen.
+    /// Valid adverts seen; 0 for a protected record no advert has reached yet.
     pub count: u64,
     /// Smallest/largest gap between two adverts; 0 until two were seen.
     pub min_gap_ns: u64,
@@ -194,16 +422,112 @@ pub struct PeerState {
     /// Advertised interval in centiseconds (VRRPv2 seconds are scaled by 100).
     pub interval_cs: u16,
     pub naddrs: u8,
-    pub _pad: u8,
+    /// `PEER_F_*` bits.
+    pub flags: u8,
     /// Change bits not yet delivered because the ring buffer was full.
     pub pending_change: u16,
+    /// The instance's `report_epoch` when this source was last reported.
+    pub reported_epoch: u32,
+    pub _pad: u32,
 }
 
-/// EVENTS record: a full advert, pushed only when something in it changed.
+/// What the XDP program read from one accepted advert.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// `bpf_ktime_get_ns()` at arrival.
+    pub now_ns: u64,
+    pub addr_hash: u64,
+    pub priority: u8,
+    pub version: u8,
+    pub interval_cs: u16,
+    pub naddrs: u8,
+}
+
+/// A fresh PEERS record for a source's first advert, reported as [`CHANGE_NEW_PEER`]
+/// by [`track_advert`] (its `count` is 0 until then).
+#[inline(always)]
+pub const fn fresh_peer(flags: u8) -> PeerState {
+    PeerState {
+        last_ns: 0,
+        prev_ns: 0,
+        count: 0,
+        min_gap_ns: 0,
+        max_gap_ns: 0,
+        addr_hash: 0,
+        priority: 0,
+        version: 0,
+        interval_cs: 0,
+        naddrs: 0,
+        flags,
+        pending_change: 0,
+        reported_epoch: 0,
+        _pad: 0,
+    }
+}
+
+/// The delivery contract (see the top of this crate) as one function: updates a
+/// source's record with an accepted advert and returns the `CHANGE_*` bits to report
+/// (0: only the timestamp moved). The XDP program runs it on the PEERS record in
+/// place; a simulator can run it on its own records to deliver exactly what the
+/// kernel delivers. `pending_change` is cleared here: a caller whose report could not
+/// be delivered stores the bits back ([`PeerState::pending_change`]).
+#[inline(always)]
+pub fn track_advert(st: &mut PeerState, obs: &Observed, report_epoch: u32) -> u16 {
+    let mut change: u16 = 0;
+    if obs.priority == 0 {
+        change |= CHANGE_PRIO_ZERO;
+    }
+    if st.count == 0 {
+        change |= CHANGE_NEW_PEER;
+    } else {
+        let gap = obs.now_ns.saturating_sub(st.last_ns);
+        if st.count == 1 || gap < st.min_gap_ns {
+            st.min_gap_ns = gap;
+        }
+        if gap > st.max_gap_ns {
+            st.max_gap_ns = gap;
+        }
+        if st.priority != obs.priority {
+            change |= CHANGE_PRIORITY;
+        }
+        if st.interval_cs != obs.interval_cs {
+            change |= CHANGE_INTERVAL;
+        }
+        if st.addr_hash != obs.addr_hash || st.naddrs != obs.naddrs {
+            change |= CHANGE_ADDRS;
+        }
+        if st.version != obs.version {
+            change |= CHANGE_VERSION;
+        }
+        // 1 cs = 10 ms; the peer's previous interval decides what "silent" means.
+        if gap > RESUMED_AFTER_INTERVALS * (st.interval_cs as u64) * 10_000_000 {
+            change |= CHANGE_RESUMED;
+        }
+        if st.reported_epoch != report_epoch {
+            change |= CHANGE_REQUESTED;
+        }
+        st.prev_ns = st.last_ns;
+    }
+    st.reported_epoch = report_epoch;
+    st.last_ns = obs.now_ns;
+    st.count += 1;
+    st.priority = obs.priority;
+    st.interval_cs = obs.interval_cs;
+    st.addr_hash = obs.addr_hash;
+    st.naddrs = obs.naddrs;
+    st.version = obs.version;
+    change |= st.pending_change;
+    st.pending_change = 0;
+    change
+}
+
+/// EVENTS record: a full advert, pushed when the delivery contract says so.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Pod, Zeroable)]
 pub struct AdvertEvent {
     pub ktime_ns: u64,
+    /// Kernel timestamp of the source's previous accepted advert; 0 for its first.
+    pub prev_ns: u64,
     pub ifindex: u32,
     /// `CHANGE_*` bits.
     pub change: u16,
@@ -236,6 +560,7 @@ mod user {
     // SAFETY: each type is repr(C), Copy and has no padding (bytemuck::Pod proves it).
     unsafe impl aya::Pod for InstanceKey {}
     unsafe impl aya::Pod for InstanceConf {}
+    unsafe impl aya::Pod for InstanceRoom {}
     unsafe impl aya::Pod for PeerKey {}
     unsafe impl aya::Pod for PeerState {}
     unsafe impl aya::Pod for AdvertEvent {}
@@ -274,11 +599,33 @@ mod user {
         pub fn ip(&self) -> IpAddr {
             ip_from(self.family, &self.addr)
         }
+
+        /// The instance this source speaks for.
+        pub fn instance(&self) -> InstanceKey {
+            InstanceKey {
+                ifindex: self.ifindex,
+                vrid: self.vrid,
+                family: self.family,
+                _pad: [0; 2],
+            }
+        }
+    }
+
+    impl InstanceKey {
+        pub fn new(ifindex: u32, vrid: u8, family: u8) -> Self {
+            InstanceKey {
+                ifindex,
+                vrid,
+                family,
+                _pad: [0; 2],
+            }
+        }
     }
 
     impl InstanceConf {
         /// `password` is truncated to 8 bytes, as VRRPv2 PASS auth carries only 8
-        /// (RFC 3768 5.3.10; keepalived truncates the same way).
+        /// (RFC 3768 5.3.10; keepalived truncates the same way). Epoch, flags and
+        /// counters start at zero.
         pub fn new(versions_mask: u8, auth_type: u8, password: &[u8]) -> Self {
             let mut auth_pass = [0u8; 8];
             let n = password.len().min(8);
@@ -286,9 +633,15 @@ mod user {
             InstanceConf {
                 versions_mask,
                 auth_type,
-                _pad: [0; 6],
                 auth_pass,
+                ..InstanceConf::default()
             }
+        }
+    }
+
+    impl PeerState {
+        pub fn is_protected(&self) -> bool {
+            self.flags & PEER_F_PROTECTED != 0
         }
     }
 
@@ -345,20 +698,57 @@ mod tests {
     #[test]
     fn layouts_are_fixed() {
         assert_eq!(core::mem::size_of::<InstanceKey>(), 8);
-        assert_eq!(core::mem::size_of::<InstanceConf>(), 16);
+        assert_eq!(core::mem::size_of::<InstanceConf>(), 24);
+        assert_eq!(core::mem::size_of::<InstanceRoom>(), 16);
         assert_eq!(core::mem::size_of::<PeerKey>(), 24);
-        assert_eq!(core::mem::size_of::<PeerState>(), 56);
-        assert_eq!(core::mem::size_of::<AdvertEvent>(), 56 + MAX_ADDR_BYTES);
+        assert_eq!(core::mem::size_of::<PeerState>(), 64);
+        assert_eq!(core::mem::size_of::<AdvertEvent>(), 64 + MAX_ADDR_BYTES);
+        assert_eq!(core::mem::offset_of!(InstanceConf, report_epoch), 4);
+        assert_eq!(core::mem::offset_of!(PeerState, reported_epoch), 56);
     }
 
     #[test]
-    fn every_drop_reason_has_a_distinct_name() {
-        for a in 0..DROP_REASON_COUNT {
-            assert_ne!(drop_reason_name(a), "unknown", "reason {a}");
-            for b in 0..a {
-                assert_ne!(drop_reason_name(a), drop_reason_name(b));
+    fn every_drop_reason_has_a_distinct_name_and_its_index() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
+            assert_eq!(r.index() as usize, i, "{r:?} is out of order in ALL");
+            assert_eq!(DropReason::from_index(i as u32), Some(*r));
+            assert_eq!(drop_reason_name(i as u32), r.name());
+            for other in &DropReason::ALL[..i] {
+                assert_ne!(r.name(), other.name());
             }
+            assert!(r
+                .name()
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
         assert_eq!(drop_reason_name(DROP_REASON_COUNT), "unknown");
+    }
+
+    fn obs(now_ns: u64, priority: u8) -> Observed {
+        Observed {
+            now_ns,
+            addr_hash: 7,
+            priority,
+            version: 3,
+            interval_cs: 100,
+            naddrs: 1,
+        }
+    }
+
+    #[test]
+    fn contract_reports_new_changed_resumed_and_requested_once() {
+        let mut st = fresh_peer(0);
+        assert_eq!(track_advert(&mut st, &obs(1_000, 100), 1), CHANGE_NEW_PEER);
+        assert_eq!(track_advert(&mut st, &obs(2_000, 100), 1), 0);
+        assert_eq!(track_advert(&mut st, &obs(3_000, 90), 1), CHANGE_PRIORITY);
+        // A request (epoch 2): the next advert is reported once, then quiet again.
+        assert_eq!(track_advert(&mut st, &obs(4_000, 90), 2), CHANGE_REQUESTED);
+        assert_eq!(track_advert(&mut st, &obs(5_000, 90), 2), 0);
+        // Silent for more than 3 intervals of 1 s.
+        let later = 5_000 + 3_000_000_001;
+        assert_eq!(track_advert(&mut st, &obs(later, 90), 2), CHANGE_RESUMED);
+        st.pending_change = CHANGE_ADDRS;
+        assert_eq!(track_advert(&mut st, &obs(later + 1, 90), 2), CHANGE_ADDRS);
+        assert_eq!(st.count, 7);
     }
 }

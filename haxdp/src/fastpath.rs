@@ -8,15 +8,17 @@
 
 use std::collections::HashMap as StdHashMap;
 use std::io;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use aya::maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf};
-use aya::programs::{ProgramError, Xdp, XdpError, XdpMode};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpError, XdpMode};
 use aya::Ebpf;
 use haxdp_common::{
-    drop_reason_name, pin_dir, stat_name, AdvertEvent, InstanceConf, InstanceKey, PeerKey,
-    PeerState, DROP_REASON_COUNT, MAP_DROPS, MAP_EVENTS, MAP_INSTANCES, MAP_PEERS, MAP_STATS,
-    PINNED_MAPS, PROG_XDP, STAT_COUNT,
+    drop_reason_name, fresh_peer, pin_dir, stat_name, AdvertEvent, DropReason, InstanceConf,
+    InstanceKey, InstanceRoom, PeerKey, PeerState, ALLOWED_PER_INSTANCE, DROP_REASON_COUNT,
+    INSTANCE_F_ALLOWLIST, MAP_ALLOWED, MAP_DROPS, MAP_EVENTS, MAP_INSTANCES, MAP_PEERS, MAP_ROOM,
+    MAP_STATS, PEERS_PROTECTED_PER_INSTANCE, PEER_F_PROTECTED, PINNED_MAPS, PROG_XDP, STAT_COUNT,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -25,6 +27,9 @@ pub fn ebpf_object() -> &'static [u8] {
     static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HAXDP_EBPF_OBJECT"));
     OBJECT
 }
+
+/// `bpf_map_update_elem` flag: create only (include/uapi/linux/bpf.h).
+const BPF_NOEXIST: u64 = 1;
 
 /// The magic number `statfs(2)` reports for bpffs.
 const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
@@ -82,6 +87,24 @@ pub enum FastpathError {
     NotAttached(String),
     #[error("the advert ring buffer needs a tokio runtime: {0}")]
     Runtime(#[source] io::Error),
+    #[error("VRID {vrid} on ifindex {ifindex} is not watched by the XDP program")]
+    NotWatched { ifindex: u32, vrid: u8 },
+    #[error(
+        "VRID {vrid} on ifindex {ifindex} already protects {PEERS_PROTECTED_PER_INSTANCE} \
+         peers, the most it may; {addr} is not protected"
+    )]
+    TooManyProtected {
+        ifindex: u32,
+        vrid: u8,
+        addr: IpAddr,
+    },
+    #[error(
+        "an allowlist of {count} sources is too long for the XDP program (at most \
+         {ALLOWED_PER_INSTANCE} per instance)"
+    )]
+    AllowlistTooLong { count: usize },
+    #[error("{addr} is not of the instance's address family")]
+    WrongFamily { addr: IpAddr },
 }
 
 fn program_err(e: ProgramError) -> FastpathError {
@@ -208,7 +231,13 @@ impl Fastpath {
     }
 
     /// Starts accepting adverts for an instance (until then they are dropped as
-    /// `vrid_not_watched`). `family` is `FAMILY_V4` or `FAMILY_V6`.
+    /// `vrid_not_watched`), or updates what it accepts. `family` is `FAMILY_V4` or
+    /// `FAMILY_V6`; of `conf` only the versions and the VRRPv2 authentication are used.
+    ///
+    /// Watching an instance that is already watched keeps its peers, their room, its
+    /// allowlist and raises its report epoch, so every live source is reported once
+    /// more with its next advert (`CHANGE_REQUESTED`): a reloaded state machine hears
+    /// the routers that were already there, and still has their kernel timestamps.
     pub fn watch(
         &mut self,
         ifindex: u32,
@@ -216,17 +245,219 @@ impl Fastpath {
         family: u8,
         conf: InstanceConf,
     ) -> Result<(), FastpathError> {
-        let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
-            self.map_mut(MAP_INSTANCES)?;
-        map.insert(instance_key(ifindex, vrid, family), conf, 0)
-            .map_err(map_err(MAP_INSTANCES))
+        let key = instance_key(ifindex, vrid, family);
+        // The room first: the XDP program refuses new peers of an instance without one.
+        let mut room: HashMap<&mut MapData, InstanceKey, InstanceRoom> = self.map_mut(MAP_ROOM)?;
+        match room.insert(key, InstanceRoom::default(), BPF_NOEXIST) {
+            Ok(()) => {}
+            Err(e) if errno_of(&e) == Some(libc::EEXIST) => {}
+            Err(e) => return Err(map_err(MAP_ROOM)(e)),
+        }
+        let old = self.instance_conf(&key)?;
+        let mut new = InstanceConf {
+            versions_mask: conf.versions_mask,
+            auth_type: conf.auth_type,
+            auth_pass: conf.auth_pass,
+            ..InstanceConf::default()
+        };
+        match old {
+            Some(old) => {
+                new.flags = old.flags;
+                new.peers_released = old.peers_released;
+                // Never back to an old epoch: that could skip a source's report.
+                new.report_epoch = old.report_epoch.wrapping_add(1).max(1);
+            }
+            None => new.report_epoch = 1,
+        }
+        self.put_instance(key, new)
     }
 
-    /// Stops accepting adverts for an instance and forgets its peers.
-    pub fn unwatch(&mut self, ifindex: u32, vrid: u8, family: u8) -> Result<(), FastpathError> {
+    /// Asks the XDP program to report every live source of the instance once, with
+    /// its next advert (`CHANGE_REQUESTED`).
+    pub fn request_reports(
+        &mut self,
+        ifindex: u32,
+        vrid: u8,
+        family: u8,
+    ) -> Result<(), FastpathError> {
+        let key = instance_key(ifindex, vrid, family);
+        let mut conf = self
+            .instance_conf(&key)?
+            .ok_or(FastpathError::NotWatched { ifindex, vrid })?;
+        conf.report_epoch = conf.report_epoch.wrapping_add(1).max(1);
+        self.put_instance(key, conf)
+    }
+
+    /// The instance's INSTANCES value, if it is watched.
+    pub fn instance_conf(&self, key: &InstanceKey) -> Result<Option<InstanceConf>, FastpathError> {
+        let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
+        match map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(MAP_INSTANCES)(e)),
+        }
+    }
+
+    fn put_instance(&mut self, key: InstanceKey, conf: InstanceConf) -> Result<(), FastpathError> {
         let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
             self.map_mut(MAP_INSTANCES)?;
-        match map.remove(&instance_key(ifindex, vrid, family)) {
+        map.insert(key, conf, 0).map_err(map_err(MAP_INSTANCES))
+    }
+
+    /// The instance's admission counters (see `PEERS_MAX_ENTRIES`).
+    pub fn room(&self, key: &InstanceKey) -> Result<Option<InstanceRoom>, FastpathError> {
+        let map: HashMap<&MapData, InstanceKey, InstanceRoom> = self.map(MAP_ROOM)?;
+        match map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(MAP_ROOM)(e)),
+        }
+    }
+
+    /// Marks a source as known to its instance: it always has room in PEERS, does
+    /// not count against the unknown-source room and is never pruned. Creates its
+    /// record (with no advert yet, `count` 0) if it has none.
+    pub fn protect_peer(&mut self, key: &PeerKey) -> Result<(), FastpathError> {
+        let ikey = key.instance();
+        let mut conf = self
+            .instance_conf(&ikey)?
+            .ok_or(FastpathError::NotWatched {
+                ifindex: key.ifindex,
+                vrid: key.vrid,
+            })?;
+        let existing = self.peer(key)?;
+        if existing.is_some_and(|st| st.is_protected()) {
+            return Ok(());
+        }
+        let protected = self
+            .peers()?
+            .iter()
+            .filter(|(k, st)| k.instance() == ikey && st.is_protected())
+            .count();
+        if protected >= PEERS_PROTECTED_PER_INSTANCE as usize {
+            return Err(FastpathError::TooManyProtected {
+                ifindex: key.ifindex,
+                vrid: key.vrid,
+                addr: key.ip(),
+            });
+        }
+        let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+        match existing {
+            Some(mut st) => {
+                // A whole-value update: an advert the XDP program records between the
+                // read above and this write loses its timestamp, and the next one
+                // brings it back.
+                st.flags |= PEER_F_PROTECTED;
+                peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
+                // It held unknown-source room, which it gives back.
+                conf.peers_released = conf.peers_released.wrapping_add(1);
+                self.put_instance(ikey, conf)
+            }
+            None => {
+                match peers.insert(*key, fresh_peer(PEER_F_PROTECTED), BPF_NOEXIST) {
+                    Ok(()) => Ok(()),
+                    // The XDP program created it meanwhile: flag that record.
+                    Err(e) if errno_of(&e) == Some(libc::EEXIST) => self.protect_peer(key),
+                    Err(e) => Err(map_err(MAP_PEERS)(e)),
+                }
+            }
+        }
+    }
+
+    /// Takes the protection back: the source's record stays and counts against the
+    /// unknown-source room again (which may then be over its limit until pruning).
+    pub fn unprotect_peer(&mut self, key: &PeerKey) -> Result<(), FastpathError> {
+        let Some(mut st) = self.peer(key)? else {
+            return Ok(());
+        };
+        if !st.is_protected() {
+            return Ok(());
+        }
+        let ikey = key.instance();
+        let Some(mut conf) = self.instance_conf(&ikey)? else {
+            return Ok(());
+        };
+        st.flags &= !PEER_F_PROTECTED;
+        let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+        peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
+        conf.peers_released = conf.peers_released.wrapping_sub(1);
+        self.put_instance(ikey, conf)
+    }
+
+    /// Sets (`Some`) or removes (`None`) the instance's source allowlist: with one,
+    /// adverts from any other source are dropped as `source_not_allowed`.
+    pub fn set_allowed_sources(
+        &mut self,
+        ifindex: u32,
+        vrid: u8,
+        family: u8,
+        allowed: Option<&[IpAddr]>,
+    ) -> Result<(), FastpathError> {
+        let ikey = instance_key(ifindex, vrid, family);
+        let mut conf = self
+            .instance_conf(&ikey)?
+            .ok_or(FastpathError::NotWatched { ifindex, vrid })?;
+        let want: Vec<PeerKey> = allowed
+            .unwrap_or_default()
+            .iter()
+            .map(|a| PeerKey::new(ifindex, vrid, *a))
+            .collect();
+        if let Some(k) = want.iter().find(|k| k.family != family) {
+            return Err(FastpathError::WrongFamily { addr: k.ip() });
+        }
+        if want.len() > ALLOWED_PER_INSTANCE {
+            return Err(FastpathError::AllowlistTooLong { count: want.len() });
+        }
+        let mut map: HashMap<&mut MapData, PeerKey, u32> = self.map_mut(MAP_ALLOWED)?;
+        let old: Vec<PeerKey> = map
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.instance() == ikey)
+            .collect();
+        // Order matters to the XDP program reading concurrently: the new entries go in
+        // before the flag is set, and the stale ones go after it changed, so no listed
+        // source is ever refused on the way.
+        for k in &want {
+            map.insert(*k, 1, 0).map_err(map_err(MAP_ALLOWED))?;
+        }
+        let flags = if allowed.is_some() {
+            conf.flags | INSTANCE_F_ALLOWLIST
+        } else {
+            conf.flags & !INSTANCE_F_ALLOWLIST
+        };
+        if flags != conf.flags {
+            conf.flags = flags;
+            self.put_instance(ikey, conf)?;
+        }
+        let stale: Vec<PeerKey> = old.into_iter().filter(|k| !want.contains(k)).collect();
+        self.remove_keys::<u32>(MAP_ALLOWED, &stale)
+    }
+
+    /// The instance's allowlist, `None` when it has none.
+    pub fn allowed_sources(&self, key: &InstanceKey) -> Result<Option<Vec<IpAddr>>, FastpathError> {
+        let Some(conf) = self.instance_conf(key)? else {
+            return Ok(None);
+        };
+        if conf.flags & INSTANCE_F_ALLOWLIST == 0 {
+            return Ok(None);
+        }
+        let map: HashMap<&MapData, PeerKey, u32> = self.map(MAP_ALLOWED)?;
+        Ok(Some(
+            map.keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.instance() == *key)
+                .map(|k| k.ip())
+                .collect(),
+        ))
+    }
+
+    /// Stops accepting adverts for an instance and forgets its peers (protected ones
+    /// included), its room and its allowlist.
+    pub fn unwatch(&mut self, ifindex: u32, vrid: u8, family: u8) -> Result<(), FastpathError> {
+        let ikey = instance_key(ifindex, vrid, family);
+        let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
+            self.map_mut(MAP_INSTANCES)?;
+        match map.remove(&ikey) {
             Ok(()) | Err(MapError::KeyNotFound) => {}
             Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(map_err(MAP_INSTANCES)(e)),
@@ -235,9 +466,23 @@ impl Fastpath {
             .peers()?
             .into_iter()
             .map(|(k, _)| k)
-            .filter(|k| k.ifindex == ifindex && k.vrid == vrid && k.family == family)
+            .filter(|k| k.instance() == ikey)
             .collect();
-        self.remove_peers(&stale)
+        self.remove_keys::<PeerState>(MAP_PEERS, &stale)?;
+        let allowed: Vec<PeerKey> = {
+            let map: HashMap<&MapData, PeerKey, u32> = self.map(MAP_ALLOWED)?;
+            map.keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.instance() == ikey)
+                .collect()
+        };
+        self.remove_keys::<u32>(MAP_ALLOWED, &allowed)?;
+        let mut room: HashMap<&mut MapData, InstanceKey, InstanceRoom> = self.map_mut(MAP_ROOM)?;
+        match room.remove(&ikey) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(e) if is_enoent(&e) => Ok(()),
+            Err(e) => Err(map_err(MAP_ROOM)(e)),
+        }
     }
 
     /// One peer's record: the re-check before a takeover reads `last_ns` here.
@@ -256,10 +501,17 @@ impl Fastpath {
         read_peers(&map)
     }
 
-    /// Drop counters by reason, summed over CPUs, in `DROP_*` order.
+    /// Drop counters by reason, summed over CPUs, in [`DropReason`] index order.
     pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, FastpathError> {
         let map: PerCpuArray<&MapData, u64> = self.map(MAP_DROPS)?;
         sum_counters(&map, DROP_REASON_COUNT, drop_reason_name, MAP_DROPS)
+    }
+
+    /// One drop counter, summed over CPUs.
+    pub fn drop_count(&self, reason: DropReason) -> Result<u64, FastpathError> {
+        let map: PerCpuArray<&MapData, u64> = self.map(MAP_DROPS)?;
+        let per_cpu = map.get(&reason.index(), 0).map_err(map_err(MAP_DROPS))?;
+        Ok(per_cpu.iter().sum())
     }
 
     /// Valid adverts, events pushed and events lost (ring buffer full).
@@ -268,31 +520,70 @@ impl Fastpath {
         sum_counters(&map, STAT_COUNT, stat_name, MAP_STATS)
     }
 
-    /// Removes peers not heard from for longer than `older_than_ns` (kernel
-    /// monotonic time). PEERS never evicts on its own (see `PEERS_MAX_ENTRIES`).
-    /// Returns how many were removed.
+    /// Removes unprotected peers not heard from for longer than `older_than_ns`
+    /// (kernel monotonic time), giving their room back to their instance, and any
+    /// record left of an instance that is no longer watched. PEERS never evicts on its
+    /// own (see `PEERS_MAX_ENTRIES`). Returns how many were removed.
     pub fn prune_peers(&mut self, older_than_ns: u64) -> Result<usize, FastpathError> {
         let now = monotonic_now_ns();
-        let stale: Vec<PeerKey> = self
-            .peers()?
-            .into_iter()
-            .filter(|(_, st)| now.saturating_sub(st.last_ns) > older_than_ns)
-            .map(|(k, _)| k)
-            .collect();
-        self.remove_peers(&stale)?;
+        let mut stale: Vec<PeerKey> = Vec::new();
+        let mut released: StdHashMap<InstanceKey, u64> = StdHashMap::new();
+        for (k, st) in self.peers()? {
+            let ikey = k.instance();
+            if self.instance_conf(&ikey)?.is_none() {
+                // Left by an advert that raced with unwatch.
+                stale.push(k);
+            } else if !st.is_protected() && now.saturating_sub(st.last_ns) > older_than_ns {
+                stale.push(k);
+                *released.entry(ikey).or_default() += 1;
+            }
+        }
+        // Records first, then the room: the other order would let the XDP program
+        // admit newcomers while the stale records still hold their slots in PEERS.
+        self.remove_keys::<PeerState>(MAP_PEERS, &stale)?;
+        for (ikey, n) in released {
+            if let Some(mut conf) = self.instance_conf(&ikey)? {
+                conf.peers_released = conf.peers_released.wrapping_add(n);
+                self.put_instance(ikey, conf)?;
+            }
+        }
         Ok(stale.len())
     }
 
-    fn remove_peers(&mut self, keys: &[PeerKey]) -> Result<(), FastpathError> {
-        let mut map: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+    fn remove_keys<V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        keys: &[PeerKey],
+    ) -> Result<(), FastpathError> {
+        let mut map: HashMap<&mut MapData, PeerKey, V> = self.map_mut(name)?;
         for k in keys {
             match map.remove(k) {
                 Ok(()) | Err(MapError::KeyNotFound) => {}
                 Err(e) if is_enoent(&e) => {}
-                Err(e) => return Err(map_err(MAP_PEERS)(e)),
+                Err(e) => return Err(map_err(name)(e)),
             }
         }
         Ok(())
+    }
+
+    /// Runs the tracker once on `frame` with BPF_PROG_TEST_RUN, without attaching it:
+    /// the kernel runs it as if the frame came in on the caller's loopback device
+    /// (ifindex 1), against the same maps. Returns the verdict (`XDP_*`) and the frame
+    /// as the program left it. For tests and benchmarks.
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), FastpathError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(program_err)?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let r = prog.test_run(opts).map_err(program_err)?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
     }
 
     /// Takes the advert ring buffer. Call once, inside a tokio runtime.
@@ -391,7 +682,14 @@ fn register_readable<T: std::os::fd::AsRawFd>(inner: T) -> io::Result<AsyncFd<T>
 /// bpf_map_delete_elem reports a missing key as ENOENT, which aya passes on
 /// as a syscall error rather than `KeyNotFound`.
 fn is_enoent(e: &MapError) -> bool {
-    matches!(e, MapError::SyscallError(s) if s.io_error.raw_os_error() == Some(libc::ENOENT))
+    errno_of(e) == Some(libc::ENOENT)
+}
+
+fn errno_of(e: &MapError) -> Option<i32> {
+    match e {
+        MapError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    }
 }
 
 fn instance_key(ifindex: u32, vrid: u8, family: u8) -> InstanceKey {

@@ -1,13 +1,20 @@
 //! The daemon's view of the XDP fast path: which VRIDs to watch, the kernel
-//! timestamp of a peer's last advert, and the changed adverts the program
-//! pushes to its ring buffer, turned into adverts for the state machine.
+//! timestamp of a peer's last advert, and the adverts the program pushes to its
+//! ring buffer, turned into adverts for the state machine.
+//!
+//! What the program reports and when is the delivery contract of `haxdp_common`
+//! (its crate documentation): new sources, changed adverts, sources back from
+//! silence, and the next advert of every source after [`KernelRx::request_reports`].
+//! Call `request_reports` whenever the state machine may not know the routers that
+//! are there (it left Fault or Initialize, it became Master, it was rebuilt): every
+//! live router then reaches it within one of its advert intervals.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 
 use haxdp_common::{
-    AdvertEvent, InstanceConf, PeerKey, AUTH_NONE, AUTH_PASS, FAMILY_V4, FAMILY_V6,
-    VERSION_MASK_V2, VERSION_MASK_V3,
+    AdvertEvent, InstanceConf, InstanceKey, PeerKey, PeerState, AUTH_NONE, AUTH_PASS, FAMILY_V4,
+    FAMILY_V6, VERSION_MASK_V2, VERSION_MASK_V3,
 };
 use haxdp_vrrp::{Advert, Family, InstanceConfig, Version};
 
@@ -23,6 +30,8 @@ pub struct KernelAdvert {
     pub advert: Advert,
     /// `bpf_ktime_get_ns()` when the advert arrived (CLOCK_MONOTONIC).
     pub rx_ns: u64,
+    /// The same for the source's previous accepted advert; `None` for its first.
+    pub prev_rx_ns: Option<u64>,
 }
 
 fn family_code(f: Family) -> u8 {
@@ -30,6 +39,13 @@ fn family_code(f: Family) -> u8 {
         Family::V4 => FAMILY_V4,
         Family::V6 => FAMILY_V6,
     }
+}
+
+fn peer_key(ifindex: u32, cfg: &InstanceConfig, addr: IpAddr) -> Result<PeerKey, KernelRxError> {
+    if Family::of(&addr) != cfg.family {
+        return Err(KernelRxError::WrongFamily { addr });
+    }
+    Ok(PeerKey::new(ifindex, cfg.vrid, addr))
 }
 
 pub struct KernelRx {
@@ -51,9 +67,11 @@ impl KernelRx {
         self.fast.attach(ifname)
     }
 
-    /// Tells the XDP program to accept this instance's adverts. Peers it
-    /// remembered for the VRID are forgotten, so that the first advert the
-    /// new state machine needs arrives as a "new peer" event.
+    /// Tells the XDP program to accept this instance's adverts, or updates what it
+    /// accepts (versions, VRRPv2 authentication). The peers it already tracks for
+    /// the instance are kept (a rebuilt state machine still has the master's kernel
+    /// timestamp), and every live one is reported once more with its next advert
+    /// (as [`KernelRx::request_reports`] does).
     pub fn watch(
         &mut self,
         ifindex: u32,
@@ -61,7 +79,6 @@ impl KernelRx {
         auth_type: u8,
     ) -> Result<(), KernelRxError> {
         let fam = family_code(cfg.family);
-        self.fast.unwatch(ifindex, cfg.vrid, fam)?;
         let mask = match cfg.version {
             Version::V2 => VERSION_MASK_V2,
             Version::V3 => VERSION_MASK_V3,
@@ -79,13 +96,85 @@ impl KernelRx {
         Ok(())
     }
 
+    /// [`KernelRx::watch`], then protects `protected` (the instance's configured
+    /// unicast peers) and sets its source allowlist (`None`: anyone may speak).
+    pub fn watch_instance(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        auth_type: u8,
+        protected: &[IpAddr],
+        allowed: Option<&[IpAddr]>,
+    ) -> Result<(), KernelRxError> {
+        self.watch(ifindex, cfg, auth_type)?;
+        self.set_allowed_sources(ifindex, cfg, allowed)?;
+        for addr in protected {
+            self.protect_peer(ifindex, cfg, *addr)?;
+        }
+        Ok(())
+    }
+
+    /// Asks the XDP program to report every live source of the instance once, with
+    /// its next advert (`CHANGE_REQUESTED`), changed or not.
+    pub fn request_reports(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+    ) -> Result<(), KernelRxError> {
+        self.fast
+            .request_reports(ifindex, cfg.vrid, family_code(cfg.family))
+    }
+
+    /// Protects a source of the instance (a configured unicast peer, the master it
+    /// follows): it always has room in the PEERS map, whatever spoofed sources fill
+    /// the rest, and is never pruned. At most `PEERS_PROTECTED_PER_INSTANCE`.
+    pub fn protect_peer(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        addr: IpAddr,
+    ) -> Result<(), KernelRxError> {
+        self.fast.protect_peer(&peer_key(ifindex, cfg, addr)?)
+    }
+
+    /// Takes [`KernelRx::protect_peer`] back; the record stays.
+    pub fn unprotect_peer(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        addr: IpAddr,
+    ) -> Result<(), KernelRxError> {
+        self.fast.unprotect_peer(&peer_key(ifindex, cfg, addr)?)
+    }
+
+    /// New sources of the instance the XDP program refused because its room in
+    /// PEERS was full (they are also counted in the `peers_full` drop counter).
+    pub fn refused_peers(&self, ifindex: u32, cfg: &InstanceConfig) -> Result<u64, KernelRxError> {
+        let key = InstanceKey::new(ifindex, cfg.vrid, family_code(cfg.family));
+        Ok(self.fast.room(&key)?.map(|r| r.refused).unwrap_or(0))
+    }
+
+    /// Sets (`Some`, even empty) or removes (`None`) the instance's source allowlist:
+    /// with one, the XDP program drops adverts from any other source as
+    /// `source_not_allowed` (keepalived's `check_unicast_src`).
+    pub fn set_allowed_sources(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        allowed: Option<&[IpAddr]>,
+    ) -> Result<(), KernelRxError> {
+        self.fast
+            .set_allowed_sources(ifindex, cfg.vrid, family_code(cfg.family), allowed)
+    }
+
     pub fn unwatch(&mut self, ifindex: u32, cfg: &InstanceConfig) -> Result<(), KernelRxError> {
         let fam = family_code(cfg.family);
         self.auth.remove(&(ifindex, cfg.vrid, fam));
         self.fast.unwatch(ifindex, cfg.vrid, fam)
     }
 
-    /// Kernel timestamp of the last valid advert from `addr` for the VRID.
+    /// Kernel timestamp of the last valid advert from `addr` for the VRID; `None`
+    /// if none was seen (also for a protected source that has not spoken yet).
     pub fn peer_last_ns(
         &self,
         ifindex: u32,
@@ -96,7 +185,41 @@ impl KernelRx {
         Ok(self
             .fast
             .peer(&PeerKey::new(ifindex, vrid, addr))?
+            .filter(|p| p.count > 0)
             .map(|p| p.last_ns))
+    }
+
+    /// The kernel's whole record of one source of the instance.
+    pub fn peer_state(
+        &self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        addr: IpAddr,
+    ) -> Result<Option<PeerState>, KernelRxError> {
+        self.fast.peer(&peer_key(ifindex, cfg, addr)?)
+    }
+
+    /// Every source the kernel tracks for the instance.
+    pub fn peers_of(
+        &self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+    ) -> Result<Vec<(IpAddr, PeerState)>, KernelRxError> {
+        let key = InstanceKey::new(ifindex, cfg.vrid, family_code(cfg.family));
+        Ok(self
+            .fast
+            .peers()?
+            .into_iter()
+            .filter(|(k, _)| k.instance() == key)
+            .map(|(k, st)| (k.ip(), st))
+            .collect())
+    }
+
+    /// The XDP program's drop counters, summed over CPUs: `(DropReason::name(),
+    /// count)` for every reason, in `DropReason` index order. The socket path counts
+    /// its own drops under the same names (`haxdp_vrrp::accept_advert`).
+    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, KernelRxError> {
+        self.fast.drop_counters()
     }
 
     /// Forgets peers silent for longer than `older_than_ns`, so that the
@@ -138,6 +261,7 @@ impl KernelRx {
                 auth,
             },
             rx_ns: ev.ktime_ns,
+            prev_rx_ns: (ev.prev_ns != 0).then_some(ev.prev_ns),
         }
     }
 

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use aya::maps::{HashMap, Map, MapData, PerCpuArray};
 use haxdp_common::{
-    drop_reason_name, pin_dir, stat_name, InstanceConf, InstanceKey, PeerKey, PeerState,
-    DROP_REASON_COUNT, FAMILY_V6, MAP_DROPS, MAP_INSTANCES, MAP_PEERS, MAP_STATS, STAT_COUNT,
+    drop_reason_name, pin_dir, stat_name, InstanceConf, InstanceKey, InstanceRoom, PeerKey,
+    PeerState, DROP_REASON_COUNT, FAMILY_V6, INSTANCE_F_ALLOWLIST, MAP_ALLOWED, MAP_DROPS,
+    MAP_INSTANCES, MAP_PEERS, MAP_ROOM, MAP_STATS, PEERS_UNKNOWN_PER_INSTANCE, STAT_COUNT,
     VERSION_MASK_V2, VERSION_MASK_V3,
 };
 use serde::Serialize;
@@ -54,6 +55,11 @@ pub struct PeerRow {
     pub gap_min_ms: Option<f64>,
     pub gap_max_ms: Option<f64>,
     pub addresses_advertised: u8,
+    /// Protected by the daemon (a configured or known router): always has room in
+    /// PEERS and is never pruned.
+    pub protected: bool,
+    /// The instance's report epoch when this source was last reported.
+    pub reported_epoch: u32,
 }
 
 /// One instance the daemon told the XDP program to accept.
@@ -65,6 +71,15 @@ pub struct InstanceRow {
     pub family: &'static str,
     pub versions: Vec<u8>,
     pub auth: &'static str,
+    /// Raised each time the daemon asked for a report of every live source.
+    pub report_epoch: u32,
+    /// Unprotected sources holding room in PEERS, and the most the instance admits.
+    pub unknown_peers: u64,
+    pub unknown_peers_max: u32,
+    /// New sources refused because that room was full.
+    pub refused_peers: u64,
+    /// The source allowlist, if the instance has one (`check_unicast_src`).
+    pub allowed_sources: Option<Vec<IpAddr>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -168,6 +183,11 @@ pub fn collect_at(dir: PathBuf) -> Result<MapsReport, MapsError> {
         PerCpuArray::try_from(open(&dir, MAP_DROPS)?).map_err(open_err(MAP_DROPS))?;
     let stats_map: PerCpuArray<MapData, u64> =
         PerCpuArray::try_from(open(&dir, MAP_STATS)?).map_err(open_err(MAP_STATS))?;
+    let room_map: HashMap<MapData, InstanceKey, InstanceRoom> =
+        HashMap::try_from(open(&dir, MAP_ROOM)?).map_err(open_err(MAP_ROOM))?;
+    let allowed_map: HashMap<MapData, PeerKey, u32> =
+        HashMap::try_from(open(&dir, MAP_ALLOWED)?).map_err(open_err(MAP_ALLOWED))?;
+    let allowed_keys: Vec<PeerKey> = allowed_map.keys().filter_map(Result::ok).collect();
 
     let now = monotonic_now_ns();
     let mut peers: Vec<PeerRow> = read_peers(&peers_map)?
@@ -186,6 +206,8 @@ pub fn collect_at(dir: PathBuf) -> Result<MapsReport, MapsError> {
             gap_min_ms: (st.count >= 2).then(|| ms(st.min_gap_ns)),
             gap_max_ms: (st.count >= 2).then(|| ms(st.max_gap_ns)),
             addresses_advertised: st.naddrs,
+            protected: st.is_protected(),
+            reported_epoch: st.reported_epoch,
         })
         .collect();
     peers.sort_by(|a, b| {
@@ -204,6 +226,7 @@ pub fn collect_at(dir: PathBuf) -> Result<MapsReport, MapsError> {
                 })
             }
         };
+        let room = room_map.get(&k, 0).unwrap_or_default();
         let mut versions = Vec::new();
         if conf.versions_mask & VERSION_MASK_V2 != 0 {
             versions.push(2);
@@ -222,6 +245,19 @@ pub fn collect_at(dir: PathBuf) -> Result<MapsReport, MapsError> {
             } else {
                 "none"
             },
+            report_epoch: conf.report_epoch,
+            unknown_peers: room.admitted.wrapping_sub(conf.peers_released),
+            unknown_peers_max: PEERS_UNKNOWN_PER_INSTANCE,
+            refused_peers: room.refused,
+            allowed_sources: (conf.flags & INSTANCE_F_ALLOWLIST != 0).then(|| {
+                let mut v: Vec<IpAddr> = allowed_keys
+                    .iter()
+                    .filter(|a| a.instance() == k)
+                    .map(|a| a.ip())
+                    .collect();
+                v.sort();
+                v
+            }),
         });
     }
     instances.sort_by_key(|i| (i.ifindex, i.vrid, i.family));
@@ -268,7 +304,22 @@ pub fn render(r: &MapsReport) -> String {
             .find(|i| i.ifindex == *ifindex && i.vrid == *vrid && i.family == *family)
             .map(|i| {
                 let v: Vec<String> = i.versions.iter().map(|v| format!("v{v}")).collect();
-                format!("watched ({}, auth {})", v.join("+"), i.auth)
+                let allow = match &i.allowed_sources {
+                    Some(a) => {
+                        let a: Vec<String> = a.iter().map(|x| x.to_string()).collect();
+                        format!(", allowed sources {}", a.join(" "))
+                    }
+                    None => String::new(),
+                };
+                format!(
+                    "watched ({}, auth {}, report epoch {}, unknown peers {}/{}, refused {}{allow})",
+                    v.join("+"),
+                    i.auth,
+                    i.report_epoch,
+                    i.unknown_peers,
+                    i.unknown_peers_max,
+                    i.refused_peers
+                )
             })
             .unwrap_or_else(|| "not watched".to_string());
         let _ = writeln!(out, "{ifname} VRID {vrid} {family}: {watched}");
@@ -280,16 +331,22 @@ pub fn render(r: &MapsReport) -> String {
                 (Some(lo), Some(hi)) => format!("gap min {lo:.1} ms max {hi:.1} ms"),
                 _ => "gap -".to_string(),
             };
+            let last = if p.adverts == 0 {
+                "no advert yet".to_string()
+            } else {
+                format!("last {:.0} ms ago", p.last_advert_age_ms)
+            };
             let _ = writeln!(
                 out,
-                "  peer {:<39} prio {:>3}  v{}  interval {} cs  adverts {}  last {:.0} ms ago  {}",
+                "  peer {:<39} prio {:>3}  v{}  interval {} cs  adverts {}  {}  {}{}",
                 p.address.to_string(),
                 p.priority,
                 p.version,
                 p.interval_cs,
                 p.adverts,
-                p.last_advert_age_ms,
-                gaps
+                last,
+                gaps,
+                if p.protected { "  protected" } else { "" }
             );
         }
     }

@@ -10,10 +10,8 @@ mod frames;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
-use aya::programs::{TestRun, TestRunOptions, Xdp};
-use aya::Ebpf;
 use frames::Advert;
+use haxdp::fastpath::{AdvertEvents, Fastpath};
 use haxdp_common::*;
 use haxdp_tests::{require_root, wait_for, Netns, TempDir};
 
@@ -26,98 +24,85 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")
 }
 
-/// A private copy of the tracker: its own maps, nothing pinned or attached.
+/// A private copy of the tracker, loaded through the daemon's own loader
+/// (`Fastpath`, pinned in a private directory, attached nowhere), so the tests
+/// drive the kernel through the same user-space API the daemon uses.
 struct Tracker {
-    ebpf: Ebpf,
-    events: RingBuf<MapData>,
+    fp: Fastpath,
+    events: AdvertEvents,
+    _rt: tokio::runtime::Runtime,
 }
 
 impl Tracker {
     fn new() -> Self {
         require_root();
-        let mut ebpf = Ebpf::load(haxdp::fastpath::ebpf_object())
-            .unwrap_or_else(|e| panic!("loading the XDP object: {e}"));
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROG_XDP)
-            .expect("program haxdp in the object")
-            .try_into()
-            .expect("an XDP program");
-        prog.load()
-            .unwrap_or_else(|e| panic!("the verifier refused haxdp: {e}"));
-        let events = RingBuf::try_from(ebpf.take_map(MAP_EVENTS).expect("EVENTS map"))
-            .expect("EVENTS is a ring buffer");
-        Tracker { ebpf, events }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio runtime");
+        let dir = std::path::PathBuf::from(PIN_ROOT)
+            .join(format!("test-xdp-{}", haxdp_tests::unique_tag()));
+        let (fp, events) = {
+            let _g = rt.enter();
+            let mut fp = Fastpath::load_pinned_at(dir)
+                .unwrap_or_else(|e| panic!("loading the XDP object: {e}"));
+            let events = fp.take_events().expect("EVENTS ring");
+            (fp, events)
+        };
+        Tracker {
+            fp,
+            events,
+            _rt: rt,
+        }
     }
 
     fn watch(&mut self, vrid: u8, family: u8, conf: InstanceConf) {
-        let mut map: HashMap<_, InstanceKey, InstanceConf> =
-            HashMap::try_from(self.ebpf.map_mut(MAP_INSTANCES).expect("INSTANCES")).expect("hash");
-        let key = InstanceKey {
-            ifindex: LO,
-            vrid,
-            family,
-            _pad: [0; 2],
-        };
-        map.insert(key, conf, 0).expect("insert instance");
+        self.fp
+            .watch(LO, vrid, family, conf)
+            .unwrap_or_else(|e| panic!("watch VRID {vrid}: {e}"));
     }
 
     /// Runs one frame; returns the verdict and the frame as the program left it.
     fn run(&mut self, frame: &[u8]) -> (u32, Vec<u8>) {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .expect("program")
-            .try_into()
-            .expect("xdp");
-        let mut out = vec![0u8; frame.len() + 256];
-        let mut opts = TestRunOptions::new();
-        opts.data_in = Some(frame);
-        opts.data_out = Some(&mut out);
-        let r = prog
-            .test_run(opts)
-            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"));
-        out.truncate(r.data_size_out as usize);
-        (r.return_value, out)
+        self.fp
+            .test_run(frame)
+            .unwrap_or_else(|e| panic!("BPF_PROG_TEST_RUN: {e}"))
     }
 
     fn verdict(&mut self, frame: &[u8]) -> u32 {
         self.run(frame).0
     }
 
-    fn counters(&self, name: &str, count: u32) -> Vec<u64> {
-        let map: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(name).expect("counter map")).expect("per-cpu");
-        (0..count)
-            .map(|i| map.get(&i, 0).expect("counter").iter().sum())
+    fn drops(&self) -> Vec<u64> {
+        self.fp
+            .drop_counters()
+            .expect("DROPS")
+            .into_iter()
+            .map(|(_, n)| n)
             .collect()
     }
 
-    fn drops(&self) -> Vec<u64> {
-        self.counters(MAP_DROPS, DROP_REASON_COUNT)
+    fn dropped(&self, reason: DropReason) -> u64 {
+        self.fp.drop_count(reason).expect("DROPS")
     }
 
     fn stat(&self, index: u32) -> u64 {
-        self.counters(MAP_STATS, STAT_COUNT)[index as usize]
+        self.fp.stats().expect("STATS")[index as usize].1
     }
 
     fn peer(&self, vrid: u8, src: IpAddr) -> Option<PeerState> {
-        let map: HashMap<_, PeerKey, PeerState> =
-            HashMap::try_from(self.ebpf.map(MAP_PEERS).expect("PEERS")).expect("hash");
-        map.get(&PeerKey::new(LO, vrid, src), 0).ok()
+        self.fp
+            .peer(&PeerKey::new(LO, vrid, src))
+            .expect("PEERS lookup")
     }
 
     fn peer_count(&self) -> usize {
-        let map: HashMap<_, PeerKey, PeerState> =
-            HashMap::try_from(self.ebpf.map(MAP_PEERS).expect("PEERS")).expect("hash");
-        map.keys().filter(Result::is_ok).count()
+        self.fp.peers().expect("PEERS").len()
     }
 
     fn take_events(&mut self) -> Vec<AdvertEvent> {
-        let mut out = Vec::new();
-        while let Some(item) = self.events.next() {
-            out.push(AdvertEvent::from_bytes(&item).expect("a whole AdvertEvent"));
-        }
-        out
+        let _g = self._rt.enter();
+        self.events.try_drain()
     }
 }
 
@@ -257,18 +242,32 @@ fn valid_v3_ipv6_advert_passes() {
 }
 
 #[test]
-fn vlan_tagged_advert_passes() {
+fn vlan_tagged_advert_is_passed_untouched_and_not_tracked() {
+    // An 802.1Q (or 802.1ad) tagged advert belongs to the VLAN interface, not to
+    // the one the program is attached to: it is not this instance's advert.
     let mut t = Tracker::new();
     t.watch(54, FAMILY_V4, v3_conf());
     let mut a = Advert::v3(54, 90, ip("192.0.2.3"), vec![ip("192.0.2.54")]);
     a.vlan = Some(100);
-    assert_eq!(t.verdict(&a.frame()), XDP_PASS, "drops: {:?}", t.drops());
-    assert_eq!(t.peer(54, ip("192.0.2.3")).expect("peer").priority, 90);
+    let frame = a.frame();
+    let (verdict, out) = t.run(&frame);
+    assert_eq!(verdict, XDP_PASS, "drops: {:?}", t.drops());
+    assert_eq!(out, frame, "passed unmodified");
+    assert!(t.peer(54, ip("192.0.2.3")).is_none(), "no PEERS entry");
+    assert_eq!(t.peer_count(), 0);
+    assert_eq!(t.stat(STAT_VALID), 0);
+    assert!(t.drops().iter().all(|&n| n == 0), "{:?}", t.drops());
+    assert!(t.take_events().is_empty());
+    // 802.1ad (QinQ outer tag) the same.
+    let mut ad = frame.clone();
+    ad[12..14].copy_from_slice(&[0x88, 0xa8]);
+    assert_eq!(t.run(&ad), (XDP_PASS, ad.clone()));
+    assert_eq!(t.peer_count(), 0);
 }
 
 #[test]
 fn non_vrrp_frame_passes_untouched() {
-    let mut t = Tracker::new();
+    let mut t = standard_tracker();
     let frame = frames::tcp_frame();
     let (verdict, out) = t.run(&frame);
     assert_eq!(verdict, XDP_PASS);
@@ -278,18 +277,24 @@ fn non_vrrp_frame_passes_untouched() {
     assert!(t.take_events().is_empty());
 }
 
-/// Runs `frame` on a tracker watching VRID 51 (v3, IPv4 and IPv6) and VRID 52
-/// (v2 PASS "secret"), and asserts a drop counted under `reason` alone.
-fn assert_dropped(frame: &[u8], reason: u32) {
+/// A tracker watching VRID 51 (v3, IPv4 and IPv6) and VRID 52 (v2 PASS "secret").
+fn standard_tracker() -> Tracker {
     let mut t = Tracker::new();
     t.watch(51, FAMILY_V4, v3_conf());
     t.watch(51, FAMILY_V6, v3_conf());
     t.watch(52, FAMILY_V4, v2_pass_conf(b"secret"));
-    let name = drop_reason_name(reason);
+    t
+}
+
+/// Runs `frame` on [`standard_tracker`] and asserts a drop counted under `reason`
+/// alone, with no peer recorded and no event.
+fn assert_dropped(frame: &[u8], reason: DropReason) {
+    let mut t = standard_tracker();
+    let name = reason.name();
     assert_eq!(t.verdict(frame), XDP_DROP, "expected a drop for {name}");
     let drops = t.drops();
     for (i, n) in drops.iter().enumerate() {
-        let want = u64::from(i as u32 == reason);
+        let want = u64::from(i as u32 == reason.index());
         assert_eq!(
             *n,
             want,
@@ -305,32 +310,48 @@ fn good_v3() -> Advert {
     Advert::v3(51, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")])
 }
 
+/// Rewrites the IPv4 header checksum of an Ethernet frame (no VLAN tag).
+fn fix_ip_checksum(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = frames::checksum(&f[14..14 + ihl]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+}
+
+/// The frame of `a` around `vrrp`, with the IPv4 total length / IPv6 payload
+/// length claiming `extra` more bytes, which follow the message.
+fn with_trailing(a: &Advert, vrrp: &[u8], extra: usize) -> Vec<u8> {
+    let mut m = vrrp.to_vec();
+    m.extend(std::iter::repeat_n(0xa5, extra));
+    a.frame_around(&m)
+}
+
 #[test]
 fn drop_bad_ttl() {
     let mut a = good_v3();
     a.ttl = 64;
-    assert_dropped(&a.frame(), DROP_BAD_TTL);
+    assert_dropped(&a.frame(), DropReason::BadTtl);
     let mut a6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]);
     a6.ttl = 1;
-    assert_dropped(&a6.frame(), DROP_BAD_TTL);
+    assert_dropped(&a6.frame(), DropReason::BadTtl);
 }
 
 #[test]
 fn drop_bad_version() {
     let mut a = good_v3();
     a.version = 4;
-    assert_dropped(&a.frame(), DROP_BAD_VERSION);
+    assert_dropped(&a.frame(), DropReason::BadVersion);
     // VRRPv2 is IPv4 only (RFC 3768).
     let mut a6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]);
     a6.version = 2;
-    assert_dropped(&a6.frame(), DROP_BAD_VERSION);
+    assert_dropped(&a6.frame(), DropReason::BadVersion);
 }
 
 #[test]
 fn drop_bad_type() {
     let mut a = good_v3();
     a.typ = 2;
-    assert_dropped(&a.frame(), DROP_BAD_TYPE);
+    assert_dropped(&a.frame(), DropReason::BadType);
 }
 
 #[test]
@@ -338,21 +359,114 @@ fn drop_bad_length() {
     let a = good_v3();
     let mut m = a.vrrp();
     m[3] = 3; // three addresses claimed, one present
-    assert_dropped(&a.frame_around(&m), DROP_BAD_LENGTH);
+    assert_dropped(&a.frame_around(&m), DropReason::BadLength);
+    // Shorter than the VRRP header.
+    assert_dropped(&a.frame_around(&m[..6]), DropReason::BadLength);
+}
+
+#[test]
+fn drop_trailing_bytes_after_the_message() {
+    // RFC 9568 7.1 and decode(): the IP length must be exactly the message's.
+    // keepalived refuses such an advert too ("vrrp packet too long").
+    for extra in [1, 2, 4, 8] {
+        let a = good_v3();
+        assert_dropped(&with_trailing(&a, &a.vrrp(), extra), DropReason::BadLength);
+        let v2 = Advert::v2_pass(52, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")], b"secret");
+        assert_dropped(
+            &with_trailing(&v2, &v2.vrrp(), extra),
+            DropReason::BadLength,
+        );
+        let a6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]);
+        assert_dropped(
+            &with_trailing(&a6, &a6.vrrp(), extra),
+            DropReason::BadLength,
+        );
+    }
+}
+
+#[test]
+fn ethernet_padding_after_the_ip_length_is_not_part_of_the_advert() {
+    let mut t = standard_tracker();
+    let mut f = good_v3().frame();
+    f.resize(f.len() + 14, 0); // the 60-byte minimum frame pads a short advert
+    assert_eq!(t.verdict(&f), XDP_PASS, "drops: {:?}", t.drops());
+    assert_eq!(t.stat(STAT_VALID), 1);
+}
+
+#[test]
+fn drop_zero_interval() {
+    // RFC 9568 5.2.7 (Max Adver Int 0) and RFC 3768 5.3.7 (Adver Int 0).
+    let mut a = good_v3();
+    a.interval_cs = 0;
+    assert_dropped(&a.frame(), DropReason::ZeroInterval);
+    let mut v2 = Advert::v2_pass(52, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")], b"secret");
+    v2.interval_cs = 0;
+    assert_dropped(&v2.frame(), DropReason::ZeroInterval);
+    let mut a6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]);
+    a6.interval_cs = 0;
+    assert_dropped(&a6.frame(), DropReason::ZeroInterval);
+}
+
+#[test]
+fn drop_bad_ip_header() {
+    let good = good_v3().frame();
+    let mut f = good.clone();
+    f[24] ^= 0xff; // header checksum
+    assert_dropped(&f, DropReason::BadIpHeader);
+    let mut f = good.clone();
+    f[14] = 0x44; // IHL 4
+    fix_ip_checksum(&mut f);
+    assert_dropped(&f, DropReason::BadIpHeader);
+    let mut f = good.clone();
+    f[16..18].copy_from_slice(&10u16.to_be_bytes()); // total length < IHL
+    fix_ip_checksum(&mut f);
+    assert_dropped(&f, DropReason::BadIpHeader);
+    let mut f6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]).frame();
+    f6[14] = 0x40; // IPv6 version 4
+    assert_dropped(&f6, DropReason::BadIpHeader);
+}
+
+#[test]
+fn ipv4_options_are_accepted_and_skipped() {
+    // IHL 6 with one NOP/NOP/NOP/EOL option word: the stack accepts it and so does
+    // keepalived (the VRRP message starts after IHL), so the tracker does too.
+    let mut t = standard_tracker();
+    let a = good_v3();
+    let plain = a.frame();
+    let mut f = plain[..34].to_vec();
+    f.extend_from_slice(&[1, 1, 1, 0]);
+    f.extend_from_slice(&plain[34..]);
+    f[14] = 0x46;
+    let total = u16::from_be_bytes([f[16], f[17]]) + 4;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    fix_ip_checksum(&mut f);
+    assert_eq!(t.verdict(&f), XDP_PASS, "drops: {:?}", t.drops());
+    assert_eq!(t.peer(51, ip("192.0.2.1")).expect("peer").priority, 100);
+}
+
+#[test]
+fn drop_bad_auth_type() {
+    let mut a = Advert::v2_pass(52, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")], b"secret");
+    a.auth_type = 2; // IP AH, not carried by protocol 112
+    assert_dropped(&a.frame(), DropReason::BadAuthType);
 }
 
 #[test]
 fn drop_truncated() {
     let mut f = good_v3().frame();
     f.truncate(f.len() - 2); // the IP length now claims more than the frame holds
-    assert_dropped(&f, DROP_TRUNCATED);
+    assert_dropped(&f, DropReason::Truncated);
+    let mut f6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]).frame();
+    f6.truncate(f6.len() - 1);
+    assert_dropped(&f6, DropReason::Truncated);
+    assert_dropped(&good_v3().frame()[..30], DropReason::Truncated);
 }
 
 #[test]
 fn drop_fragment() {
     let mut a = good_v3();
     a.frag = 0x2000; // more fragments
-    assert_dropped(&a.frame(), DROP_FRAGMENT);
+    assert_dropped(&a.frame(), DropReason::Fragment);
 }
 
 #[test]
@@ -361,7 +475,7 @@ fn drop_too_many_addrs() {
         .map(|i| IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, i as u8)))
         .collect();
     let a = Advert::v3(51, 100, ip("192.0.2.1"), addrs);
-    assert_dropped(&a.frame(), DROP_TOO_MANY_ADDRS);
+    assert_dropped(&a.frame(), DropReason::TooManyAddrs);
 }
 
 #[test]
@@ -369,57 +483,225 @@ fn drop_bad_checksum() {
     let a = good_v3();
     let mut m = a.vrrp();
     m[2] ^= 1; // priority changed after the checksum was computed
-    assert_dropped(&a.frame_around(&m), DROP_BAD_CHECKSUM);
+    assert_dropped(&a.frame_around(&m), DropReason::BadChecksum);
     // A VRRPv3 checksum without the pseudo-header (holo's slip) is wrong too.
     let mut m = a.vrrp();
     m[6..8].copy_from_slice(&[0, 0]);
     let c = frames::checksum(&m);
     m[6..8].copy_from_slice(&c.to_be_bytes());
-    assert_dropped(&a.frame_around(&m), DROP_BAD_CHECKSUM);
+    assert_dropped(&a.frame_around(&m), DropReason::BadChecksum);
 }
 
 #[test]
 fn drop_vrid_not_watched() {
     let a = Advert::v3(99, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")]);
-    assert_dropped(&a.frame(), DROP_VRID_NOT_WATCHED);
+    assert_dropped(&a.frame(), DropReason::VridNotWatched);
 }
 
 #[test]
 fn drop_version_mismatch() {
     // VRID 51 runs VRRPv3 only.
     let a = Advert::v2_pass(51, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")], b"secret");
-    assert_dropped(&a.frame(), DROP_VERSION_MISMATCH);
+    assert_dropped(&a.frame(), DropReason::VersionMismatch);
 }
 
 #[test]
 fn drop_auth_mismatch() {
     let wrong = Advert::v2_pass(52, 100, ip("192.0.2.1"), vec![ip("192.0.2.100")], b"guess");
-    assert_dropped(&wrong.frame(), DROP_AUTH_MISMATCH);
+    assert_dropped(&wrong.frame(), DropReason::AuthMismatch);
     let mut no_auth = wrong.clone();
     no_auth.auth_type = AUTH_NONE;
     no_auth.auth_pass = [0; 8];
-    assert_dropped(&no_auth.frame(), DROP_AUTH_MISMATCH);
+    assert_dropped(&no_auth.frame(), DropReason::AuthMismatch);
+}
+
+/// Source `n` of a spoofing flood: 198.51.100.0/22 and on.
+fn spoofed(n: u32) -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + n))
 }
 
 #[test]
-fn full_peers_map_refuses_newcomers_and_keeps_the_master() {
+fn spoofed_sources_fill_only_their_instances_unknown_room() {
     let mut t = Tracker::new();
     t.watch(51, FAMILY_V4, v3_conf());
+    t.watch(60, FAMILY_V4, v3_conf());
     let master = ip("192.0.2.1");
+    let configured = ip("192.0.2.2");
+    let ikey = InstanceKey::new(LO, 51, FAMILY_V4);
     assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS);
-    // Spoofed sources fill the map.
-    for i in 1..PEERS_MAX_ENTRIES {
-        let src = IpAddr::V4(std::net::Ipv4Addr::from(0xc633_6400 + i)); // 198.51.100.0/22..
-        let a = Advert::v3(51, 250, src, vec![ip("192.0.2.100")]);
+    // The daemon protects a configured unicast peer before it ever spoke.
+    t.fp.protect_peer(&PeerKey::new(LO, 51, configured))
+        .expect("protect");
+    // Spoofed sources take the rest of VRID 51's unknown room, then are refused.
+    let room = PEERS_UNKNOWN_PER_INSTANCE;
+    for i in 1..room {
+        let a = Advert::v3(51, 250, spoofed(i), vec![ip("192.0.2.100")]);
         assert_eq!(t.verdict(&a.frame()), XDP_PASS, "peer {i}: {:?}", t.drops());
     }
-    assert_eq!(t.peer_count(), PEERS_MAX_ENTRIES as usize);
-    let late = Advert::v3(51, 250, ip("203.0.113.9"), vec![ip("192.0.2.100")]);
-    assert_eq!(t.verdict(&late.frame()), XDP_DROP);
-    assert_eq!(t.drops()[DROP_PEERS_FULL as usize], 1);
+    for i in room..room + 50 {
+        let a = Advert::v3(51, 250, spoofed(i), vec![ip("192.0.2.100")]);
+        assert_eq!(t.verdict(&a.frame()), XDP_DROP, "peer {i} must be refused");
+    }
+    assert_eq!(t.dropped(DropReason::PeersFull), 50);
+    let r = t.fp.room(&ikey).expect("ROOM").expect("room of VRID 51");
+    assert_eq!(r.refused, 50, "refused count visible per instance");
+    assert_eq!(u64::from(room), r.admitted);
+
     // The master's record was not evicted and still moves.
     assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS);
     assert_eq!(t.peer(51, master).expect("master kept").count, 2);
+    // The protected peer is accepted although the room is full, and its first
+    // advert is reported as a new peer.
+    let c = Advert::v3(51, 90, configured, vec![ip("192.0.2.100")]);
+    t.take_events();
+    assert_eq!(t.verdict(&c.frame()), XDP_PASS, "{:?}", t.drops());
+    let ev = t.take_events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(
+        (ev[0].change & CHANGE_NEW_PEER, ev[0].prev_ns),
+        (CHANGE_NEW_PEER, 0)
+    );
+    let st = t.peer(51, configured).expect("protected peer");
+    assert!(st.is_protected() && st.count == 1);
+    // Another VRID's room is untouched by VRID 51's flood.
+    let other = Advert::v3(60, 100, spoofed(9999), vec![ip("192.0.2.160")]);
+    assert_eq!(t.verdict(&other.frame()), XDP_PASS, "{:?}", t.drops());
+    assert_eq!(
+        t.fp.room(&InstanceKey::new(LO, 60, FAMILY_V4))
+            .expect("ROOM")
+            .expect("room")
+            .refused,
+        0
+    );
+
+    // Pruning gives the room back but never removes the protected peer.
+    std::thread::sleep(Duration::from_millis(5));
+    let removed = t.fp.prune_peers(1_000_000).expect("prune");
+    assert_eq!(
+        removed,
+        room as usize + 1,
+        "the flood, the master, VRID 60's peer"
+    );
+    assert!(
+        t.peer(51, configured).is_some(),
+        "protected peers are never pruned"
+    );
+    let late = Advert::v3(51, 250, ip("203.0.113.9"), vec![ip("192.0.2.100")]);
+    assert_eq!(
+        t.verdict(&late.frame()),
+        XDP_PASS,
+        "room is back: {:?}",
+        t.drops()
+    );
+}
+
+#[test]
+fn protecting_a_known_peer_gives_its_unknown_room_back() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS);
+    t.fp.protect_peer(&PeerKey::new(LO, 51, ip("192.0.2.1")))
+        .expect("protect");
+    // The whole unknown room is free again for others.
+    for i in 0..PEERS_UNKNOWN_PER_INSTANCE {
+        let a = Advert::v3(51, 250, spoofed(i), vec![ip("192.0.2.100")]);
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS, "peer {i}: {:?}", t.drops());
+    }
+    let a = Advert::v3(51, 250, spoofed(1000), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&a.frame()), XDP_DROP);
+    let st = t.peer(51, ip("192.0.2.1")).expect("kept");
+    assert!(st.is_protected() && st.count == 1, "{st:?}");
+    // At most PEERS_PROTECTED_PER_INSTANCE protected peers.
+    for i in 1..PEERS_PROTECTED_PER_INSTANCE {
+        t.fp.protect_peer(&PeerKey::new(LO, 51, spoofed(5000 + i)))
+            .expect("protect");
+    }
+    assert!(matches!(
+        t.fp.protect_peer(&PeerKey::new(LO, 51, ip("192.0.2.77"))),
+        Err(haxdp::fastpath::FastpathError::TooManyProtected { .. })
+    ));
+}
+
+#[test]
+fn allowlist_drops_other_sources_as_source_not_allowed() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    t.watch(51, FAMILY_V6, v3_conf());
+    let allowed = ip("192.0.2.2");
+    t.fp.set_allowed_sources(LO, 51, FAMILY_V4, Some(&[allowed]))
+        .expect("allowlist");
+    let ok = Advert::v3(51, 100, allowed, vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&ok.frame()), XDP_PASS, "{:?}", t.drops());
+    let other = Advert::v3(51, 100, ip("192.0.2.3"), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&other.frame()), XDP_DROP);
+    assert_eq!(t.dropped(DropReason::SourceNotAllowed), 1);
+    assert!(t.peer(51, ip("192.0.2.3")).is_none());
+    // The allowlist is per instance: the IPv6 instance of the same VRID has none.
+    let v6 = Advert::v3(51, 100, ip("2001:db8::3"), vec![ip("2001:db8::100")]);
+    assert_eq!(t.verdict(&v6.frame()), XDP_PASS, "{:?}", t.drops());
+    // Re-watching keeps the allowlist; removing it lets everyone speak again.
+    t.watch(51, FAMILY_V4, v3_conf());
+    assert_eq!(t.verdict(&other.frame()), XDP_DROP);
+    assert_eq!(
+        t.fp.allowed_sources(&InstanceKey::new(LO, 51, FAMILY_V4))
+            .expect("read"),
+        Some(vec![allowed])
+    );
+    t.fp.set_allowed_sources(LO, 51, FAMILY_V4, None)
+        .expect("no allowlist");
+    assert_eq!(t.verdict(&other.frame()), XDP_PASS, "{:?}", t.drops());
+    assert_eq!(t.dropped(DropReason::SourceNotAllowed), 2);
+    // An empty allowlist: nobody may speak.
+    t.fp.set_allowed_sources(LO, 51, FAMILY_V4, Some(&[]))
+        .expect("empty allowlist");
+    assert_eq!(t.verdict(&ok.frame()), XDP_DROP);
+}
+
+#[test]
+fn report_requests_push_every_live_peer_once() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    let master = good_v3();
+    let backup = Advert::v3(51, 90, ip("192.0.2.2"), vec![ip("192.0.2.100")]);
+    for a in [&master, &backup] {
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    }
+    assert_eq!(t.take_events().len(), 2, "two new peers");
+    for a in [&master, &backup] {
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    }
+    assert!(t.take_events().is_empty(), "unchanged adverts stay quiet");
+
+    t.fp.request_reports(LO, 51, FAMILY_V4).expect("request");
+    for a in [&master, &backup, &master, &backup] {
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    }
+    let ev = t.take_events();
+    assert_eq!(ev.len(), 2, "each live peer once: {ev:?}");
+    assert!(ev.iter().all(|e| e.change == CHANGE_REQUESTED), "{ev:?}");
+    let srcs: Vec<IpAddr> = ev.iter().map(|e| e.src_ip()).collect();
+    assert_eq!(srcs, vec![ip("192.0.2.1"), ip("192.0.2.2")]);
+    assert!(ev.iter().all(|e| e.prev_ns > 0 && e.prev_ns < e.ktime_ns));
+
+    // watch() on a watched instance keeps the peers and asks for reports too,
+    // with an epoch that only grows.
+    let key = InstanceKey::new(LO, 51, FAMILY_V4);
+    let before = t.fp.instance_conf(&key).expect("read").expect("watched");
+    t.watch(51, FAMILY_V4, v3_conf());
+    let after = t.fp.instance_conf(&key).expect("read").expect("watched");
+    assert!(
+        after.report_epoch > before.report_epoch,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(t.peer(51, ip("192.0.2.1")).expect("kept").count, 4);
+    assert_eq!(t.verdict(&master.frame()), XDP_PASS);
+    let ev = t.take_events();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].change, CHANGE_REQUESTED);
+    assert!(matches!(
+        t.fp.request_reports(LO, 77, FAMILY_V4),
+        Err(haxdp::fastpath::FastpathError::NotWatched { .. })
+    ));
 }
 
 /// Moves the calling thread into a named network namespace.
