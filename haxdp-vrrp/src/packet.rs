@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::checksum;
 
+pub mod accept;
+pub use accept::{accept_advert, accept_frame, FrameVerdict, Watched};
+pub use haxdp_common::DropReason;
+
 /// VRRP message type for an ADVERTISEMENT (RFC 9568 5.2.2); the only type defined.
 pub const TYPE_ADVERTISEMENT: u8 = 1;
 /// Fixed header length, both versions.
@@ -178,6 +182,30 @@ pub enum DecodeError {
          the skew time; drop it"
     )]
     ZeroInterval,
+}
+
+impl DecodeError {
+    /// The name the XDP program counts the same failure under (the one acceptance
+    /// rule: see [`DropReason`] for the checks and their order).
+    pub fn drop_reason(&self) -> DropReason {
+        drop_reason(self)
+    }
+}
+
+/// See [`DecodeError::drop_reason`].
+pub fn drop_reason(e: &DecodeError) -> DropReason {
+    match e {
+        // Shorter than the header, or not the length its count implies (which also
+        // covers bytes after the message): one rule, RFC 9568 7.1.
+        DecodeError::TooShort { .. } | DecodeError::BadLength { .. } => DropReason::BadLength,
+        DecodeError::BadVersion(_) | DecodeError::V2OverIpv6 => DropReason::BadVersion,
+        DecodeError::BadType(_) => DropReason::BadType,
+        DecodeError::BadChecksum { .. } => DropReason::BadChecksum,
+        // Not possible for a packet off the wire: one IP header has one family.
+        DecodeError::MixedFamilies { .. } => DropReason::BadIpHeader,
+        DecodeError::BadAuthType(_) => DropReason::BadAuthType,
+        DecodeError::ZeroInterval => DropReason::ZeroInterval,
+    }
 }
 
 /// Why [`encode`] refused an advert: each would put something on the wire that a peer
