@@ -464,7 +464,7 @@ fn xdp_and_socket_path_agree_on_every_frame() {
     let seed: u64 = std::env::var("HAXDP_DIFF_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_0f_4a5d);
+        .unwrap_or(0x005e_ed0f_4a5d);
     let frames_n: usize = std::env::var("HAXDP_DIFF_FRAMES")
         .ok()
         .and_then(|s| s.parse().ok())
