@@ -43,7 +43,6 @@ const INSTANCE_UNSUPPORTED: &[&str] = &[
     "track_bfd",
     "track_src_ip",
     "unicast_ttl",
-    "check_unicast_src",
     "old_unicast_checksum",
     "promote_secondaries",
     "linkbeat_use_polling",
@@ -726,6 +725,7 @@ impl B<'_> {
                     out.strict_loc = Some(c.loc.clone());
                 }
                 "vrrp_skip_check_adv_addr" => out.g.vrrp_skip_check_adv_addr = self.flag(c),
+                "vrrp_check_unicast_src" => out.g.vrrp_check_unicast_src = self.flag(c),
                 "vrrp_higher_prio_send_advert" => {
                     out.g.vrrp_higher_prio_send_advert = self.flag(c)
                 }
@@ -1079,6 +1079,9 @@ impl B<'_> {
         let mut unicast_src_ip = None;
         let mut unicast_peers = Vec::new();
         let mut unicast_node = None;
+        let mut check_unicast_src = g.vrrp_check_unicast_src;
+        let mut check_node: Option<&Node> = None;
+        let mut allowed_peers: Option<Vec<IpAddr>> = None;
         let mut mcast_src_ip = None;
         let mut vips = Vec::new();
         let mut vip_node = None;
@@ -1173,7 +1176,19 @@ impl B<'_> {
                     unicast_node = Some(c);
                     for p in self.children(c) {
                         self.no_block(p);
-                        if !p.args.is_empty() {
+                        if p.args.iter().any(|a| a == "min_ttl" || a == "max_ttl") {
+                            // keepalived.conf(5): "Specifying min_ttl or max_ttl turns on
+                            // check_unicast_src".
+                            check_unicast_src = true;
+                            check_node.get_or_insert(p);
+                            self.warn(
+                                p,
+                                format!(
+                                    "unicast_peer options '{}': haxdp requires TTL 255 (RFC 9568 7.1), so the range is not applied; as in keepalived they turn on check_unicast_src",
+                                    p.args.join(" ")
+                                ),
+                            );
+                        } else if !p.args.is_empty() {
                             self.warn(
                                 p,
                                 format!(
@@ -1187,6 +1202,28 @@ impl B<'_> {
                             None => ok = false,
                         }
                     }
+                }
+                "check_unicast_src" => {
+                    check_unicast_src = self.flag(c);
+                    check_node = Some(c);
+                }
+                "haxdp_allowed_peers" => {
+                    let mut list = allowed_peers.take().unwrap_or_default();
+                    // One address per line, or several on a line: `{ 192.0.2.1 192.0.2.2 }`.
+                    for p in self.children(c) {
+                        self.no_block(p);
+                        for w in std::iter::once(&p.kw).chain(p.args.iter()) {
+                            match self.addr(p, w) {
+                                Some(a) if !list.contains(&a) => list.push(a),
+                                Some(_) => {}
+                                None => ok = false,
+                            }
+                        }
+                    }
+                    if list.is_empty() {
+                        self.warn(c, "haxdp_allowed_peers is empty: no advert will be accepted, every node will become master".to_string());
+                    }
+                    allowed_peers = Some(list);
                 }
                 "mcast_src_ip" => match self.value(c).and_then(|v| self.addr(c, v)) {
                     Some(a) => mcast_src_ip = Some(a),
@@ -1400,6 +1437,12 @@ impl B<'_> {
             .map(|a| ("unicast_src_ip", a))
             .chain(mcast_src_ip.iter().map(|a| ("mcast_src_ip", a)))
             .chain(unicast_peers.iter().map(|a| ("unicast_peer", a)))
+            .chain(
+                allowed_peers
+                    .iter()
+                    .flatten()
+                    .map(|a| ("haxdp_allowed_peers", a)),
+            )
         {
             if family_v6.is_some() && !family_ok(a) {
                 self.err(
@@ -1407,6 +1450,15 @@ impl B<'_> {
                     format!("{name}: {what} {a} is not the same address family as the VIPs"),
                 );
                 ok = false;
+            }
+        }
+
+        if check_unicast_src && unicast_peers.is_empty() {
+            if let Some(c) = check_node {
+                self.warn(
+                    c,
+                    format!("{name}: check_unicast_src has no effect without unicast_peer (as in keepalived); use haxdp_allowed_peers to restrict a multicast instance"),
+                );
             }
         }
 
@@ -1514,6 +1566,8 @@ impl B<'_> {
             auth,
             unicast_src_ip,
             unicast_peers,
+            check_unicast_src,
+            allowed_peers,
             mcast_src_ip,
             vips,
             excluded_vips,

@@ -116,6 +116,9 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     pub vrrp_skip_check_adv_addr: bool,
     pub vrrp_higher_prio_send_advert: bool,
+    /// `vrrp_check_unicast_src`: every instance with unicast peers accepts adverts
+    /// only from them (keepalived 2.2.7 global_parser.c; vrrp.c vrrp_check_packet).
+    pub vrrp_check_unicast_src: bool,
     /// `notify_fifo` / `vrrp_notify_fifo` (the latter wins for VRRP events).
     #[serde(serialize_with = "ser_path_opt")]
     pub notify_fifo: Option<PathBuf>,
@@ -136,6 +139,7 @@ impl Default for GlobalDefs {
             vrrp_strict: false,
             vrrp_skip_check_adv_addr: false,
             vrrp_higher_prio_send_advert: false,
+            vrrp_check_unicast_src: false,
             notify_fifo: None,
             location: None,
         }
@@ -289,6 +293,13 @@ pub struct VrrpInstance {
     pub auth: Option<AuthPass>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peers: Vec<IpAddr>,
+    /// keepalived's `check_unicast_src` (or `global_defs vrrp_check_unicast_src`, or a
+    /// `unicast_peer` with `min_ttl`/`max_ttl`, which keepalived 2.2.7 says turns it
+    /// on): with unicast peers, adverts are accepted only from them.
+    pub check_unicast_src: bool,
+    /// haxdp's `haxdp_allowed_peers { ADDR ... }`: adverts are accepted only from these
+    /// sources (for multicast setups; off when absent).
+    pub allowed_peers: Option<Vec<IpAddr>>,
     pub mcast_src_ip: Option<IpAddr>,
     pub vips: Vec<VirtualIp>,
     pub excluded_vips: Vec<VirtualIp>,
@@ -314,6 +325,26 @@ impl VrrpInstance {
     /// The address family of the advertised addresses (all VIPs share one; checked).
     pub fn is_ipv6(&self) -> bool {
         self.vips.first().is_some_and(|v| v.address.is_ipv6())
+    }
+
+    /// The sources this instance accepts adverts from, `None` for anyone: the unicast
+    /// peers under `check_unicast_src` (as keepalived, only when there are unicast
+    /// peers), together with `haxdp_allowed_peers`.
+    pub fn allowed_sources(&self) -> Option<Vec<IpAddr>> {
+        let unicast = (self.check_unicast_src && !self.unicast_peers.is_empty())
+            .then(|| self.unicast_peers.clone());
+        match (unicast, &self.allowed_peers) {
+            (None, None) => None,
+            (u, a) => {
+                let mut all = u.unwrap_or_default();
+                for x in a.iter().flatten() {
+                    if !all.contains(x) {
+                        all.push(*x);
+                    }
+                }
+                Some(all)
+            }
+        }
     }
 }
 

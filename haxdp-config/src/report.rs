@@ -89,6 +89,18 @@ fn describe(out: &mut String, c: &Config, i: &VrrpInstance) {
             peers.join(", ")
         );
     }
+    if let Some(allowed) = i.allowed_sources() {
+        let a: Vec<String> = allowed.iter().map(|p| p.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  adverts accepted only from: {} (dropped in the kernel otherwise, as source_not_allowed)",
+            if a.is_empty() {
+                "nobody".to_string()
+            } else {
+                a.join(", ")
+            }
+        );
+    }
     let mut checks = Vec::new();
     for t in &i.track_scripts {
         if let Some(s) = c.script(&t.name) {

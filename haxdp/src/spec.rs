@@ -85,6 +85,11 @@ pub struct InstanceSpec {
     /// Addresses owned as master: the advertised VIPs, then the excluded ones.
     pub vips: Vec<VipSpec>,
     pub unicast_peers: Vec<IpAddr>,
+    /// Sources adverts are accepted from, `None` for anyone: the unicast peers under
+    /// keepalived's `check_unicast_src`, plus `haxdp_allowed_peers`. The XDP program
+    /// drops any other source as `source_not_allowed`
+    /// (`KernelRx::set_allowed_sources`), and so does the socket path.
+    pub allowed_sources: Option<Vec<IpAddr>>,
     /// Where multicast adverts go: `vrrp_mcast_group4/6`, by default
     /// 224.0.0.18 / ff02::12 (RFC 9568 5.1.1.2, 5.1.2.2).
     pub mcast_group: IpAddr,
@@ -412,6 +417,7 @@ fn instance_spec(
         ifname: inst.interface.clone(),
         vips,
         unicast_peers: inst.unicast_peers.clone(),
+        allowed_sources: inst.allowed_sources(),
         mcast_group: if v6 {
             IpAddr::V6(cfg.global.mcast_group6)
         } else {
