@@ -30,6 +30,49 @@ pub struct Status {
     pub instances: Vec<InstanceStatus>,
 }
 
+/// Dropped adverts by reason, as `haxdp status` shows them: the XDP program's
+/// counters (`KernelRx::drop_counters`) and the socket path's, both under the
+/// `haxdp_common::DropReason` names (one acceptance rule, one list of names).
+/// Every reason is present in `xdp` when the XDP path is loaded, zero or not.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    pub xdp: std::collections::BTreeMap<String, u64>,
+    pub socket: std::collections::BTreeMap<String, u64>,
+}
+
+impl DropCounts {
+    /// From the kernel's `(name, count)` pairs and the socket path's counts.
+    pub fn new(
+        xdp: &[(&str, u64)],
+        socket: &std::collections::BTreeMap<haxdp_common::DropReason, u64>,
+    ) -> Self {
+        DropCounts {
+            xdp: xdp.iter().map(|(n, c)| (n.to_string(), *c)).collect(),
+            socket: socket
+                .iter()
+                .map(|(r, c)| (r.name().to_string(), *c))
+                .collect(),
+        }
+    }
+
+    /// The non-zero counters, one line each (for `haxdp status`).
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut o = String::new();
+        for (path, map) in [("xdp", &self.xdp), ("socket", &self.socket)] {
+            let nz: Vec<String> = map
+                .iter()
+                .filter(|(_, c)| **c > 0)
+                .map(|(n, c)| format!("{n} {c}"))
+                .collect();
+            if !nz.is_empty() {
+                let _ = writeln!(o, "dropped adverts ({path}): {}", nz.join(", "));
+            }
+        }
+        o
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct InstanceStatus {
     pub name: String,
@@ -251,5 +294,18 @@ mod tests {
     fn unix_ms_formats_as_utc() {
         assert_eq!(fmt_unix_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(fmt_unix_ms(1_795_000_000_123), "2026-11-18T11:06:40.123Z");
+    }
+
+    #[test]
+    fn drop_counts_use_the_shared_names() {
+        use haxdp_common::DropReason;
+        let mut socket = std::collections::BTreeMap::new();
+        socket.insert(DropReason::ZeroInterval, 3);
+        let d = DropCounts::new(&[("bad_ttl", 2), ("bad_length", 0)], &socket);
+        assert_eq!(d.socket["zero_interval"], 3);
+        assert_eq!(
+            d.render(),
+            "dropped adverts (xdp): bad_ttl 2\ndropped adverts (socket): zero_interval 3\n"
+        );
     }
 }
