@@ -485,6 +485,15 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
         let key_v2 = InstanceKey { vrid: 52, ..key };
         let conf_v2 = InstanceConf::new(VERSION_MASK_V2, AUTH_PASS, b"secret");
         instances.insert(key_v2, conf_v2, 0)?;
+        // Each watched instance needs its room in PEERS (as Fastpath::watch makes it).
+        let map = ebpf
+            .map_mut(haxdp_common::MAP_ROOM)
+            .context("ROOM map missing from the object")?;
+        let mut room: aya::maps::HashMap<_, InstanceKey, haxdp_common::InstanceRoom> =
+            aya::maps::HashMap::try_from(map)?;
+        for k in [key, key_v2] {
+            room.insert(k, haxdp_common::InstanceRoom::default(), 0)?;
+        }
     }
     for name in [haxdp_common::PROG_BARE_PASS, haxdp_common::PROG_XDP] {
         let prog: &mut Xdp = ebpf
