@@ -25,8 +25,8 @@
 //!      previous one of the same source ([`CHANGE_PRIORITY`], [`CHANGE_INTERVAL`],
 //!      [`CHANGE_ADDRS`], [`CHANGE_VERSION`]); every priority-0 advert
 //!      ([`CHANGE_PRIO_ZERO`]);
-//!    - the first advert after the source was silent for more than
-//!      [`RESUMED_AFTER_INTERVALS`] of its own intervals ([`CHANGE_RESUMED`]);
+//!    - the first advert after the source was silent for more than one and a half of
+//!      its own intervals, i.e. it missed at least one advert ([`CHANGE_RESUMED`]);
 //!    - the first advert of every source after each report request of its instance
 //!      ([`CHANGE_REQUESTED`], see 4.).
 //!
@@ -325,11 +325,13 @@ pub const CHANGE_PRIO_ZERO: u16 = 1 << 2;
 pub const CHANGE_INTERVAL: u16 = 1 << 3;
 pub const CHANGE_ADDRS: u16 = 1 << 4;
 pub const CHANGE_VERSION: u16 = 1 << 5;
-/// The peer was silent for more than [`RESUMED_AFTER_INTERVALS`] of its own
-/// advert intervals, long enough for RFC 9568 to have declared it down; its
-/// advert is reported even if unchanged. Without this a master that restarts
-/// (or a partition that heals) with the same content as before would never
-/// reach the daemons that still hold its old record.
+/// The peer was silent for more than [`RESUMED_AFTER_HALF_INTERVALS`] halves of its
+/// own advert interval: it skipped at least one advert (it was a backup, it restarted,
+/// a partition healed, an advert was lost). Its advert is reported even if unchanged,
+/// because a router that stopped and resumed may have changed role: a master must hear
+/// a lower-priority router that became master again while its adverts look as before
+/// (keepalived answers it with an advert of its own, RFC 9568 6.4.3 in keepalived's
+/// reading), and a backup that still holds the old record must see it alive.
 pub const CHANGE_RESUMED: u16 = 1 << 6;
 /// User space asked for a report of every live source of the instance (it raised
 /// [`InstanceConf::report_epoch`] past the epoch the source was last reported at,
@@ -338,8 +340,9 @@ pub const CHANGE_RESUMED: u16 = 1 << 6;
 /// it is Master, it was reloaded) would never hear it while its adverts do not
 /// change, and would become a second master.
 pub const CHANGE_REQUESTED: u16 = 1 << 7;
-/// See [`CHANGE_RESUMED`]: 3 intervals, the Master_Down_Interval without skew.
-pub const RESUMED_AFTER_INTERVALS: u64 = 3;
+/// See [`CHANGE_RESUMED`]: 1.5 intervals. A master's adverts come one interval apart
+/// with little jitter; a gap of half an interval more means one was not sent or lost.
+pub const RESUMED_AFTER_HALF_INTERVALS: u64 = 3;
 
 /// `InstanceConf::flags`: adverts are accepted only from the sources in ALLOWED
 /// (keepalived's `check_unicast_src`, haxdp's `haxdp_allowed_peers`).
@@ -500,8 +503,9 @@ pub fn track_advert(st: &mut PeerState, obs: &Observed, report_epoch: u32) -> u1
         if st.version != obs.version {
             change |= CHANGE_VERSION;
         }
-        // 1 cs = 10 ms; the peer's previous interval decides what "silent" means.
-        if gap > RESUMED_AFTER_INTERVALS * (st.interval_cs as u64) * 10_000_000 {
+        // 1 cs = 10 ms, half of it 5 ms; the peer's previous interval decides what
+        // "silent" means.
+        if gap > RESUMED_AFTER_HALF_INTERVALS * (st.interval_cs as u64) * 5_000_000 {
             change |= CHANGE_RESUMED;
         }
         if st.reported_epoch != report_epoch {

@@ -156,6 +156,11 @@ pub enum Action {
     Notify { state: State },
     /// A received advert was ignored; nothing to do but count or log it.
     Discarded { reason: DiscardReason },
+    /// Ask the receive path to deliver the next advert of every live peer of this VRID
+    /// once, changed or not (the delivery contract, see [`crate::node`]). Emitted on
+    /// entering Backup or Master: the core then learns every router that is advertising
+    /// within one of its intervals, even one whose adverts never change.
+    ReportPeers,
 }
 
 /// Why an advert was ignored (RFC 9568 7.1 instance checks and 6.4 rules).
@@ -224,6 +229,15 @@ pub struct Transition {
 enum TimerKind {
     MasterDown,
     Adver,
+}
+
+/// A router an instance has heard, as [`Instance::known_peers`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KnownPeer {
+    pub addr: IpAddr,
+    pub rx_ns: u64,
+    pub priority: u8,
+    pub interval_cs: u16,
 }
 
 #[derive(Debug, Clone)]
@@ -390,6 +404,42 @@ impl Instance {
             State::Backup => self.master_addr,
             State::Initialize | State::Fault => None,
         }
+    }
+
+    /// Every router this instance remembers an advert from, with the receive time of the
+    /// newest one it was fed and its advertised priority and interval. The master it
+    /// follows is first.
+    pub fn known_peers(&self) -> Vec<KnownPeer> {
+        let mut out: Vec<KnownPeer> = self
+            .peers
+            .iter()
+            .map(|(addr, p)| KnownPeer {
+                addr: *addr,
+                rx_ns: p.rx_ns,
+                priority: p.advert.priority,
+                interval_cs: p.advert.max_adver_int_cs,
+            })
+            .collect();
+        let master = self.master_addr;
+        out.sort_by_key(|p| {
+            (
+                Some(p.addr) != master,
+                std::cmp::Reverse(p.priority),
+                p.addr,
+            )
+        });
+        out
+    }
+
+    /// keepalived `preempt_delay`: adverts received before this time are followed even
+    /// from a lower-priority master.
+    pub fn preempt_after_ns(&self) -> u64 {
+        self.preempt_after_ns
+    }
+
+    /// Receive time of the newest advert from `src` this instance was fed.
+    pub fn peer_rx_ns(&self, src: IpAddr) -> Option<u64> {
+        self.peers.get(&src).map(|p| p.rx_ns)
     }
 
     /// Accept_Mode (RFC 9568 6.1), for the caller's packet filter.
@@ -669,15 +719,33 @@ impl Instance {
         // keepalived preempt_delay: until it has passed, behave as if preempt were off.
         let preempting = self.cfg.preempt && rx_ns >= self.preempt_after_ns;
         if !preempting || advert.priority >= self.effective_priority {
+            let followed = self.master_addr == Some(src);
+            let before = self.master_adver_int_cs;
             if self.cfg.version == Version::V3 {
-                // RFC 9568 6.4.2: adopt the master's advertised interval.
-                self.master_adver_int_cs = advert.max_adver_int_cs;
+                // RFC 9568 6.4.2: adopt the master's advertised interval. From a router we
+                // did not follow until now, one advert never shortens the interval: a
+                // forged or stray advert with Max Adver Int 1 cs would otherwise fire the
+                // Master_Down_Timer between two adverts of the live master. Its next
+                // advert, from the router then followed, sets the interval it carries.
+                self.master_adver_int_cs = if followed {
+                    advert.max_adver_int_cs
+                } else {
+                    advert.max_adver_int_cs.max(before)
+                };
+                if self.master_adver_int_cs != advert.max_adver_int_cs {
+                    // Have the kernel report that next advert even if unchanged.
+                    out.push(Action::ReportPeers);
+                }
             }
             self.master_addr = Some(src);
-            self.timer = Some((
-                TimerKind::MasterDown,
-                rx_ns + self.master_down_interval_ns(),
-            ));
+            let mut at = rx_ns + self.master_down_interval_ns();
+            if !followed {
+                // Nor does it bring the running Master_Down_Timer forward.
+                if let Some((TimerKind::MasterDown, cur)) = self.timer {
+                    at = at.max(cur);
+                }
+            }
+            self.timer = Some((TimerKind::MasterDown, at));
         } else {
             out.push(Action::Discarded {
                 reason: DiscardReason::LowerPriority,
@@ -686,7 +754,9 @@ impl Instance {
     }
 
     /// Whether `advert` from `src` comes from a router worse than the master we follow,
-    /// while that master has advertised within its own interval.
+    /// while that master is alive by its own timing: its last advert (the caller refreshes
+    /// it from the kernel first, see [`crate::node::advert`]) is younger than three of its
+    /// own intervals, the point at which RFC 9568 6.4.2 would declare it down.
     fn superseded(&self, src: IpAddr, advert: &Advert, rx_ns: u64) -> bool {
         let Some(m) = self.master_addr.filter(|m| *m != src) else {
             return false;
@@ -695,7 +765,7 @@ impl Instance {
             return false;
         };
         let cur_prio = cur.advert.priority;
-        let fresh = rx_ns < cur.rx_ns + u64::from(cur.advert.max_adver_int_cs) * NS_PER_CS;
+        let fresh = rx_ns < cur.rx_ns + 3 * u64::from(cur.advert.max_adver_int_cs) * NS_PER_CS;
         let better = cur_prio > advert.priority || (cur_prio == advert.priority && m > src);
         cur_prio != PRIORITY_STOP && fresh && better
     }
@@ -792,6 +862,7 @@ impl Instance {
                 out.push(Action::Notify {
                     state: State::Master,
                 });
+                out.push(Action::ReportPeers);
                 self.timer = Some((TimerKind::Adver, now + self.adver_step()));
             }
             State::Backup => {
@@ -805,6 +876,7 @@ impl Instance {
                     self.master_addr = None;
                 }
                 self.timer = Some((TimerKind::MasterDown, now + self.master_down_interval_ns()));
+                out.push(Action::ReportPeers);
             }
             State::Fault | State::Initialize => {
                 out.push(Action::RemoveVips);

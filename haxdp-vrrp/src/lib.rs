@@ -5,10 +5,12 @@
 
 pub mod checksum;
 pub mod fsm;
+pub mod node;
 pub mod packet;
 pub mod sim;
 
 pub use fsm::{
-    Action, ConfigError, DiscardReason, Event, Input, Instance, InstanceConfig, State, Transition,
+    Action, ConfigError, DiscardReason, Event, Input, Instance, InstanceConfig, KnownPeer, State,
+    Transition,
 };
 pub use packet::{decode, encode, pass_auth, Advert, DecodeError, EncodeError, Family, Version};

@@ -64,6 +64,31 @@ pub trait Member {
     fn set_held(&mut self, held: bool);
 }
 
+/// An instance that belongs to no sync group, as a [`Member`] (the simulator's routers).
+#[derive(Debug, Clone)]
+pub struct Standalone {
+    pub inst: Instance,
+    pub held: bool,
+}
+
+impl Member for Standalone {
+    fn core(&self) -> &Instance {
+        &self.inst
+    }
+    fn core_mut(&mut self) -> &mut Instance {
+        &mut self.inst
+    }
+    fn sync_group(&self) -> Option<&str> {
+        None
+    }
+    fn held(&self) -> bool {
+        self.held
+    }
+    fn set_held(&mut self, held: bool) {
+        self.held = held;
+    }
+}
+
 /// Actions produced for member `.0`, in the order the caller must perform them.
 pub type Out = Vec<(usize, Vec<Action>)>;
 
@@ -352,27 +377,6 @@ mod tests {
     use crate::packet::{Family, Version};
     use std::collections::HashMap;
 
-    struct M {
-        core: Instance,
-        held: bool,
-    }
-    impl Member for M {
-        fn core(&self) -> &Instance {
-            &self.core
-        }
-        fn core_mut(&mut self) -> &mut Instance {
-            &mut self.core
-        }
-        fn sync_group(&self) -> Option<&str> {
-            None
-        }
-        fn held(&self) -> bool {
-            self.held
-        }
-        fn set_held(&mut self, held: bool) {
-            self.held = held;
-        }
-    }
     struct K(HashMap<IpAddr, u64>);
     impl KernelView for K {
         fn last_advert_ns(&mut self, _: usize, src: IpAddr) -> Option<u64> {
@@ -383,7 +387,7 @@ mod tests {
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
-    fn member(prio: u8) -> M {
+    fn member(prio: u8) -> Standalone {
         let core = Instance::new(InstanceConfig {
             name: "VI_1".into(),
             vrid: 51,
@@ -402,7 +406,10 @@ mod tests {
             address_owner: false,
         })
         .unwrap();
-        M { core, held: false }
+        Standalone {
+            inst: core,
+            held: false,
+        }
     }
     fn adv(prio: u8, int_cs: u16) -> Advert {
         Advert {
@@ -423,7 +430,7 @@ mod tests {
         let mut ms = [member(90)];
         let mut k = K(HashMap::new());
         let mut out = Out::new();
-        ms[0].core.handle(0, Input::Startup);
+        ms[0].inst.handle(0, Input::Startup);
         advert(
             &mut ms,
             0,
@@ -436,21 +443,21 @@ mod tests {
             &mut out,
         );
         // Fault and recovery: the core forgets which master it followed.
-        ms[0].core.handle(2 * MS, Input::InterfaceDown);
-        ms[0].core.handle(3 * MS, Input::InterfaceUp);
-        assert_eq!(ms[0].core.master_addr(), None);
-        let at = ms[0].core.next_deadline().unwrap();
+        ms[0].inst.handle(2 * MS, Input::InterfaceDown);
+        ms[0].inst.handle(3 * MS, Input::InterfaceUp);
+        assert_eq!(ms[0].inst.master_addr(), None);
+        let at = ms[0].inst.next_deadline().unwrap();
         // The master kept advertising, unchanged: only the kernel timestamp moved.
         k.0.insert(ip("192.0.2.1"), at - MS);
         let e = on_deadlines(&mut ms, at, &mut k, &mut out);
         assert_eq!(e, vec![(0, Expiry::Alive)]);
-        assert_eq!(ms[0].core.state(), State::Backup);
-        assert_eq!(ms[0].core.master_addr(), Some(ip("192.0.2.1")));
+        assert_eq!(ms[0].inst.state(), State::Backup);
+        assert_eq!(ms[0].inst.master_addr(), Some(ip("192.0.2.1")));
         // Once it really falls silent, the backup takes over.
-        let at = ms[0].core.next_deadline().unwrap();
+        let at = ms[0].inst.next_deadline().unwrap();
         let e = on_deadlines(&mut ms, at, &mut k, &mut out);
         assert_eq!(e, vec![(0, Expiry::Fired)]);
-        assert_eq!(ms[0].core.state(), State::Master);
+        assert_eq!(ms[0].inst.state(), State::Master);
     }
 
     /// One forged advert from a router between the backup's and the master's priority, with
@@ -460,10 +467,10 @@ mod tests {
         let mut ms = [member(90)];
         let mut k = K(HashMap::new());
         let mut out = Out::new();
-        ms[0].core.handle(0, Input::Startup);
+        ms[0].inst.handle(0, Input::Startup);
         let m = ip("192.0.2.1");
         advert(&mut ms, 0, MS, m, adv(100, 10), MS, None, &mut k, &mut out);
-        let before = ms[0].core.next_deadline().unwrap();
+        let before = ms[0].inst.next_deadline().unwrap();
         // The master keeps sending unchanged adverts (kernel only) for 200 ms.
         k.0.insert(m, 201 * MS);
         advert(
@@ -477,8 +484,8 @@ mod tests {
             &mut k,
             &mut out,
         );
-        assert_eq!(ms[0].core.master_addr(), Some(m));
-        assert!(ms[0].core.next_deadline().unwrap() > before);
-        assert_eq!(ms[0].core.master_adver_int_cs(), 10);
+        assert_eq!(ms[0].inst.master_addr(), Some(m));
+        assert!(ms[0].inst.next_deadline().unwrap() > before);
+        assert_eq!(ms[0].inst.master_adver_int_cs(), 10);
     }
 }

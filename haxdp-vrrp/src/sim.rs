@@ -2,9 +2,13 @@
 //! LAN with loss, delay, partitions, crashes, faults and priority changes.
 //!
 //! Adverts go through the real codec ([`encode`] at the sender, [`decode`] at each
-//! receiver), and receivers model the XDP fast path: an advert identical to the previous
-//! one from the same source is fed as [`Input::AdvertRefresh`], a changed one as
-//! [`Input::Advert`].
+//! receiver: the acceptance rule the XDP program is tested equal to), and by default each
+//! receiver gets them as the daemon does, through a model of the kernel's delivery
+//! ([`Delivery::Kernel`], the contract in [`crate::node`]): the kernel table records every
+//! advert's timestamp, and only a new, changed, resumed or requested advert reaches the
+//! core. Timers and the takeover re-check run through the same [`crate::node`] functions
+//! the daemon calls. [`Delivery::Full`] feeds every advert instead, the idealised world the
+//! kernel's delivery must not differ from.
 //!
 //! [`run_scenario`] plays a seeded random [`Scenario`] and checks the election invariants
 //! after every step; a failure carries the seed so it can be replayed.
@@ -15,7 +19,19 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::fsm::{Action, ConfigError, Input, Instance, InstanceConfig, State, NS_PER_CS};
-use crate::packet::{decode, encode, pass_auth, Family, Version};
+use crate::node::{self, KernelView, Standalone};
+use crate::packet::{decode, encode, pass_auth, Advert, Family, Version};
+
+/// How adverts reach a simulated router's core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every advert is fed as [`Input::Advert`].
+    Full,
+    /// As the XDP program delivers them (see [`crate::node`]): new, changed, resumed after
+    /// 3 silent intervals, or the first after [`Action::ReportPeers`]; otherwise only the
+    /// kernel table's timestamp moves.
+    Kernel,
+}
 
 /// VRRP multicast group for IPv4 (RFC 9568 5.1.1.2).
 pub const MCAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
@@ -81,15 +97,68 @@ pub struct SimTransition {
     pub new: State,
 }
 
+/// A receiver's kernel: its PEERS records and the report epoch of its instance, updated
+/// by the XDP program's own [`haxdp_common::track_advert`]. Like the pinned BPF maps, it
+/// survives a restart of the router's daemon.
+#[derive(Debug, Default)]
+struct KernelTable {
+    peers: HashMap<IpAddr, haxdp_common::PeerState>,
+    epoch: u32,
+}
+
+impl KernelTable {
+    /// Records an accepted advert; `Some(previous advert's time)` if the kernel reports it
+    /// to the core (`Some(None)` for a new source), `None` if only the timestamp moved.
+    fn record(&mut self, src: IpAddr, advert: &Advert, now: u64) -> Option<Option<u64>> {
+        // Any hash of the address list does: the program only compares it.
+        let mut addr_hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for a in &advert.addrs {
+            let octets = match a {
+                IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                IpAddr::V6(v6) => v6.octets(),
+            };
+            for b in octets {
+                addr_hash = (addr_hash ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        }
+        let obs = haxdp_common::Observed {
+            now_ns: now,
+            addr_hash,
+            priority: advert.priority,
+            version: match advert.version {
+                Version::V2 => 2,
+                Version::V3 => 3,
+            },
+            interval_cs: advert.max_adver_int_cs,
+            naddrs: advert.addrs.len() as u8,
+        };
+        let st = self
+            .peers
+            .entry(src)
+            .or_insert_with(|| haxdp_common::fresh_peer(0));
+        let prev = (st.count > 0).then_some(st.last_ns);
+        let change = haxdp_common::track_advert(st, &obs, self.epoch);
+        (change != 0).then_some(prev)
+    }
+}
+
+impl KernelView for KernelTable {
+    fn last_advert_ns(&mut self, _member: usize, src: IpAddr) -> Option<u64> {
+        self.peers
+            .get(&src)
+            .filter(|p| p.count > 0)
+            .map(|p| p.last_ns)
+    }
+}
+
 #[derive(Debug)]
 struct Router {
     cfg: InstanceConfig,
-    inst: Instance,
+    m: Standalone,
     up: bool,
     group: u32,
     holds_vips: bool,
-    /// The fast path's view: last advert bytes per source.
-    last_seen: HashMap<IpAddr, Vec<u8>>,
+    kernel: KernelTable,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -97,7 +166,7 @@ struct Packet {
     at: u64,
     seq: u64,
     to: usize,
-    from: usize,
+    src: IpAddr,
     bytes: Vec<u8>,
 }
 
@@ -110,6 +179,7 @@ pub struct Sim {
     queue: BinaryHeap<Reverse<Packet>>,
     net: Net,
     rng: Rng,
+    delivery: Delivery,
     transitions: Vec<SimTransition>,
     /// Human-readable trace, kept for failure reports.
     trace: Vec<String>,
@@ -119,16 +189,29 @@ pub struct Sim {
 impl Sim {
     /// Builds the routers (all down and in Initialize); call [`Sim::start`] for each.
     pub fn new(cfgs: Vec<InstanceConfig>, net: Net, seed: u64) -> Result<Sim, ConfigError> {
+        Sim::with_delivery(cfgs, net, seed, Delivery::Kernel)
+    }
+
+    /// [`Sim::new`] with the given [`Delivery`].
+    pub fn with_delivery(
+        cfgs: Vec<InstanceConfig>,
+        net: Net,
+        seed: u64,
+        delivery: Delivery,
+    ) -> Result<Sim, ConfigError> {
         let routers = cfgs
             .into_iter()
             .map(|cfg| {
                 Ok(Router {
-                    inst: Instance::new(cfg.clone())?,
+                    m: Standalone {
+                        inst: Instance::new(cfg.clone())?,
+                        held: false,
+                    },
                     cfg,
                     up: false,
                     group: 0,
                     holds_vips: false,
-                    last_seen: HashMap::new(),
+                    kernel: KernelTable::default(),
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -139,6 +222,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             net,
             rng: Rng::new(seed ^ 0x5eed),
+            delivery,
             transitions: Vec::new(),
             trace: Vec::new(),
             errors: Vec::new(),
@@ -162,7 +246,11 @@ impl Sim {
     }
 
     pub fn instance(&self, i: usize) -> &Instance {
-        &self.routers[i].inst
+        &self.routers[i].m.inst
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
     }
 
     pub fn is_up(&self, i: usize) -> bool {
@@ -194,14 +282,29 @@ impl Sim {
     }
 
     fn feed(&mut self, i: usize, input: Input) {
+        let desc = format!("{input:?}");
+        self.node_step(i, desc, |r, now, out| {
+            let acts = r.m.inst.handle(now, input);
+            out.push((0, acts));
+        });
+    }
+
+    /// Runs one node-level step on router `i` (as the daemon's engine does on an event),
+    /// records a state change and performs the actions.
+    fn node_step(
+        &mut self,
+        i: usize,
+        desc: String,
+        step: impl FnOnce(&mut Router, u64, &mut node::Out),
+    ) {
         if !self.routers[i].up {
             return;
         }
         let now = self.now;
-        let old = self.routers[i].inst.state();
-        let desc = format!("{input:?}");
-        let actions = self.routers[i].inst.handle(now, input);
-        let new = self.routers[i].inst.state();
+        let old = self.routers[i].m.inst.state();
+        let mut out = node::Out::new();
+        step(&mut self.routers[i], now, &mut out);
+        let new = self.routers[i].m.inst.state();
         if old != new {
             self.transitions.push(SimTransition {
                 at_ns: now,
@@ -212,8 +315,10 @@ impl Sim {
             self.trace
                 .push(format!("{now:>14} r{i} {old:?} -> {new:?} on {desc}"));
         }
-        for a in actions {
-            self.apply(i, a);
+        for (_, acts) in out {
+            for a in acts {
+                self.apply(i, a);
+            }
         }
     }
 
@@ -222,6 +327,7 @@ impl Sim {
             Action::SendAdvert { priority } => self.send(i, priority),
             Action::AddVips => self.routers[i].holds_vips = true,
             Action::RemoveVips => self.routers[i].holds_vips = false,
+            Action::ReportPeers => self.routers[i].kernel.epoch += 1,
             Action::SendGratuitous | Action::Notify { .. } | Action::Discarded { .. } => {}
         }
     }
@@ -233,7 +339,7 @@ impl Sim {
             Family::V4 => IpAddr::V4(MCAST_V4),
             Family::V6 => IpAddr::V6(MCAST_V6),
         };
-        let bytes = match encode(&r.inst.advert(priority), src, dst) {
+        let bytes = match encode(&r.m.inst.advert(priority), src, dst) {
             Ok(b) => b,
             Err(e) => {
                 self.errors
@@ -244,20 +350,42 @@ impl Sim {
         let group = r.group;
         self.trace
             .push(format!("{:>14} r{from} sends prio {priority}", self.now));
+        self.broadcast(Some(from), group, src, bytes);
+    }
+
+    fn packet_rng(&self, src: IpAddr, to: usize) -> Rng {
+        let mut h = self.rng.0 ^ self.now.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let octets = match src {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        };
+        for b in octets.into_iter().chain((to as u64).to_le_bytes()) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        Rng::new(h)
+    }
+
+    /// Puts `bytes` from `src` on the wire of partition `group`, to every router there but
+    /// `from`.
+    fn broadcast(&mut self, from: Option<usize>, group: u32, src: IpAddr, bytes: Vec<u8>) {
         for to in 0..self.routers.len() {
-            if to == from || self.routers[to].group != group {
+            if Some(to) == from || self.routers[to].group != group {
                 continue;
             }
-            if self.rng.chance(self.net.loss_permille) {
+            // Loss and delay are drawn per packet from (seed, time, source, receiver), not
+            // from one stream, so two runs of a scenario that send the same adverts see the
+            // same network whatever else they did (see `Delivery`).
+            let mut rng = self.packet_rng(src, to);
+            if rng.chance(self.net.loss_permille) {
                 continue;
             }
-            let delay = self.rng.range(self.net.delay_min_ns, self.net.delay_max_ns);
+            let delay = rng.range(self.net.delay_min_ns, self.net.delay_max_ns);
             self.seq += 1;
             self.queue.push(Reverse(Packet {
                 at: self.now + delay,
                 seq: self.seq,
                 to,
-                from,
+                src,
                 bytes: bytes.clone(),
             }));
         }
@@ -267,36 +395,78 @@ impl Sim {
         if !self.routers[p.to].up {
             return;
         }
-        let src = self.routers[p.from].cfg.primary_addr;
+        let src = p.src;
         let dst = match src {
             IpAddr::V4(_) => IpAddr::V4(MCAST_V4),
             IpAddr::V6(_) => IpAddr::V6(MCAST_V6),
         };
-        let advert = match decode(&p.bytes, src, dst) {
+        let advert: Advert = match decode(&p.bytes, src, dst) {
             Ok(a) => a,
             Err(e) => {
-                self.errors.push(format!(
-                    "r{} could not decode r{}'s advert: {e}",
-                    p.to, p.from
-                ));
+                self.errors
+                    .push(format!("r{} could not decode {src}'s advert: {e}", p.to));
                 return;
             }
         };
-        let unchanged = self.routers[p.to].last_seen.get(&src) == Some(&p.bytes);
-        let input = if unchanged {
-            Input::AdvertRefresh {
-                src,
-                rx_ns: self.now,
-            }
-        } else {
-            self.routers[p.to].last_seen.insert(src, p.bytes);
-            Input::Advert {
+        // The XDP program accepts only the VRIDs it watches (RFC 9568 7.1).
+        if advert.vrid != self.routers[p.to].cfg.vrid {
+            return;
+        }
+        let now = self.now;
+        let reported = self.routers[p.to].kernel.record(src, &advert, now);
+        let prev = match (self.delivery, reported) {
+            (Delivery::Kernel, None) => return,
+            (Delivery::Kernel, Some(prev)) => prev,
+            (Delivery::Full, _) => None,
+        };
+        let desc = format!("advert from {src} prio {}", advert.priority);
+        self.node_step(p.to, desc, |r, now, out| {
+            node::advert(
+                std::slice::from_mut(&mut r.m),
+                0,
+                now,
                 src,
                 advert,
-                rx_ns: self.now,
-            }
+                now,
+                prev,
+                &mut r.kernel,
+                out,
+            );
+        });
+    }
+
+    /// A wake-up of router `i` for its deadline, as the daemon's engine runs it.
+    fn wake(&mut self, i: usize) {
+        self.node_step(i, "timer".into(), |r, now, out| {
+            node::on_deadlines(std::slice::from_mut(&mut r.m), now, &mut r.kernel, out);
+        });
+    }
+
+    /// A host that is not one of the routers sends one advert for the routers' VRID from
+    /// `src` (spoofed, misconfigured or stray), to partition 0.
+    pub fn forge(&mut self, src: IpAddr, priority: u8, interval_cs: u16) {
+        let Some(r) = self.routers.first() else {
+            return;
         };
-        self.feed(p.to, input);
+        let mut advert = r.m.inst.advert(priority);
+        // VRRPv2 counts whole seconds (RFC 3768 5.3.7) and receivers drop other intervals.
+        if r.cfg.version == Version::V3 {
+            advert.max_adver_int_cs = interval_cs;
+        }
+        let dst = match r.cfg.family {
+            Family::V4 => IpAddr::V4(MCAST_V4),
+            Family::V6 => IpAddr::V6(MCAST_V6),
+        };
+        match encode(&advert, src, dst) {
+            Ok(bytes) => {
+                self.trace.push(format!(
+                    "{:>14} forged advert from {src} prio {priority} int {interval_cs} cs",
+                    self.now
+                ));
+                self.broadcast(None, 0, src, bytes);
+            }
+            Err(e) => self.errors.push(format!("forged advert: {e}")),
+        }
     }
 
     /// Powers router `i` on and feeds Startup.
@@ -310,11 +480,11 @@ impl Sim {
     pub fn crash(&mut self, i: usize) {
         self.trace.push(format!("{:>14} r{i} crash", self.now));
         let r = &mut self.routers[i];
-        if r.up && r.inst.state() != State::Initialize {
+        if r.up && r.m.inst.state() != State::Initialize {
             self.transitions.push(SimTransition {
                 at_ns: self.now,
                 router: i,
-                old: r.inst.state(),
+                old: r.m.inst.state(),
                 new: State::Initialize,
             });
         }
@@ -329,17 +499,17 @@ impl Sim {
         self.routers[i].up = false;
     }
 
-    /// Brings a down router back with a fresh instance (state is not persisted).
+    /// Brings a down router back with a fresh instance (state is not persisted; the kernel
+    /// table is, as the daemon's pinned BPF maps are).
     pub fn restart(&mut self, i: usize) {
         let r = &mut self.routers[i];
         match Instance::new(r.cfg.clone()) {
-            Ok(inst) => r.inst = inst,
+            Ok(inst) => r.m = Standalone { inst, held: false },
             Err(e) => {
                 self.errors.push(format!("r{i} config became invalid: {e}"));
                 return;
             }
         }
-        r.last_seen.clear();
         self.start(i);
     }
 
@@ -360,7 +530,27 @@ impl Sim {
     pub fn set_priority(&mut self, i: usize, effective: u8) {
         self.trace
             .push(format!("{:>14} r{i} priority {effective}", self.now));
-        self.feed(i, Input::PriorityChanged { effective });
+        self.node_step(i, format!("priority {effective}"), |r, now, out| {
+            node::priority_changed(
+                std::slice::from_mut(&mut r.m),
+                0,
+                now,
+                effective,
+                &mut r.kernel,
+                out,
+            );
+        });
+    }
+
+    /// Router `i`'s interface goes down or comes back (keepalived's FAULT on the link).
+    pub fn set_link(&mut self, i: usize, up: bool) {
+        self.trace.push(format!("{:>14} r{i} link {up}", self.now));
+        let input = if up {
+            Input::InterfaceUp
+        } else {
+            Input::InterfaceDown
+        };
+        self.feed(i, input);
     }
 
     pub fn set_fault(&mut self, i: usize, on: bool) {
@@ -379,7 +569,9 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.up)
-            .filter_map(|(i, r)| r.inst.next_deadline().map(|d| (d, i)))
+            .filter_map(|(i, r)| {
+                node::next_deadline(std::slice::from_ref(&r.m), self.now).map(|d| (d, i))
+            })
             .min()
     }
 
@@ -405,7 +597,7 @@ impl Sim {
                             self.deliver(p);
                         }
                     }
-                    Some(i) => self.feed(i, Input::Timer),
+                    Some(i) => self.wake(i),
                 }
                 true
             }
@@ -429,6 +621,16 @@ pub enum Change {
     Loss(u32),
     Priority(usize, u8),
     Fault(usize, bool),
+    /// The router's link goes down (`false`) or comes back.
+    Link(usize, bool),
+    /// A host that is no router sends one advert from `192.0.2.<host>` (or the IPv6
+    /// equivalent) with the current master's priority minus `below` (0 when that is not
+    /// positive, or when there is no master) and Max Adver Int `interval_cs`.
+    Forge {
+        host: u8,
+        below: u8,
+        interval_cs: u16,
+    },
     /// Everything healthy again: restart down routers, clear faults, heal, no loss.
     HealAll,
 }
@@ -542,7 +744,7 @@ impl Scenario {
         for _ in 0..rng.range(2, 8) {
             t += rng.range(max_int_ns, 12 * max_int_ns);
             let i = rng.range(0, n as u64 - 1) as usize;
-            let change = match rng.range(0, 8) {
+            let change = match rng.range(0, 11) {
                 8 => Change::CrashMaster,
                 0 if up[i] => {
                     up[i] = false;
@@ -562,6 +764,19 @@ impl Scenario {
                 4 => Change::Loss(rng.range(0, 400) as u32),
                 5 if owner != Some(i) => Change::Priority(i, rng.range(1, 254) as u8),
                 5 => Change::Loss(0),
+                // A link flap shorter than 3 adverts (or a longer outage), then recovery.
+                9 if up[i] && !faulted[i] => {
+                    let back =
+                        t + rng.range(1, 3 * u64::from(configs[i].advert_int_cs)) * NS_PER_CS;
+                    changes.push((t, Change::Link(i, false)));
+                    t = back;
+                    Change::Link(i, true)
+                }
+                10 | 11 => Change::Forge {
+                    host: rng.range(200, 250) as u8,
+                    below: *rng.pick(&[1u8, 5, 50, 255]).unwrap_or(&1),
+                    interval_cs: *rng.pick(&[1u16, 2, 10, 100]).unwrap_or(&1),
+                },
                 _ => {
                     faulted[i] = !faulted[i];
                     Change::Fault(i, faulted[i])
@@ -632,6 +847,8 @@ pub struct Summary {
     pub takeovers_checked: usize,
     pub heals_checked: usize,
     pub settled_checks: usize,
+    /// Forged adverts that hit a settled LAN and were checked to change nothing.
+    pub forgeries_checked: usize,
 }
 
 /// Tracks the invariants over a run.
@@ -649,6 +866,10 @@ struct Checker {
     summary: Summary,
     /// Index into the sim's transitions where this phase began.
     phase_transition_idx: usize,
+    /// A forged advert hit a settled LAN with this sole master: nothing may change.
+    forged_over: Option<usize>,
+    /// When the last state change happened.
+    last_transition_ns: u64,
 }
 
 fn eligible(sim: &Sim, i: usize) -> bool {
@@ -733,6 +954,15 @@ impl Checker {
                 ));
             }
         }
+        if let Some(m) = self.forged_over {
+            let masters = masters_in(sim, sim.group(m));
+            if masters != [m] {
+                return Err(format!(
+                    "a forged advert moved the master: r{m} was the settled master, now {masters:?}"
+                ));
+            }
+            self.summary.forgeries_checked += 1;
+        }
         // No flaps (Master -> other -> Master) within a loss-free phase.
         if loss_free {
             let mut left_master: HashMap<usize, u64> = HashMap::new();
@@ -754,6 +984,21 @@ impl Checker {
 
     /// A scenario change starts a new phase; `before` is the state just before it.
     fn new_phase(&mut self, sim: &Sim, change: &Change, crashed_sole_master: Option<u32>) {
+        if let Some(t) = sim.transitions().last() {
+            self.last_transition_ns = t.at_ns;
+        }
+        let settled_before = sim.now() >= self.phase_start + self.settle
+            && sim.now() >= self.last_transition_ns + self.settle;
+        self.forged_over = None;
+        if let (Change::Forge { below, .. }, true) = (change, settled_before) {
+            let all_in_zero = (0..sim.len()).all(|i| !sim.is_up(i) || sim.group(i) == 0);
+            let masters = masters_in(sim, 0);
+            // Only a forged advert worse than the master (priority 0 included) must change
+            // nothing; an equal or better one is a legitimate election (RFC 9568 6.4.3).
+            if *below > 0 && all_in_zero && masters.len() == 1 && sim.net().loss_permille == 0 {
+                self.forged_over = Some(masters[0]);
+            }
+        }
         self.phase_start = sim.now();
         self.phase_transition_idx = sim.transitions().len();
         self.takeover = None;
@@ -798,18 +1043,29 @@ fn rfc_master_down_ns(inst: &Instance) -> u64 {
 
 /// Plays `sc`, checking the invariants after every step.
 pub fn run_scenario(sc: &Scenario) -> Result<Summary, Violation> {
+    run_scenario_with(sc, Delivery::Kernel).map(|(summary, _)| summary)
+}
+
+/// Plays `sc` with the given [`Delivery`]; returns what passed and every state change.
+pub fn run_scenario_with(
+    sc: &Scenario,
+    delivery: Delivery,
+) -> Result<(Summary, Vec<SimTransition>), Violation> {
     let fail = |sim: &Sim, what: String| Violation {
         seed: sc.seed,
         at_ns: sim.now(),
         what,
         trace: sim.trace_tail(40),
     };
-    let mut sim = Sim::new(sc.configs.clone(), sc.net, sc.seed).map_err(|e| Violation {
-        seed: sc.seed,
-        at_ns: 0,
-        what: format!("scenario config invalid: {e}"),
-        trace: String::new(),
-    })?;
+    let mut sim =
+        Sim::with_delivery(sc.configs.clone(), sc.net, sc.seed, delivery).map_err(|e| {
+            Violation {
+                seed: sc.seed,
+                at_ns: 0,
+                what: format!("scenario config invalid: {e}"),
+                trace: String::new(),
+            }
+        })?;
     let max_int = max_int_ns(&sc.configs);
     let mut checker = Checker {
         phase_start: 0,
@@ -821,6 +1077,8 @@ pub fn run_scenario(sc: &Scenario) -> Result<Summary, Violation> {
         max_skew: max_int,
         summary: Summary::default(),
         phase_transition_idx: 0,
+        forged_over: None,
+        last_transition_ns: 0,
     };
     let mut starts: Vec<(u64, usize)> = sc.starts.iter().copied().zip(0..).collect();
     starts.sort_unstable();
@@ -871,7 +1129,14 @@ pub fn run_scenario(sc: &Scenario) -> Result<Summary, Violation> {
             "the final healthy phase was never checked".into(),
         ));
     }
-    Ok(checker.summary)
+    if std::env::var_os("HAXDP_SIM_TRACE").is_some() {
+        eprintln!(
+            "=== seed {} {delivery:?}\n{}",
+            sc.seed,
+            sim.trace_tail(usize::MAX)
+        );
+    }
+    Ok((checker.summary, sim.transitions().to_vec()))
 }
 
 fn run_until(sim: &mut Sim, until: u64, checker: &mut Checker) -> Result<(), String> {
@@ -910,6 +1175,25 @@ fn apply_change(sim: &mut Sim, change: &Change) {
         }
         Change::Priority(i, p) => sim.set_priority(*i, *p),
         Change::Fault(i, on) => sim.set_fault(*i, *on),
+        Change::Link(i, up) => sim.set_link(*i, *up),
+        Change::Forge {
+            host,
+            below,
+            interval_cs,
+        } => {
+            let family = sim
+                .routers
+                .first()
+                .map(|r| r.cfg.family)
+                .unwrap_or(Family::V4);
+            // The forger sits in partition 0; its priority is relative to the master there.
+            let master = masters_in(sim, 0)
+                .into_iter()
+                .map(|i| sim.instance(i).effective_priority())
+                .min();
+            let priority = master.map_or(0, |p| p.saturating_sub(*below));
+            sim.forge(addr(family, *host), priority, *interval_cs);
+        }
         Change::HealAll => {
             let net = Net {
                 loss_permille: 0,
@@ -920,6 +1204,7 @@ fn apply_change(sim: &mut Sim, change: &Change) {
             for i in 0..sim.len() {
                 if sim.is_up(i) {
                     sim.set_fault(i, false);
+                    sim.set_link(i, true);
                 } else {
                     sim.restart(i);
                 }

@@ -61,13 +61,14 @@ fn rx(i: &mut Instance, now: u64, src: &str, a: Advert) -> Vec<Action> {
     )
 }
 
-const TO_MASTER: [Action; 4] = [
+const TO_MASTER: [Action; 5] = [
     Action::SendAdvert { priority: 100 },
     Action::AddVips,
     Action::SendGratuitous,
     Action::Notify {
         state: State::Master,
     },
+    Action::ReportPeers,
 ];
 
 /// Drives a fresh instance to Master through its master-down timer.
@@ -128,7 +129,8 @@ fn rfc9568_6_4_1_startup_goes_to_backup_with_master_down_timer() {
             Action::RemoveVips,
             Action::Notify {
                 state: State::Backup
-            }
+            },
+            Action::ReportPeers
         ]
     );
     assert_eq!(i.state(), State::Backup);
@@ -152,7 +154,8 @@ fn rfc9568_6_4_1_address_owner_goes_straight_to_master() {
             Action::SendGratuitous,
             Action::Notify {
                 state: State::Master
-            }
+            },
+            Action::ReportPeers
         ]
     );
     assert_eq!(i.next_deadline(), Some(1_000 * MS));
@@ -207,6 +210,11 @@ fn rfc9568_6_4_2_backup_resets_timer_from_kernel_timestamp() {
 fn rfc9568_6_4_2_v3_backup_adopts_master_interval() {
     let mut i = inst(cfg(Version::V3, 100));
     i.handle(0, Input::Startup);
+    // From a router it did not follow yet, one advert never shortens the interval
+    // (a forged advert with 1 cs would otherwise fire the timer between two real ones).
+    rx(&mut i, 5 * MS, "192.0.2.20", advert(Version::V3, 200, 50));
+    assert_eq!(i.master_adver_int_cs(), 100);
+    // The next one comes from the router followed: its interval is adopted.
     rx(&mut i, 10 * MS, "192.0.2.20", advert(Version::V3, 200, 50));
     assert_eq!(i.master_adver_int_cs(), 50);
     assert_eq!(
@@ -444,7 +452,8 @@ fn rfc9568_6_4_3_master_steps_down_for_higher_priority() {
             Action::RemoveVips,
             Action::Notify {
                 state: State::Backup
-            }
+            },
+            Action::ReportPeers
         ]
     );
     assert_eq!(i.state(), State::Backup);
@@ -584,7 +593,8 @@ fn keepalived_fault_releases_vips_and_stops_adverts() {
             Action::RemoveVips,
             Action::Notify {
                 state: State::Backup
-            }
+            },
+            Action::ReportPeers
         ]
     );
     assert_eq!(
@@ -700,12 +710,9 @@ fn rfc9568_6_4_2_backup_keeps_following_the_better_of_two_masters() {
     c.preempt = false;
     let mut i = inst(c);
     i.handle(0, Input::Startup);
-    rx(
-        &mut i,
-        1_000 * MS,
-        "192.0.2.20",
-        advert(Version::V3, 100, 50),
-    );
+    for at in [500, 1_000] {
+        rx(&mut i, at * MS, "192.0.2.20", advert(Version::V3, 100, 50));
+    }
     let deadline = i.next_deadline();
     // A worse transient master with a shorter interval must not shorten our timer.
     let a = rx(
@@ -724,18 +731,40 @@ fn rfc9568_6_4_2_backup_keeps_following_the_better_of_two_masters() {
     // Nor may its priority-0 advert when it stops.
     rx(&mut i, 1_002 * MS, "192.0.2.5", advert(Version::V3, 0, 10));
     assert_eq!(i.next_deadline(), deadline);
-    // Once our master has been silent for its interval, the other one is followed.
+    // Still alive by its own timing (3 of its intervals), our master keeps winning.
     let a = rx(
         &mut i,
-        1_500 * MS,
+        2_400 * MS,
         "192.0.2.5",
         advert(Version::V3, 100, 10),
     );
-    assert!(a.is_empty(), "{a:?}");
+    assert_eq!(
+        a,
+        [Action::Discarded {
+            reason: DiscardReason::WorseThanMaster
+        }]
+    );
+    // Once our master has been silent that long, the other one is followed; its first
+    // advert does not shorten the interval (the kernel is asked to report the next one,
+    // unchanged or not), its next one sets it.
+    let a = rx(
+        &mut i,
+        2_600 * MS,
+        "192.0.2.5",
+        advert(Version::V3, 100, 10),
+    );
+    assert_eq!(a, [Action::ReportPeers]);
     assert_eq!(
         (i.master_addr(), i.master_adver_int_cs()),
-        (Some(ip("192.0.2.5")), 10)
+        (Some(ip("192.0.2.5")), 50)
     );
+    rx(
+        &mut i,
+        2_700 * MS,
+        "192.0.2.5",
+        advert(Version::V3, 100, 10),
+    );
+    assert_eq!(i.master_adver_int_cs(), 10);
 }
 
 #[test]

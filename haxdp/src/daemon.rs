@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use haxdp_vrrp::node::{self as election, Expiry, KernelView, Member};
 use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State, Version};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -97,11 +98,6 @@ struct Inst {
     dsts: Vec<IpAddr>,
     rx: RxPath,
     garp: Option<JoinHandle<()>>,
-    /// Kernel timestamp of the newest advert fed to the core.
-    last_rx_ns: Option<u64>,
-    /// Kernel timestamp of the newest advert fed to the core, per source:
-    /// the takeover re-check compares the master's own record with it.
-    rx_by_src: HashMap<IpAddr, u64>,
     /// Changes of tracked items, by name: up/down and value (track_file).
     tracked: HashMap<String, CheckState>,
     priority_reasons: Vec<String>,
@@ -110,10 +106,65 @@ struct Inst {
     /// Fault as of the last `apply`, to see sync-group changes.
     in_fault: bool,
     /// A sync-group member whose Master_Down_Timer expired but which waits for
-    /// the other members to want Master too (see `group_holds`).
+    /// the other members to want Master too (see `haxdp_vrrp::node::expire`).
     held: bool,
     /// Adverts the state machine ignored, by reason.
     discards: std::collections::BTreeMap<String, u64>,
+}
+
+impl Member for Inst {
+    fn core(&self) -> &Instance {
+        &self.core
+    }
+    fn core_mut(&mut self) -> &mut Instance {
+        &mut self.core
+    }
+    fn sync_group(&self) -> Option<&str> {
+        self.spec.sync_group.as_deref()
+    }
+    fn held(&self) -> bool {
+        self.held
+    }
+    fn set_held(&mut self, held: bool) {
+        self.held = held;
+    }
+}
+
+/// The election's view of the XDP program's PEERS map (the delivery contract of
+/// `haxdp_vrrp::node`): one lookup per question. Socket-path instances have no kernel
+/// records; every advert reaches their core.
+struct PeersView<'a> {
+    fast: Option<&'a Fastpath>,
+    /// Per member: (ifindex, family, vrid) when it receives through XDP.
+    keys: Vec<Option<(u32, Family, u8)>>,
+}
+
+impl<'a> PeersView<'a> {
+    fn new(fast: Option<&'a Fastpath>, insts: &[Inst]) -> Self {
+        let keys = insts
+            .iter()
+            .map(|i| {
+                (i.rx != RxPath::Socket).then(|| {
+                    let c = i.core.config();
+                    (i.ifindex, c.family, c.vrid)
+                })
+            })
+            .collect();
+        PeersView { fast, keys }
+    }
+}
+
+impl KernelView for PeersView<'_> {
+    fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
+        let (ifindex, family, vrid) = self.keys.get(member).copied().flatten()?;
+        match self.fast?.peer_last_ns(ifindex, family, vrid, src) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!("ifindex {ifindex} vrid {vrid}: cannot read PEERS: {e}");
+                None
+            }
+        }
+    }
 }
 
 struct Engine {
@@ -264,7 +315,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                         return Ok(code);
                     }
                 }
-                eng.on_deadlines().await;
+                eng.on_deadlines(netio::monotonic_ns()).await;
                 eng.flush_sync().await;
             }
             ev = rx.recv() => {
@@ -470,8 +521,6 @@ impl Engine {
             dsts,
             rx,
             garp: None,
-            last_rx_ns: None,
-            rx_by_src: HashMap::new(),
             tracked: HashMap::new(),
             priority_reasons: Vec::new(),
             fault_reasons: Vec::new(),
@@ -591,187 +640,48 @@ impl Engine {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        let now = netio::monotonic_ns();
-        self.insts
-            .iter()
-            // A held member waits for its group, not for its expired timer (an advert
-            // that re-arms the timer moves its deadline past `now` again).
-            .filter_map(|i| i.core.next_deadline().filter(|at| !(i.held && *at <= now)))
-            .min()
+        election::next_deadline(&self.insts, netio::monotonic_ns())
     }
 
-    async fn on_deadlines(&mut self) {
-        let now = netio::monotonic_ns();
-        let mut fed_timer = false;
+    /// Performs the actions the node-level election produced, member by member, in order.
+    async fn apply_out(&mut self, now: u64, out: election::Out) {
+        for (i, acts) in out {
+            self.apply(i, now, acts).await;
+        }
+    }
+
+    async fn on_deadlines(&mut self, now: u64) {
+        // Socket path: adverts may sit in the socket queue because this daemon did
+        // not run (SIGSTOP, starvation); read them first, with their kernel arrival
+        // times, before the election decides to take over.
         for i in 0..self.insts.len() {
-            let Some(at) = self.insts[i].core.next_deadline() else {
-                continue;
-            };
-            let backup = self.insts[i].core.state() == State::Backup;
-            if at > now {
-                self.insts[i].held = false;
-                // Coalesce wake-ups: a backup on the XDP path whose deadline
-                // is near gets its kernel refresh now, in this wake-up, instead
-                // of waking the daemon again for it alone. Only a refresh,
-                // never a takeover, happens early.
-                let near = now + self.insts[i].core.master_down_interval_ns() / 2;
-                if backup && self.insts[i].rx != RxPath::Socket && at <= near {
-                    self.refresh_from_kernel(i, now).await;
-                }
-                continue;
-            }
-            // Socket path: adverts may sit in the socket queue because this
-            // daemon did not run (SIGSTOP, starvation); read them first, with
-            // their kernel arrival times, before deciding to take over.
-            if self.insts[i].rx == RxPath::Socket && backup {
-                let sock = self.insts[i].sock.clone();
-                let ifindex = self.insts[i].ifindex;
+            let inst = &self.insts[i];
+            if inst.rx == RxPath::Socket
+                && inst.core.state() == State::Backup
+                && inst.core.next_deadline().is_some_and(|at| at <= now)
+            {
+                let sock = inst.sock.clone();
+                let ifindex = inst.ifindex;
                 for rx in sock.drain() {
                     self.on_socket_advert(ifindex, rx).await;
                 }
-                if self.insts[i].core.next_deadline().is_some_and(|d| d > now) {
-                    continue;
-                }
-            }
-            fed_timer |= self.expire(i, now).await;
-        }
-        // A takeover may be what held members of its sync group were waiting for.
-        if fed_timer {
-            self.release_held(now).await;
-        }
-    }
-
-    /// Instance `i`'s timer has expired: feeds it [`Input::Timer`] unless, for a backup,
-    /// the master is alive after all or its sync group holds it back. True if fed.
-    async fn expire(&mut self, i: usize, now: u64) -> bool {
-        if self.insts[i].core.state() == State::Backup {
-            // The kernel timestamp is the truth: before a backup takes over, look at the
-            // master's record in PEERS. Unchanged adverts only move that timestamp, and a
-            // daemon that was stalled must not fail over while adverts kept arriving.
-            if self.refresh_from_kernel(i, now).await
-                && self.insts[i].core.next_deadline().is_some_and(|d| d > now)
-            {
-                self.insts[i].held = false;
-                return false;
-            }
-            if self.group_holds(i, now).await {
-                if !self.insts[i].held {
-                    info!(
-                        "{}: master down, but waiting for the other members of sync group {} to see their masters down too",
-                        self.insts[i].spec.core.name,
-                        self.insts[i].spec.sync_group.as_deref().unwrap_or("")
-                    );
-                }
-                self.insts[i].held = true;
-                return false;
             }
         }
-        self.insts[i].held = false;
-        let acts = self.insts[i].core.handle(now, Input::Timer);
-        self.apply(i, now, acts).await;
-        true
-    }
-
-    /// keepalived's sync-group election (vrrp_sync_can_goto_master): a member only
-    /// becomes Master when every other member is Master already or has its own
-    /// Master_Down_Timer expired. Otherwise one LAN losing adverts would split the group
-    /// across the two nodes, which breaks the setups sync groups exist for (NAT with an
-    /// inside and an outside VIP). True while member `i` must wait.
-    async fn group_holds(&mut self, i: usize, now: u64) -> bool {
-        let Some(group) = self.insts[i].spec.sync_group.clone() else {
-            return false;
+        let mut out = election::Out::new();
+        let done = {
+            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+            election::on_deadlines(&mut self.insts, now, &mut view, &mut out)
         };
-        for j in 0..self.insts.len() {
-            if j == i || self.insts[j].spec.sync_group.as_deref() != Some(group.as_str()) {
-                continue;
-            }
-            match self.insts[j].core.state() {
-                State::Master | State::Initialize => {}
-                State::Fault => return true,
-                State::Backup => {
-                    // Its master may still be advertising on the XDP path, where
-                    // unchanged adverts only move the kernel timestamp.
-                    self.refresh_from_kernel(j, now).await;
-                    if self.insts[j].core.next_deadline().is_none_or(|d| d > now) {
-                        return true;
-                    }
-                }
-            }
-        }
-        false
-    }
-
-    /// Held members whose group is now ready take over; one member's takeover can
-    /// release the others, so this repeats until nothing changes.
-    async fn release_held(&mut self, now: u64) {
-        for _ in 0..=self.insts.len() {
-            let mut changed = false;
-            for i in 0..self.insts.len() {
-                let inst = &self.insts[i];
-                if inst.held
-                    && inst.core.state() == State::Backup
-                    && inst.core.next_deadline().is_some_and(|d| d <= now)
-                {
-                    changed |= self.expire(i, now).await;
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
-    }
-
-    /// Feeds the master's newest kernel timestamp to a backup's state machine
-    /// when it is newer than what the machine has seen; true if it did.
-    async fn refresh_from_kernel(&mut self, i: usize, now: u64) -> bool {
-        let Some(ns) = self.kernel_last_advert(i) else {
-            return false;
-        };
-        let Some(src) = self.insts[i].core.master_addr() else {
-            return false;
-        };
-        if self.insts[i]
-            .rx_by_src
-            .get(&src)
-            .is_some_and(|fed| ns <= *fed)
-        {
-            return false;
-        }
-        self.insts[i].rx_by_src.insert(src, ns);
-        if self.insts[i].last_rx_ns.is_none_or(|t| ns > t) {
-            self.insts[i].last_rx_ns = Some(ns);
-        }
-        let acts = self.insts[i]
-            .core
-            .handle(now, Input::AdvertRefresh { src, rx_ns: ns });
-        self.apply(i, now, acts).await;
-        true
-    }
-
-    /// The newest kernel timestamp of an advert from the current master.
-    fn kernel_last_advert(&self, i: usize) -> Option<u64> {
-        let inst = &self.insts[i];
-        if inst.rx == RxPath::Socket {
-            return None;
-        }
-        let master = inst.core.master_addr()?;
-        let f = self.fast.as_ref()?;
-        match f.peer_last_ns(
-            inst.ifindex,
-            inst.core.config().family,
-            inst.core.config().vrid,
-            master,
-        ) {
-            Ok(v) => v,
-            Err(e) => {
-                warn!(
-                    "{} vrid {}: cannot read PEERS: {e}",
-                    inst.spec.ifname,
-                    inst.core.config().vrid
+        for (i, e) in done {
+            if e == (Expiry::Held { newly: true }) {
+                info!(
+                    "{}: master down, but waiting for the other members of sync group {} to see their masters down too",
+                    self.insts[i].spec.core.name,
+                    self.insts[i].spec.sync_group.as_deref().unwrap_or("")
                 );
-                None
             }
         }
+        self.apply_out(now, out).await;
     }
 
     fn find(&self, ifindex: u32, family: Family, vrid: u8) -> Option<usize> {
@@ -788,7 +698,8 @@ impl Engine {
             return;
         };
         let now = netio::monotonic_ns();
-        self.feed_advert(i, now, k.src, k.advert, k.rx_ns).await;
+        self.feed_advert(i, now, k.src, k.advert, k.rx_ns, k.prev_rx_ns)
+            .await;
     }
 
     async fn on_socket_advert(&mut self, ifindex: u32, rx: netio::Received) {
@@ -812,7 +723,7 @@ impl Engine {
         let Some(i) = self.find(ifindex, family, advert.vrid) else {
             return;
         };
-        self.feed_advert(i, rx.rx_ns, rx.src, advert, rx.rx_ns)
+        self.feed_advert(i, rx.rx_ns, rx.src, advert, rx.rx_ns, None)
             .await;
     }
 
@@ -823,22 +734,24 @@ impl Engine {
         src: IpAddr,
         advert: haxdp_vrrp::Advert,
         rx_ns: u64,
+        prev_rx_ns: Option<u64>,
     ) {
-        let inst = &mut self.insts[i];
-        if inst.last_rx_ns.is_none_or(|t| rx_ns > t) {
-            inst.last_rx_ns = Some(rx_ns);
+        let mut out = election::Out::new();
+        {
+            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+            election::advert(
+                &mut self.insts,
+                i,
+                now,
+                src,
+                advert,
+                rx_ns,
+                prev_rx_ns,
+                &mut view,
+                &mut out,
+            );
         }
-        let e = inst.rx_by_src.entry(src).or_insert(rx_ns);
-        *e = (*e).max(rx_ns);
-        if inst.rx_by_src.len() > 4096 {
-            // Bounded under a flood of spoofed sources: keep the newest.
-            let cutoff = rx_ns.saturating_sub(inst.core.master_down_interval_ns());
-            inst.rx_by_src.retain(|_, t| *t >= cutoff);
-        }
-        let acts = inst
-            .core
-            .handle(now.max(rx_ns), Input::Advert { src, advert, rx_ns });
-        self.apply(i, now, acts).await;
+        self.apply_out(now, out).await;
     }
 
     async fn on_net(&mut self, ev: NetEvent) {
@@ -1069,6 +982,19 @@ impl Engine {
                         inst.core.effective_priority(),
                     );
                     self.notify_group(i);
+                }
+                Action::ReportPeers => {
+                    let inst = &self.insts[i];
+                    if inst.rx != RxPath::Socket {
+                        if let Some(f) = self.fast.as_mut() {
+                            if let Err(e) = f.request_reports(inst.ifindex, inst.core.config()) {
+                                warn!(
+                                    "{} vrid {}: cannot ask the XDP program to report the VRID's peers: {e}",
+                                    inst.spec.ifname, inst.spec.core.vrid
+                                );
+                            }
+                        }
+                    }
                 }
                 Action::Discarded { reason } => {
                     // Counted, not logged: a flood of bad adverts must not
@@ -1345,10 +1271,8 @@ impl Engine {
                         // master sends its own, so it has none to show.
                         last_advert_age_ms: (i.core.state() == State::Backup)
                             .then(|| {
-                                self.kernel_last_advert_any(i).or_else(|| {
-                                    let m = i.core.master_addr()?;
-                                    i.rx_by_src.get(&m).copied()
-                                })
+                                self.kernel_last_advert_any(i)
+                                    .or_else(|| i.core.peer_rx_ns(i.core.master_addr()?))
                             })
                             .flatten()
                             .map(|t| now.saturating_sub(t) / 1_000_000),
