@@ -737,6 +737,20 @@ impl Instance {
                     out.push(Action::ReportPeers);
                 }
             }
+            // Handing over from a master that is still alive by its own timing: that master
+            // steps down for this router (RFC 9568 6.4.3) and, should this one fall silent,
+            // takes the VIPs back after its own Master_Down_Interval from this advert. Ours is
+            // longer only by the skew difference (a few ms between close priorities), so
+            // wait one interval more than the RFC's timer and let it, not us, win that race.
+            let from_live_master = !followed
+                && self
+                    .master_addr
+                    .and_then(|m| self.peers.get(&m))
+                    .is_some_and(|p| {
+                        p.advert.priority != PRIORITY_STOP
+                            && rx_ns
+                                < p.rx_ns + 3 * u64::from(p.advert.max_adver_int_cs) * NS_PER_CS
+                    });
             self.master_addr = Some(src);
             let mut at = rx_ns + self.master_down_interval_ns();
             if !followed {
@@ -744,6 +758,9 @@ impl Instance {
                 if let Some((TimerKind::MasterDown, cur)) = self.timer {
                     at = at.max(cur);
                 }
+            }
+            if from_live_master {
+                at += u64::from(self.master_adver_int_cs) * NS_PER_CS;
             }
             self.timer = Some((TimerKind::MasterDown, at));
         } else {

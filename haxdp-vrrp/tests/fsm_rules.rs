@@ -872,3 +872,27 @@ fn rfc9568_6_4_2_spoofed_sources_do_not_evict_the_master() {
     assert_eq!(b.next_deadline(), Some(at + b.master_down_interval_ns()));
     assert_eq!(b.state(), State::Backup);
 }
+
+/// A backup that switches from a live master to a router that beats it (equal priority,
+/// higher address) waits one interval beyond its Master_Down_Interval: the old master,
+/// stepping down for that router, takes over after its own (a skew difference shorter)
+/// if it falls silent, and must win that race.
+#[test]
+fn handover_from_a_live_master_waits_one_interval_more() {
+    let mut i = inst(cfg(Version::V3, 90));
+    i.handle(0, Input::Startup);
+    for at in [100, 1_100] {
+        rx(&mut i, at * MS, "192.0.2.20", advert(Version::V3, 100, 100));
+    }
+    rx(
+        &mut i,
+        1_500 * MS,
+        "192.0.2.60",
+        advert(Version::V3, 100, 100),
+    );
+    assert_eq!(i.master_addr(), Some(ip("192.0.2.60")));
+    assert_eq!(
+        i.next_deadline(),
+        Some(1_500 * MS + i.master_down_interval_ns() + 1_000 * MS)
+    );
+}

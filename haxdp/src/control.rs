@@ -27,6 +27,9 @@ pub struct Status {
     /// Invalid adverts dropped by the socket receive path (the XDP path
     /// counts its drops in the kernel: `haxdp maps`).
     pub socket_drops: u64,
+    /// Dropped adverts by reason, both receive paths.
+    #[serde(default)]
+    pub drops: DropCounts,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -96,6 +99,11 @@ pub struct InstanceStatus {
     pub transitions: Vec<TransitionStatus>,
     /// Adverts the state machine ignored, by reason.
     pub discarded: std::collections::BTreeMap<String, u64>,
+    /// New advert sources the XDP program refused because the instance's room in
+    /// PEERS was full (spoofing, or more routers than the room holds): the instance may
+    /// not see every router.
+    #[serde(default)]
+    pub refused_peers: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -237,6 +245,13 @@ pub fn render(st: &Status) -> String {
             i.master_down_interval_ms,
         );
         let _ = writeln!(o, "  vips: {}", i.vips.join(" "));
+        if i.refused_peers > 0 {
+            let _ = writeln!(
+                o,
+                "  WARNING: {} new advert source(s) refused, PEERS room full: this node may not see every router",
+                i.refused_peers
+            );
+        }
         if !i.discarded.is_empty() {
             let d: Vec<String> = i
                 .discarded
@@ -255,6 +270,10 @@ pub fn render(st: &Status) -> String {
                 t.reason
             );
         }
+    }
+    let drops = st.drops.render();
+    if !drops.is_empty() {
+        let _ = write!(o, "\n{drops}");
     }
     o
 }

@@ -110,6 +110,11 @@ struct Inst {
     held: bool,
     /// Adverts the state machine ignored, by reason.
     discards: std::collections::BTreeMap<String, u64>,
+    /// The master this backup follows, protected in PEERS so that spoofed sources can
+    /// never take its room (`KernelRx::protect_peer`).
+    protected: Option<IpAddr>,
+    /// Refused PEERS sources already logged.
+    refused_logged: u64,
 }
 
 impl Member for Inst {
@@ -186,8 +191,8 @@ struct Engine {
     /// The state each `vrrp_sync_group` last notified, so its scripts run once per
     /// group transition rather than once per member.
     group_states: std::collections::HashMap<String, crate::notify::NotifyState>,
-    /// Adverts the socket receive path dropped (TTL, malformed, checksum).
-    socket_drops: u64,
+    /// Adverts the socket receive path dropped, by the XDP program's reasons.
+    socket_drops: std::collections::BTreeMap<haxdp_common::DropReason, u64>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -262,7 +267,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         started_unix_ms: control::unix_ms(),
         sync_queue: Vec::new(),
         group_states: std::collections::HashMap::new(),
-        socket_drops: 0,
+        socket_drops: Default::default(),
     };
     if let Some(f) = eng.fast.as_mut() {
         let tx = tx.clone();
@@ -420,6 +425,9 @@ impl Engine {
             .max()
             .unwrap_or(0);
         let keep_ns = (10 * longest).max(60_000_000_000);
+        for i in 0..self.insts.len() {
+            self.log_refused_peers(i, false);
+        }
         if let Some(f) = self.fast.as_mut() {
             match f.prune(keep_ns) {
                 Ok(0) => {}
@@ -505,7 +513,15 @@ impl Engine {
         };
         if let Some(f) = self.fast.as_mut() {
             if rx != RxPath::Socket {
-                f.watch(link.ifindex, &spec.core, spec.auth_type())?;
+                // Configured unicast peers always have room in PEERS; with
+                // check_unicast_src or haxdp_allowed_peers nobody else may speak.
+                f.watch_instance(
+                    link.ifindex,
+                    &spec.core,
+                    spec.auth_type(),
+                    &spec.unicast_peers,
+                    spec.allowed_sources.as_deref(),
+                )?;
             }
         }
         let mut cfg: InstanceConfig = spec.core.clone();
@@ -528,6 +544,8 @@ impl Engine {
             in_fault: false,
             held: false,
             discards: Default::default(),
+            protected: None,
+            refused_logged: 0,
             spec,
         })
     }
@@ -703,24 +721,45 @@ impl Engine {
     }
 
     async fn on_socket_advert(&mut self, ifindex: u32, rx: netio::Received) {
-        // RFC 9568 7.1: the receiver checks TTL / hop limit 255, the
-        // packet, its checksum, and that the VRID is configured here.
-        if rx.ttl != 255 {
-            debug!(
-                "ifindex {ifindex}: advert from {} with TTL {}: dropped",
-                rx.src, rx.ttl
-            );
-            return;
-        }
-        let advert = match haxdp_vrrp::decode(&rx.payload, rx.src, rx.dst) {
+        // The XDP program's acceptance rule, in its order (RFC 9568 7.1: TTL / hop
+        // limit 255, the packet, its checksum, a VRID configured here, its version,
+        // authentication and who may speak), counted under the same names.
+        let family = Family::of(&rx.src);
+        let insts = &self.insts;
+        let found = std::cell::Cell::new(None);
+        let verdict = haxdp_vrrp::packet::accept::accept_advert(
+            &rx.payload,
+            rx.src,
+            rx.dst,
+            rx.ttl,
+            |vrid| {
+                let i = insts.iter().position(|i| {
+                    i.ifindex == ifindex
+                        && i.core.config().family == family
+                        && i.core.config().vrid == vrid
+                })?;
+                found.set(Some(i));
+                let inst = &insts[i];
+                Some(haxdp_vrrp::packet::accept::Watched {
+                    version: inst.core.config().version,
+                    auth: inst.core.config().auth_pass,
+                    allowed_sources: inst.spec.allowed_sources.as_deref(),
+                })
+            },
+        );
+        let advert = match verdict {
             Ok(a) => a,
-            Err(_) => {
-                self.socket_drops += 1;
+            Err(reason) => {
+                debug!(
+                    "ifindex {ifindex}: advert from {} dropped: {}",
+                    rx.src,
+                    reason.name()
+                );
+                *self.socket_drops.entry(reason).or_insert(0) += 1;
                 return;
             }
         };
-        let family = Family::of(&rx.src);
-        let Some(i) = self.find(ifindex, family, advert.vrid) else {
+        let Some(i) = found.get() else {
             return;
         };
         self.feed_advert(i, rx.rx_ns, rx.src, advert, rx.rx_ns, None)
@@ -1006,6 +1045,7 @@ impl Engine {
                 }
             }
         }
+        let mut took_over = false;
         let inst = &mut self.insts[i];
         let log = inst.core.transitions();
         if log.len() != before
@@ -1013,6 +1053,7 @@ impl Engine {
         {
             if let Some(t) = log.last() {
                 if inst.transitions_wall.last().map(|w| w.0) != Some(t.at_ns) {
+                    took_over = t.new == State::Master;
                     info!("{}: {:?} -> {:?} ({:?})", t.instance, t.old, t.new, t.event);
                     inst.transitions_wall.push((t.at_ns, control::unix_ms()));
                     if inst.transitions_wall.len() > 64 {
@@ -1021,6 +1062,10 @@ impl Engine {
                 }
             }
         }
+        if took_over && self.insts[i].rx != RxPath::Socket {
+            self.log_refused_peers(i, true);
+        }
+        self.protect_followed_master(i);
         let is_fault = self.insts[i].core.state() == State::Fault;
         self.insts[i].in_fault = is_fault;
         if is_fault != was_fault && self.insts[i].spec.sync_group.is_some() {
@@ -1033,6 +1078,65 @@ impl Engine {
                 self.sync_queue.push((i, is_fault));
             }
         }
+    }
+
+    /// Logs once per growth that the XDP program refused new sources for instance `i`
+    /// because its PEERS room is full; `took_over`: it just became Master without
+    /// seeing every source.
+    fn log_refused_peers(&mut self, i: usize, took_over: bool) {
+        let refused = self.refused_peers(&self.insts[i]);
+        let inst = &mut self.insts[i];
+        if refused == 0 || (!took_over && refused <= inst.refused_logged) {
+            return;
+        }
+        inst.refused_logged = refused;
+        warn!(
+            "{} vrid {}: {refused} new advert source(s) refused since start, the instance's PEERS room is full{};              look for spoofed VRRP sources with `haxdp maps`, restrict them with check_unicast_src or haxdp_allowed_peers",
+            inst.spec.ifname,
+            inst.spec.core.vrid,
+            if took_over {
+                "; it became MASTER without seeing every source"
+            } else {
+                ""
+            }
+        );
+    }
+
+    /// The master a backup follows keeps its room in the XDP program's PEERS map
+    /// whatever spoofed sources fill the rest; the one it followed before gives it
+    /// back (configured unicast peers stay protected).
+    fn protect_followed_master(&mut self, i: usize) {
+        let inst = &self.insts[i];
+        let want = match inst.core.state() {
+            State::Backup => inst.core.master_addr(),
+            _ => None,
+        };
+        if want == inst.protected || inst.rx == RxPath::Socket {
+            return;
+        }
+        let Some(f) = self.fast.as_mut() else {
+            return;
+        };
+        let cfg = inst.core.config();
+        if let Some(old) = inst.protected {
+            if !inst.spec.unicast_peers.contains(&old) {
+                if let Err(e) = f.unprotect_peer(inst.ifindex, cfg, old) {
+                    debug!(
+                        "{} vrid {}: unprotect {old}: {e}",
+                        inst.spec.ifname, cfg.vrid
+                    );
+                }
+            }
+        }
+        if let Some(m) = want {
+            if let Err(e) = f.protect_peer(inst.ifindex, cfg, m) {
+                warn!(
+                    "{} vrid {}: cannot reserve PEERS room for master {m}: {e}",
+                    inst.spec.ifname, cfg.vrid
+                );
+            }
+        }
+        self.insts[i].protected = want;
     }
 
     /// After member `i` changed state: the state of its sync group, notified when it
@@ -1227,7 +1331,15 @@ impl Engine {
             pid: std::process::id(),
             config_file: self.opts.config.display().to_string(),
             started_unix_ms: self.started_unix_ms,
-            socket_drops: self.socket_drops,
+            socket_drops: self.socket_drops.values().sum(),
+            drops: control::DropCounts::new(
+                &self
+                    .fast
+                    .as_ref()
+                    .and_then(|f| f.drop_counters().ok())
+                    .unwrap_or_default(),
+                &self.socket_drops,
+            ),
             instances: self
                 .insts
                 .iter()
@@ -1286,10 +1398,21 @@ impl Engine {
                             .collect(),
                         transitions,
                         discarded: i.discards.clone(),
+                        refused_peers: self.refused_peers(i),
                     }
                 })
                 .collect(),
         }
+    }
+
+    fn refused_peers(&self, inst: &Inst) -> u64 {
+        if inst.rx == RxPath::Socket {
+            return 0;
+        }
+        self.fast
+            .as_ref()
+            .and_then(|f| f.refused_peers(inst.ifindex, inst.core.config()).ok())
+            .unwrap_or(0)
     }
 
     fn kernel_last_advert_any(&self, inst: &Inst) -> Option<u64> {
