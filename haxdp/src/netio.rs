@@ -421,11 +421,75 @@ fn sockaddr_v6(a: SocketAddrV6) -> libc::sockaddr_in6 {
     sa
 }
 
+/// A control-message buffer aligned for `cmsghdr`. CMSG_FIRSTHDR returns the buffer's
+/// start and the parser reads `cmsg_level` / `cmsg_type` through a `&cmsghdr`, which
+/// is undefined behaviour unless the buffer has `cmsghdr`'s alignment (cmsg(3): the
+/// buffer "should be aligned" via a union with `struct cmsghdr`, as the man page's
+/// example does). A plain `[u8; N]` has alignment 1.
+#[repr(C)]
+struct CmsgBuf {
+    _align: [libc::cmsghdr; 0],
+    bytes: [u8; 128],
+}
+
+const _: () = assert!(std::mem::align_of::<CmsgBuf>() >= std::mem::align_of::<libc::cmsghdr>());
+
+impl CmsgBuf {
+    fn new() -> Self {
+        Self {
+            _align: [],
+            bytes: [0; 128],
+        }
+    }
+}
+
+/// What `recv_one` takes from the ancillary data.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Ancillary {
+    /// SCM_TIMESTAMPNS, converted to CLOCK_MONOTONIC.
+    rx_ns: Option<u64>,
+    /// IPV6_HOPLIMIT.
+    hop_limit: Option<u8>,
+    /// IPV6_PKTINFO's destination.
+    dst6: Option<Ipv6Addr>,
+}
+
+/// Walks the control messages of a `recvmsg` result. `msg.msg_control` must point to a
+/// [`CmsgBuf`] (checked: a misaligned buffer would make the `&cmsghdr` below UB).
+fn parse_cmsgs(msg: &libc::msghdr) -> Ancillary {
+    assert!(
+        (msg.msg_control as usize).is_multiple_of(std::mem::align_of::<libc::cmsghdr>()),
+        "control buffer not aligned for cmsghdr"
+    );
+    let mut out = Ancillary::default();
+    // SAFETY: walking the control buffer the kernel filled, aligned for cmsghdr (checked
+    // above), with the libc CMSG macros that bound every step by msg_controllen; the
+    // payloads are read unaligned.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
+                out.rx_ns = Some(realtime_to_monotonic(ts));
+            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
+                out.hop_limit = Some(v.clamp(0, 255) as u8);
+            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
+                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
+                out.dst6 = Some(Ipv6Addr::from(info.ipi6_addr.s6_addr));
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+    out
+}
+
 /// Reads one datagram; `Ok(None)` for one that is too short to be an advert.
 fn recv_one(s: i32, v4: bool, flags: i32) -> io::Result<Option<Received>> {
     let mut buf = [0u8; 2048];
     let mut name: libc::sockaddr_in6 = unsafe { zeroed() };
-    let mut cmsg = [0u8; 128];
+    let mut cmsg = CmsgBuf::new();
     let mut iov = libc::iovec {
         iov_base: buf.as_mut_ptr().cast(),
         iov_len: buf.len(),
@@ -435,35 +499,17 @@ fn recv_one(s: i32, v4: bool, flags: i32) -> io::Result<Option<Received>> {
     msg.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = cmsg.len();
+    msg.msg_control = cmsg.bytes.as_mut_ptr().cast();
+    msg.msg_controllen = cmsg.bytes.len();
     // SAFETY: every pointer in msg refers to a live local buffer.
     let n = unsafe { libc::recvmsg(s, &mut msg, flags) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let mut rx_ns = monotonic_ns();
-    let mut ttl = 0u8;
-    let mut dst6 = Ipv6Addr::UNSPECIFIED;
-    // SAFETY: walking the control buffer the kernel filled, with the libc
-    // CMSG macros that bound every step by msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            let h = &*c;
-            if h.cmsg_level == libc::SOL_SOCKET && h.cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::timespec>());
-                rx_ns = realtime_to_monotonic(ts);
-            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_HOPLIMIT {
-                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<i32>());
-                ttl = v.clamp(0, 255) as u8;
-            } else if h.cmsg_level == libc::IPPROTO_IPV6 && h.cmsg_type == libc::IPV6_PKTINFO {
-                let info = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::in6_pktinfo>());
-                dst6 = Ipv6Addr::from(info.ipi6_addr.s6_addr);
-            }
-            c = libc::CMSG_NXTHDR(&msg, c);
-        }
-    }
+    let anc = parse_cmsgs(&msg);
+    let rx_ns = anc.rx_ns.unwrap_or_else(monotonic_ns);
+    let ttl = anc.hop_limit.unwrap_or(0);
+    let dst6 = anc.dst6.unwrap_or(Ipv6Addr::UNSPECIFIED);
     let data = &buf[..n as usize];
     if v4 {
         // Raw IPv4 sockets deliver the IP header (raw(7)).
@@ -495,4 +541,44 @@ fn recv_one(s: i32, v4: bool, flags: i32) -> io::Result<Option<Received>> {
         payload: data.to_vec(),
         rx_ns,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A control buffer placed right after one byte, as a `[u8; 128]` would be inside a
+    /// frame or struct: only `CmsgBuf`'s own alignment keeps it aligned for `cmsghdr`.
+    #[repr(C, align(16))]
+    struct AfterOneByte {
+        pad: u8,
+        cmsg: CmsgBuf,
+    }
+
+    #[test]
+    fn cmsg_buffer_aligned_and_parsed() {
+        let mut frame = AfterOneByte {
+            pad: 0,
+            cmsg: CmsgBuf::new(),
+        };
+        assert_eq!(frame.pad, 0);
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_control = frame.cmsg.bytes.as_mut_ptr().cast();
+        msg.msg_controllen = frame.cmsg.bytes.len();
+        // SAFETY: one IPV6_HOPLIMIT message written into the buffer with the CMSG macros,
+        // as the kernel would; the buffer is aligned (asserted by parse_cmsgs).
+        unsafe {
+            let c = libc::CMSG_FIRSTHDR(&msg);
+            assert!(!c.is_null());
+            (*c).cmsg_level = libc::IPPROTO_IPV6;
+            (*c).cmsg_type = libc::IPV6_HOPLIMIT;
+            (*c).cmsg_len = libc::CMSG_LEN(size_of::<i32>() as u32) as usize;
+            std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<i32>(), 255);
+            msg.msg_controllen = libc::CMSG_SPACE(size_of::<i32>() as u32) as usize;
+        }
+        let anc = parse_cmsgs(&msg);
+        assert_eq!(anc.hop_limit, Some(255));
+        assert_eq!(anc.rx_ns, None);
+        assert_eq!(anc.dst6, None);
+    }
 }
