@@ -8,22 +8,32 @@
 //! - Scripts of one instance run one after another in transition order: a queue per
 //!   instance; the next script starts when the previous one exited or was killed at its
 //!   timeout. Different instances do not wait for each other.
+//! - The queue is bounded: at most [`NOTIFY_QUEUE_LEN`] transitions wait behind the
+//!   running one. When a flapping instance fills it, the oldest waiting transition is
+//!   dropped (counted, logged once per 100, shown in `haxdp status`): keepalived forks a
+//!   script per transition, so its scripts never run late; here they run in order, and
+//!   what matters most to a notify script is the newest state, which is never dropped.
+//! - Users are resolved when the configuration is loaded ([`NotifyCommand::run_as`]),
+//!   never at a transition: `getpwnam_r` can block for seconds (NSS on LDAP), and the
+//!   thread that queues notifications is the one that sends adverts.
 //! - `notify_fifo`: one line per transition, `INSTANCE "VI_1" MASTER 100\n` (keepalived's
 //!   format), written without blocking; with no reader or a full pipe the line is dropped
 //!   and counted.
 //! - A state file per instance, `<state_dir>/<instance>.state` containing
-//!   `STATE=MASTER\n` (the nginx-ha convention), replaced atomically with rename(2).
+//!   `STATE=MASTER\n` (the nginx-ha convention), replaced atomically with rename(2). It
+//!   does not wait behind scripts: a writer per instance writes the newest state (the
+//!   states in between are coalesced) on tokio's blocking pool, off the engine thread.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::track::command::{CommandError, ScriptCommand, ScriptUser};
@@ -35,6 +45,11 @@ pub const DEFAULT_STATE_DIR: &str = "/run/haxdp";
 /// notify scripts; one is needed here because scripts of an instance run in sequence and a
 /// hung script would hold back every later notification.
 pub const DEFAULT_NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Transitions of one instance that may wait behind its running notify script; one more
+/// drops the oldest waiting one. Four: a flap (MASTER, BACKUP) and the one after it, so the
+/// scripts end on the newest state at most four script runs late.
+pub const NOTIFY_QUEUE_LEN: usize = 4;
 
 /// The state an instance entered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +97,18 @@ pub struct NotifyCommand {
     /// `USER [GROUP]` to run as when the daemon is root: the notify line's own user, else
     /// `global_defs script_user`.
     pub user: Option<String>,
+    /// `user` resolved when the configuration was loaded ([`NotifyCommand::resolve`]); a
+    /// transition never looks a user up. `None` with a `user`: not resolved, the script is
+    /// skipped (as keepalived skips a script whose user does not resolve).
+    pub run_as: Option<ScriptUser>,
+}
+
+impl NotifyCommand {
+    /// Look `user` up now (at load, on the thread that reads the configuration).
+    pub fn resolve(&mut self) -> Result<(), CommandError> {
+        self.run_as = self.user.as_deref().map(ScriptUser::lookup).transpose()?;
+        Ok(())
+    }
 }
 
 impl From<&str> for NotifyCommand {
@@ -95,6 +122,7 @@ impl From<String> for NotifyCommand {
         Self {
             command,
             user: None,
+            run_as: None,
         }
     }
 }
@@ -185,9 +213,118 @@ enum Job {
     Barrier(oneshot::Sender<()>),
 }
 
+/// How one instance's notifications are keeping up, for `haxdp status`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Transitions waiting behind the running script now.
+    pub depth: usize,
+    /// The most that ever waited (at most [`NOTIFY_QUEUE_LEN`]).
+    pub max_depth: usize,
+    /// Waiting transitions dropped because a newer one needed the room.
+    pub dropped: u64,
+    /// A script of this instance is running now.
+    pub running: bool,
+}
+
+/// The jobs of one queue, shared by the engine (push) and the worker (pop).
+struct Jobs {
+    queue: Mutex<VecDeque<Job>>,
+    wake: tokio::sync::Notify,
+    closed: AtomicBool,
+    running: AtomicBool,
+    max_depth: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl Jobs {
+    fn new() -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            wake: tokio::sync::Notify::new(),
+            closed: AtomicBool::new(false),
+            running: AtomicBool::new(false),
+            max_depth: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn transitions(q: &VecDeque<Job>) -> usize {
+        q.iter()
+            .filter(|j| matches!(j, Job::Transition { .. }))
+            .count()
+    }
+
+    /// Queue `job`; a transition beyond [`NOTIFY_QUEUE_LEN`] waiting pushes out the
+    /// oldest waiting transition, which is returned (barriers are never dropped).
+    fn push(&self, job: Job) -> Option<NotifyState> {
+        let mut dropped = None;
+        {
+            let Ok(mut q) = self.queue.lock() else {
+                return None;
+            };
+            if matches!(job, Job::Transition { .. }) && Self::transitions(&q) >= NOTIFY_QUEUE_LEN {
+                if let Some(pos) = q.iter().position(|j| matches!(j, Job::Transition { .. })) {
+                    if let Some(Job::Transition { state, .. }) = q.remove(pos) {
+                        dropped = Some(state);
+                    }
+                }
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            q.push_back(job);
+            self.max_depth
+                .fetch_max(Self::transitions(&q), Ordering::Relaxed);
+        }
+        self.wake.notify_one();
+        dropped
+    }
+
+    /// The next job, or `None` once the queue is closed and empty.
+    async fn pop(&self) -> Option<Job> {
+        loop {
+            if let Some(j) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                return Some(j);
+            }
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            // notify_one stores a permit when nobody waits, so a push between the check
+            // above and this await is not lost.
+            self.wake.notified().await;
+        }
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn stats(&self) -> QueueStats {
+        QueueStats {
+            depth: self
+                .queue
+                .lock()
+                .map(|q| Self::transitions(&q))
+                .unwrap_or(0),
+            max_depth: self.max_depth.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            running: self.running.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The newest state of an instance for its state-file writer, with a sequence number so
+/// that `drain` can wait for a given write.
+type StateSlot = (u64, Option<NotifyState>);
+
 struct Queue {
-    tx: mpsc::UnboundedSender<Job>,
+    jobs: Arc<Jobs>,
     worker: JoinHandle<()>,
+    /// Instances only: the state-file writer's input and its progress.
+    state: Option<(
+        watch::Sender<StateSlot>,
+        watch::Receiver<u64>,
+        JoinHandle<()>,
+    )>,
 }
 
 struct Fifo {
@@ -240,6 +377,8 @@ struct Inner {
     state_dir: PathBuf,
     fifo: Mutex<Option<Fifo>>,
     fifo_dropped: AtomicU64,
+    /// Transitions dropped from full notify queues, all queues.
+    dropped: AtomicU64,
     queues: Mutex<HashMap<String, Queue>>,
     handle: tokio::runtime::Handle,
 }
@@ -289,6 +428,7 @@ impl Notifier {
                 state_dir,
                 fifo: Mutex::new(None),
                 fifo_dropped: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
                 queues: Mutex::new(HashMap::new()),
                 handle,
             }),
@@ -389,11 +529,14 @@ impl Notifier {
                     continue;
                 }
             };
-            // keepalived skips a notify script whose user does not resolve (notify_script_init).
-            let user = match source.user.as_deref().map(ScriptUser::lookup).transpose() {
-                Ok(u) => u,
-                Err(e) => {
-                    tracing::error!(%instance, script = %source.command, "notify script skipped: {e}");
+            // The user was resolved at load (NotifyCommand::resolve): no NSS lookup here, on
+            // the thread that sends adverts. keepalived skips a notify script whose user does
+            // not resolve (notify_script_init); so does this.
+            let user = match (&source.user, source.run_as) {
+                (_, Some(u)) => Some(u),
+                (None, None) => None,
+                (Some(u), None) => {
+                    tracing::error!(%instance, script = %source.command, "notify script skipped: user '{u}' was not resolved when the configuration was loaded");
                     continue;
                 }
             };
@@ -452,17 +595,68 @@ impl Notifier {
             return;
         };
         let queue = queues.entry(instance.to_owned()).or_insert_with(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let worker = self.inner.handle.spawn(worker(
-                instance.to_owned(),
-                self.inner.state_dir.clone(),
-                rx,
-            ));
-            Queue { tx, worker }
+            let jobs = Arc::new(Jobs::new());
+            let worker = self
+                .inner
+                .handle
+                .spawn(worker(instance.to_owned(), jobs.clone()));
+            // Group queues ("GROUP name") keep no state file.
+            let state = (!instance.starts_with("GROUP ")).then(|| {
+                let (want_tx, want_rx) = watch::channel((0, None));
+                let (done_tx, done_rx) = watch::channel(0);
+                let task = self.inner.handle.spawn(state_writer(
+                    instance.to_owned(),
+                    self.inner.state_dir.clone(),
+                    want_rx,
+                    done_tx,
+                ));
+                (want_tx, done_rx, task)
+            });
+            Queue {
+                jobs,
+                worker,
+                state,
+            }
         });
-        if queue.tx.send(job).is_err() {
-            tracing::error!(%instance, "notify queue closed; notification lost");
+        // The state file goes to the writer at once: it shows the newest state even while
+        // a script of an older transition runs.
+        let mut job = job;
+        if let Job::Transition {
+            state, state_file, ..
+        } = &mut job
+        {
+            if let (true, Some((want, _, _))) = (*state_file, &queue.state) {
+                let st = *state;
+                want.send_modify(|(seq, s)| {
+                    *seq += 1;
+                    *s = Some(st);
+                });
+            }
+            *state_file = false;
         }
+        if let Some(old) = queue.jobs.push(job) {
+            let n = self.inner.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            // One warning per 100 drops: a flapping instance must not flood the log.
+            if n % 100 == 1 {
+                tracing::warn!(
+                    %instance,
+                    dropped_total = n,
+                    "notify queue full ({NOTIFY_QUEUE_LEN} transitions wait behind a running script): the {} notification was dropped, newer ones are kept",
+                    old.as_str()
+                );
+            }
+        }
+    }
+
+    /// How the notifications of `instance` keep up (`None`: it never notified).
+    pub fn queue_stats(&self, instance: &str) -> Option<QueueStats> {
+        let queues = self.inner.queues.lock().ok()?;
+        queues.get(instance).map(|q| q.jobs.stats())
+    }
+
+    /// Notifications dropped so far, every queue together.
+    pub fn dropped(&self) -> u64 {
+        self.inner.dropped.load(Ordering::Relaxed)
     }
 
     /// Wait until every notification queued so far has been carried out.
@@ -473,14 +667,26 @@ impl Notifier {
             };
             queues
                 .values()
-                .filter_map(|q| {
+                .map(|q| {
                     let (tx, rx) = oneshot::channel();
-                    q.tx.send(Job::Barrier(tx)).ok().map(|_| rx)
+                    q.jobs.push(Job::Barrier(tx));
+                    rx
                 })
                 .collect()
         };
+        let states: Vec<(u64, watch::Receiver<u64>)> = match self.inner.queues.lock() {
+            Ok(queues) => queues
+                .values()
+                .filter_map(|q| q.state.as_ref())
+                .map(|(want, done, _)| (want.borrow().0, done.clone()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         for w in waits {
             let _ = w.await;
+        }
+        for (seq, mut done) in states {
+            let _ = done.wait_for(|d| *d >= seq).await;
         }
     }
 
@@ -491,37 +697,66 @@ impl Notifier {
             Err(_) => Vec::new(),
         };
         for q in queues {
-            drop(q.tx);
+            q.jobs.close();
             let _ = q.worker.await;
+            if let Some((want, _, task)) = q.state {
+                drop(want);
+                let _ = task.await;
+            }
         }
     }
 }
 
-async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedReceiver<Job>) {
-    while let Some(job) = rx.recv().await {
+/// Writes the newest state of `instance` each time it changes; states that came and
+/// went while a write was running are coalesced. The write runs on tokio's blocking pool:
+/// the state directory may be slow, the engine thread must not wait for it.
+async fn state_writer(
+    instance: String,
+    state_dir: PathBuf,
+    mut want: watch::Receiver<StateSlot>,
+    done: watch::Sender<u64>,
+) {
+    loop {
+        let (seq, state) = *want.borrow_and_update();
+        if let Some(state) = state {
+            let (dir, name) = (state_dir.clone(), instance.clone());
+            let written =
+                tokio::task::spawn_blocking(move || write_state_file(&dir, &name, state)).await;
+            match written {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(
+                    %instance,
+                    path = %state_file_path(&state_dir, &instance).display(),
+                    "cannot write state file: {e}"
+                ),
+                Err(e) => tracing::error!(%instance, "state file writer failed: {e}"),
+            }
+        }
+        done.send_replace(seq);
+        if want.changed().await.is_err() {
+            // The sender is gone; a value it sent just before is still unseen (tokio's
+            // watch reports a change before the close), so nothing is lost here.
+            break;
+        }
+    }
+}
+
+/// Runs the scripts of one queue, one job after another.
+async fn worker(instance: String, jobs: Arc<Jobs>) {
+    while let Some(job) = jobs.pop().await {
+        jobs.running.store(true, Ordering::Relaxed);
         match job {
             Job::Barrier(done) => {
                 let _ = done.send(());
             }
+            // The state file went to the state writer when the job was queued.
             Job::Transition {
                 state,
                 priority,
                 scripts,
                 timeout,
-                state_file,
+                state_file: _,
             } => {
-                let written = if state_file {
-                    write_state_file(&state_dir, &instance, state)
-                } else {
-                    Ok(())
-                };
-                if let Err(e) = written {
-                    tracing::error!(
-                        %instance,
-                        path = %state_file_path(&state_dir, &instance).display(),
-                        "cannot write state file: {e}"
-                    );
-                }
                 for (cmd, args, user) in scripts {
                     let out = cmd.run(&args, user, timeout).await;
                     if out.status.success() {
@@ -532,6 +767,7 @@ async fn worker(instance: String, state_dir: PathBuf, mut rx: mpsc::UnboundedRec
                 }
             }
         }
+        jobs.running.store(false, Ordering::Relaxed);
     }
 }
 
@@ -583,5 +819,82 @@ mod tests {
         assert_eq!(s.keepalived_divergences().len(), 1);
         s.notify_fault = Some("/x 'unterminated".into());
         assert!(s.validate().is_err());
+    }
+
+    /// A notify script slower than the instance flaps: the queue stays bounded, drops are
+    /// counted, the newest state runs last and the state file shows it at once.
+    #[test]
+    fn flapping_instance_queue_bounded_newest_kept() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let dir = std::env::temp_dir().join(format!("haxdp-notify-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("dir");
+            let log = dir.join("log");
+            let script = dir.join("n.sh");
+            std::fs::write(
+                &script,
+                format!("#!/bin/sh\nsleep 0.2\necho \"$3\" >> {}\n", log.display()),
+            )
+            .expect("script");
+            std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+                .expect("chmod");
+            let n = Notifier::new(dir.join("state")).expect("notifier");
+            let spec = NotifySpec {
+                notify: Some(script.display().to_string().into()),
+                ..NotifySpec::default()
+            };
+            let flaps = 20;
+            for k in 0..flaps {
+                let st = if k % 2 == 0 {
+                    NotifyState::Backup
+                } else {
+                    NotifyState::Master
+                };
+                n.transition("VI_1", &spec, st, 100);
+            }
+            let stats = n.queue_stats("VI_1").expect("queue");
+            assert!(stats.depth <= NOTIFY_QUEUE_LEN, "{stats:?}");
+            // The state file does not wait behind the scripts (20 x 0.2 s).
+            let sf = n.state_file("VI_1");
+            let mut shown = String::new();
+            for _ in 0..100 {
+                shown = std::fs::read_to_string(&sf).unwrap_or_default();
+                if shown == "STATE=MASTER\n" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            assert_eq!(shown, "STATE=MASTER\n");
+            n.drain().await;
+            let ran: Vec<String> = std::fs::read_to_string(&log)
+                .expect("log")
+                .lines()
+                .map(str::to_owned)
+                .collect();
+            let stats = n.queue_stats("VI_1").expect("queue");
+            assert_eq!(stats.max_depth, NOTIFY_QUEUE_LEN, "{stats:?}");
+            assert_eq!(ran.len() as u64 + stats.dropped, flaps, "{ran:?} {stats:?}");
+            assert!(ran.len() <= 1 + NOTIFY_QUEUE_LEN, "{ran:?}");
+            assert_eq!(ran.last().map(String::as_str), Some("MASTER"), "{ran:?}");
+            assert_eq!(n.dropped(), stats.dropped);
+            n.shutdown().await;
+            let _ = std::fs::remove_dir_all(&dir);
+        });
+    }
+
+    /// A user that was not resolved at load is never looked up at a transition.
+    #[test]
+    fn unresolved_user_is_skipped_not_looked_up() {
+        let mut c = NotifyCommand {
+            command: "/bin/true".into(),
+            user: Some("root".into()),
+            run_as: None,
+        };
+        c.resolve().expect("root resolves");
+        assert_eq!(c.run_as.map(|u| u.uid), Some(0));
     }
 }

@@ -65,6 +65,14 @@ pub struct GarpTiming {
     pub delay: Duration,
     pub refresh: Option<Duration>,
     pub refresh_repeat: u32,
+    /// `garp_lower_prio_repeat`: announcements a master sends when it hears a
+    /// lower-priority advert (a second master that should step down); 0 = none.
+    /// keepalived 2.2.7 (vrrp_state_master_rx) defaults it to `vrrp_garp_master_repeat`
+    /// of global_defs, and to 0 under strict mode (vrrp.c, vrrp_complete_instance).
+    pub lower_prio_repeat: u32,
+    /// `garp_lower_prio_delay`: the same announcements again this long after; zero =
+    /// no second burst. Defaults to global_defs' `vrrp_garp_master_delay`, 0 when strict.
+    pub lower_prio_delay: Duration,
 }
 
 /// One tracked item of an instance.
@@ -188,22 +196,29 @@ fn notify_command(
         .as_ref()
         .or(cfg.global.script_user.as_ref())
         .map(run_as_string);
+    // Resolved here, once, on the thread that loads the configuration: a transition
+    // never looks a user up (NSS may block for seconds).
+    let mut run_as = None;
     if let Some(u) = &user {
-        if let Err(e) = ScriptUser::lookup(u) {
-            let hint = if line.run_as.is_some() {
-                " (the words after the command are the user and group to run it as; to pass them as arguments, quote the command with them)"
-            } else {
-                ""
-            };
-            return Err(SpecError::Invalid(format!(
-                "{}: notify script '{}' cannot run as '{u}': {e}{hint}",
-                line.location, line.command
-            )));
+        match ScriptUser::lookup(u) {
+            Ok(r) => run_as = Some(r),
+            Err(e) => {
+                let hint = if line.run_as.is_some() {
+                    " (the words after the command are the user and group to run it as; to pass them as arguments, quote the command with them)"
+                } else {
+                    ""
+                };
+                return Err(SpecError::Invalid(format!(
+                    "{}: notify script '{}' cannot run as '{u}': {e}{hint}",
+                    line.location, line.command
+                )));
+            }
         }
     }
     Ok(Some(NotifyCommand {
         command: line.command.clone(),
         user,
+        run_as,
     }))
 }
 
@@ -431,6 +446,21 @@ fn instance_spec(
             refresh: (g.master_refresh_s > 0)
                 .then(|| Duration::from_secs(u64::from(g.master_refresh_s))),
             refresh_repeat: g.master_refresh_repeat.max(1),
+            // keepalived's fallbacks are global_defs' repeat and delay, not the
+            // instance's garp_master_* (vrrp_complete_init, vrrp_complete_instance).
+            lower_prio_repeat: if inst.strict {
+                0
+            } else {
+                g.lower_prio_repeat.unwrap_or(cfg.global.garp.master_repeat)
+            },
+            lower_prio_delay: if inst.strict {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(u64::from(
+                    g.lower_prio_delay_s
+                        .unwrap_or(cfg.global.garp.master_delay_s),
+                ))
+            },
         },
         tracks,
         notify: notify_spec(cfg, &inst.notify)?,
@@ -473,6 +503,30 @@ mod tests {
         assert_eq!(owned, ["192.0.2.100", "2001:db8::100"]);
         let advertised: Vec<String> = i.core.vips.iter().map(|a| a.to_string()).collect();
         assert_eq!(advertised, ["192.0.2.100"]);
+    }
+
+    /// keepalived 2.2.7: garp_lower_prio_repeat / _delay default to global_defs'
+    /// vrrp_garp_master_repeat / _delay (not the instance's), and to 0 in strict mode.
+    #[test]
+    fn garp_lower_prio_defaults_as_keepalived() {
+        let inst = |id: u8, extra: &str| {
+            format!(
+                "vrrp_instance VI_{id} {{\n interface eth0\n virtual_router_id {id}\n priority 100\n \
+                 garp_master_repeat 2\n {extra}\n virtual_ipaddress {{\n  192.0.2.{id}/24\n }}\n}}\n"
+            )
+        };
+        let s = spec_of(&format!(
+            "global_defs {{\n vrrp_garp_master_repeat 7\n vrrp_garp_master_delay 3\n}}\n{}{}{}",
+            inst(1, ""),
+            inst(2, "garp_lower_prio_repeat 4\n garp_lower_prio_delay 0"),
+            inst(3, "strict_mode on"),
+        ));
+        let g: Vec<(u32, u64)> = s
+            .instances
+            .iter()
+            .map(|i| (i.garp.lower_prio_repeat, i.garp.lower_prio_delay.as_secs()))
+            .collect();
+        assert_eq!(g, [(7, 3), (4, 0), (0, 0)]);
     }
 
     #[test]
