@@ -30,6 +30,12 @@ pub struct Status {
     /// Dropped adverts by reason, both receive paths.
     #[serde(default)]
     pub drops: DropCounts,
+    /// The engine's event queue: room, how full it got, what it dropped.
+    #[serde(default)]
+    pub event_queue: EventQueueStatus,
+    /// notify_fifo lines dropped (no reader, or a full pipe).
+    #[serde(default)]
+    pub notify_fifo_dropped: u64,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -104,6 +110,49 @@ pub struct InstanceStatus {
     /// not see every router.
     #[serde(default)]
     pub refused_peers: u64,
+    /// This instance's notify scripts: how many transitions wait, the most that ever
+    /// waited, and how many were dropped for newer ones.
+    #[serde(default)]
+    pub notify_queue: NotifyQueueStatus,
+    /// VIPs this master has not been able to add, retried with backoff.
+    #[serde(default)]
+    pub vips_missing: Vec<VipMissingStatus>,
+    /// Lower-priority adverts heard as master (another router acting as master).
+    #[serde(default)]
+    pub lower_prio_adverts: u64,
+    /// Gratuitous ARP / NA bursts they triggered (garp_lower_prio_repeat).
+    #[serde(default)]
+    pub lower_prio_garp_bursts: u64,
+}
+
+/// The engine's bounded event queue (`haxdp status`).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct EventQueueStatus {
+    pub capacity: usize,
+    pub depth: usize,
+    pub max_depth: usize,
+    /// XDP reports dropped because the queue was full.
+    pub dropped_kernel: u64,
+    pub dropped_housekeeping: u64,
+    /// `haxdp status` requests refused because the queue was full.
+    pub dropped_status: u64,
+}
+
+/// One instance's notify queue.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct NotifyQueueStatus {
+    pub depth: usize,
+    pub max_depth: usize,
+    pub dropped: u64,
+}
+
+/// A VIP a master could not add.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct VipMissingStatus {
+    pub vip: String,
+    pub error: String,
+    pub attempts: u32,
+    pub since_unix_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -245,6 +294,30 @@ pub fn render(st: &Status) -> String {
             i.master_down_interval_ms,
         );
         let _ = writeln!(o, "  vips: {}", i.vips.join(" "));
+        for m in &i.vips_missing {
+            let _ = writeln!(
+                o,
+                "  WARNING: VIP {} NOT ADDED since {} ({} attempts): {}",
+                m.vip,
+                fmt_unix_ms(m.since_unix_ms),
+                m.attempts,
+                m.error
+            );
+        }
+        if i.notify_queue.dropped > 0 || i.notify_queue.depth > 0 {
+            let _ = writeln!(
+                o,
+                "  notify queue: {} waiting (most {}), {} dropped for newer transitions",
+                i.notify_queue.depth, i.notify_queue.max_depth, i.notify_queue.dropped
+            );
+        }
+        if i.lower_prio_adverts > 0 {
+            let _ = writeln!(
+                o,
+                "  lower-priority adverts heard as master: {} (GARP bursts {})",
+                i.lower_prio_adverts, i.lower_prio_garp_bursts
+            );
+        }
         if i.refused_peers > 0 {
             let _ = writeln!(
                 o,

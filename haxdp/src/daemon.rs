@@ -115,6 +115,8 @@ struct Inst {
     protected: Option<IpAddr>,
     /// Refused PEERS sources already logged.
     refused_logged: u64,
+    /// VIP retries and lower-priority GARPs (issue 17).
+    upkeep: Upkeep,
 }
 
 impl Member for Inst {
@@ -184,7 +186,7 @@ struct Engine {
     garp: Arc<GarpSender>,
     notifier: Notifier,
     tracker: Option<Tracker>,
-    tx: mpsc::UnboundedSender<Ev>,
+    tx: EvTx,
     started_unix_ms: u64,
     /// Sync-group members whose Fault state changed, to propagate.
     sync_queue: Vec<(usize, bool)>,
@@ -209,7 +211,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             return Ok(e.exit_code());
         }
     };
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = ev_channel();
     spawn_signals(tx.clone())?;
     {
         let tx = tx.clone();
@@ -217,7 +219,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             let mut every = tokio::time::interval(Duration::from_secs(10));
             loop {
                 every.tick().await;
-                if tx.send(Ev::Housekeeping).is_err() {
+                // Periodic: a tick the full queue has no room for is dropped (counted).
+                if tx.offer(Ev::Housekeeping).is_err() {
                     break;
                 }
             }
@@ -231,7 +234,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         let tx = tx.clone();
         tokio::spawn(async move {
             while let Some(ev) = netev.recv().await {
-                if tx.send(Ev::Net(ev)).is_err() {
+                if tx.send(Ev::Net(ev)).await.is_err() {
                     break;
                 }
             }
@@ -271,13 +274,16 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     };
     if let Some(f) = eng.fast.as_mut() {
         let tx = tx.clone();
-        f.spawn_events(move |ev| tx.send(Ev::Kernel(Box::new(ev))).is_ok())?;
+        // The ring's callback cannot wait: with the queue full the event is dropped and
+        // counted, as the ring itself drops reports when full (the election re-reads PEERS
+        // before a takeover, so a lost report never makes a second master).
+        f.spawn_events(move |ev| tx.offer(Ev::Kernel(Box::new(ev))).is_ok())?;
     }
     {
         let tx = tx.clone();
         tokio::spawn(control::serve(listener, move || {
             let (reply, answer) = tokio::sync::oneshot::channel();
-            let sent = tx.send(Ev::Status(reply)).is_ok();
+            let sent = matches!(tx.offer(Ev::Status(reply)), Ok(true));
             async move {
                 if sent {
                     answer.await.ok()
@@ -334,7 +340,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn spawn_signals(tx: mpsc::UnboundedSender<Ev>) -> anyhow::Result<()> {
+fn spawn_signals(tx: EvTx) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     for (kind, sig) in [
         (SignalKind::terminate(), Sig::Term),
@@ -346,7 +352,7 @@ fn spawn_signals(tx: mpsc::UnboundedSender<Ev>) -> anyhow::Result<()> {
         let tx = tx.clone();
         tokio::spawn(async move {
             while s.recv().await.is_some() {
-                if tx.send(Ev::Signal(sig)).is_err() {
+                if tx.send(Ev::Signal(sig)).await.is_err() {
                     break;
                 }
             }
@@ -546,6 +552,7 @@ impl Engine {
             discards: Default::default(),
             protected: None,
             refused_logged: 0,
+            upkeep: Upkeep::default(),
             spec,
         })
     }
@@ -594,7 +601,7 @@ impl Engine {
                 loop {
                     match rs.recv().await {
                         Ok(rx) => {
-                            if tx.send(Ev::Socket { ifindex, rx }).is_err() {
+                            if tx.send(Ev::Socket { ifindex, rx }).await.is_err() {
                                 break;
                             }
                         }
@@ -637,7 +644,7 @@ impl Engine {
         let tx = self.tx.clone();
         tokio::spawn(async move {
             while let Some(ev) = trx.recv().await {
-                if tx.send(Ev::Track(ev)).is_err() {
+                if tx.send(Ev::Track(ev)).await.is_err() {
                     break;
                 }
             }
@@ -988,17 +995,10 @@ impl Engine {
         for a in acts {
             match a {
                 Action::SendAdvert { priority } => self.send_advert(i, priority),
-                Action::AddVips => {
-                    for v in self.insts[i].vips.clone() {
-                        if let Err(e) = self.nl.add_vip(&v).await {
-                            error!(
-                                "{} vrid {}: {e}",
-                                self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
-                            );
-                        }
-                    }
-                }
+                Action::AddVips => self.add_vips(i).await,
                 Action::RemoveVips => {
+                    // No retry or lower-priority GARP may outlive mastership.
+                    self.insts[i].upkeep.release();
                     if let Some(g) = self.insts[i].garp.take() {
                         g.abort();
                     }
@@ -1042,6 +1042,11 @@ impl Engine {
                         .discards
                         .entry(format!("{reason:?}"))
                         .or_insert(0) += 1;
+                    if reason == haxdp_vrrp::fsm::DiscardReason::NotBetterThanUs
+                        && self.insts[i].core.state() == State::Master
+                    {
+                        self.lower_prio_advert(i);
+                    }
                 }
             }
         }
@@ -1332,6 +1337,8 @@ impl Engine {
             config_file: self.opts.config.display().to_string(),
             started_unix_ms: self.started_unix_ms,
             socket_drops: self.socket_drops.values().sum(),
+            event_queue: self.tx.status(),
+            notify_fifo_dropped: self.notifier.fifo_dropped(),
             drops: control::DropCounts::new(
                 &self
                     .fast
@@ -1399,6 +1406,21 @@ impl Engine {
                         transitions,
                         discarded: i.discards.clone(),
                         refused_peers: self.refused_peers(i),
+                        notify_queue: self
+                            .notifier
+                            .queue_stats(&c.name)
+                            .map(|q| control::NotifyQueueStatus {
+                                depth: q.depth,
+                                max_depth: q.max_depth,
+                                dropped: q.dropped,
+                            })
+                            .unwrap_or_default(),
+                        vips_missing: i.upkeep.missing_status(),
+                        lower_prio_adverts: i.upkeep.lower_prio_adverts,
+                        lower_prio_garp_bursts: i
+                            .upkeep
+                            .lower_prio_bursts
+                            .load(std::sync::atomic::Ordering::Relaxed),
                     }
                 })
                 .collect(),
@@ -1471,4 +1493,337 @@ fn track_key(t: &spec::TrackSpec) -> String {
 
 fn interface_key(ifname: &str) -> String {
     format!("interface:{ifname}")
+}
+
+/// Room in the engine's event queue. The senders behind it are bounded themselves (the
+/// XDP ring buffer, each socket's receive buffer, the netlink socket, the tracker's
+/// channel): a bounded queue here lets their bounds hold instead of growing the heap
+/// while the engine is busy. 4096 events are seconds of a 10 ms lab at full churn.
+const EVENT_QUEUE_LEN: usize = 4096;
+
+/// What the event queue dropped and how full it got, for `haxdp status`.
+#[derive(Debug, Default)]
+struct EvQueueStats {
+    max_depth: std::sync::atomic::AtomicUsize,
+    dropped_kernel: std::sync::atomic::AtomicU64,
+    dropped_housekeeping: std::sync::atomic::AtomicU64,
+    dropped_status: std::sync::atomic::AtomicU64,
+}
+
+/// The sending side of the engine's bounded event queue. `send` waits for room, so that
+/// a sender with a bounded source (socket, netlink, tracker, signals) leaves its backlog
+/// in that source; `offer` never waits and drops the event when the queue is full,
+/// counted by kind: XDP reports (the ring's callback cannot wait), housekeeping ticks
+/// (the next one comes), status requests (the client is told the daemon is busy).
+#[derive(Clone)]
+struct EvTx {
+    tx: mpsc::Sender<Ev>,
+    stats: Arc<EvQueueStats>,
+}
+
+/// The receiver was dropped: the engine is gone.
+#[derive(Debug)]
+struct EvClosed;
+
+fn ev_channel() -> (EvTx, mpsc::Receiver<Ev>) {
+    let (tx, rx) = mpsc::channel(EVENT_QUEUE_LEN);
+    (
+        EvTx {
+            tx,
+            stats: Arc::default(),
+        },
+        rx,
+    )
+}
+
+impl EvTx {
+    fn note_depth(&self) {
+        let depth = self.tx.max_capacity() - self.tx.capacity();
+        self.stats
+            .max_depth
+            .fetch_max(depth, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Queue `ev`, waiting for room.
+    async fn send(&self, ev: Ev) -> Result<(), EvClosed> {
+        self.tx.send(ev).await.map_err(|_| EvClosed)?;
+        self.note_depth();
+        Ok(())
+    }
+
+    /// Queue `ev` if there is room; `Ok(false)`: the queue was full, dropped and counted.
+    fn offer(&self, ev: Ev) -> Result<bool, EvClosed> {
+        use std::sync::atomic::Ordering::Relaxed;
+        match self.tx.try_send(ev) {
+            Ok(()) => {
+                self.note_depth();
+                Ok(true)
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(EvClosed),
+            Err(mpsc::error::TrySendError::Full(ev)) => {
+                let counter = match ev {
+                    Ev::Kernel(_) => &self.stats.dropped_kernel,
+                    Ev::Status(_) => &self.stats.dropped_status,
+                    _ => &self.stats.dropped_housekeeping,
+                };
+                let n = counter.fetch_add(1, Relaxed) + 1;
+                // One line per 1000 drops: a flood must not become a log flood.
+                if n % 1000 == 1 {
+                    warn!("event queue full ({EVENT_QUEUE_LEN}): an event was dropped ({n} of its kind so far); the engine is not keeping up");
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// The queue's figures now.
+    fn status(&self) -> control::EventQueueStatus {
+        use std::sync::atomic::Ordering::Relaxed;
+        control::EventQueueStatus {
+            capacity: self.tx.max_capacity(),
+            depth: self.tx.max_capacity() - self.tx.capacity(),
+            max_depth: self.stats.max_depth.load(Relaxed),
+            dropped_kernel: self.stats.dropped_kernel.load(Relaxed),
+            dropped_housekeeping: self.stats.dropped_housekeeping.load(Relaxed),
+            dropped_status: self.stats.dropped_status.load(Relaxed),
+        }
+    }
+}
+
+/// First wait before adding a VIP again that the kernel refused; doubled each attempt.
+const VIP_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// Longest wait between attempts: a VIP that cannot be added is tried every 10 s for
+/// as long as this node is master.
+const VIP_RETRY_MAX: Duration = Duration::from_secs(10);
+
+/// A task that is aborted when its handle is dropped, so that it cannot outlive the
+/// instance (or the mastership) it works for.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A VIP this master could not add.
+#[derive(Debug, Clone)]
+struct MissingVip {
+    vip: Vip,
+    error: String,
+    attempts: u32,
+    since_unix_ms: u64,
+}
+
+/// Per-instance work that lives only while the instance is master.
+#[derive(Default)]
+struct Upkeep {
+    /// VIPs not added yet; shared with the retry task, which removes the ones it adds.
+    missing: Arc<std::sync::Mutex<Vec<MissingVip>>>,
+    retry: Option<AbortOnDrop>,
+    /// The GARP sequence of garp_lower_prio_repeat / garp_lower_prio_delay.
+    lower_prio_garp: Option<AbortOnDrop>,
+    lower_prio_adverts: u64,
+    lower_prio_bursts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Upkeep {
+    /// Leaving master (RemoveVips): stop retrying and announcing.
+    fn release(&mut self) {
+        self.retry = None;
+        self.lower_prio_garp = None;
+        if let Ok(mut m) = self.missing.lock() {
+            m.clear();
+        }
+    }
+
+    fn missing_status(&self) -> Vec<control::VipMissingStatus> {
+        self.missing
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .map(|m| control::VipMissingStatus {
+                        vip: format!("{}/{}", m.vip.addr, m.vip.prefix_len),
+                        error: m.error.clone(),
+                        attempts: m.attempts,
+                        since_unix_ms: m.since_unix_ms,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl Engine {
+    /// Action::AddVips. A VIP the kernel refuses does not change the election, as in
+    /// keepalived 2.2.7: netlink_iplist logs the netlink error, leaves the address
+    /// marked not set and the instance stays MASTER (it tries again only at its next
+    /// transition to master). Faulting instead would take every other VIP of the
+    /// instance off a node that holds them, for a failure the peer usually shares (a
+    /// duplicate address, a missing interface, a full address table). haxdp stays MASTER
+    /// too, but does not leave it there: the VIP is retried with backoff
+    /// (VIP_RETRY_FIRST doubling to VIP_RETRY_MAX) while this node is master, announced
+    /// with gratuitous ARP / NA once added, and shown in `haxdp status` until then.
+    async fn add_vips(&mut self, i: usize) {
+        let mut failed = Vec::new();
+        for v in self.insts[i].vips.clone() {
+            if let Err(e) = self.nl.add_vip(&v).await {
+                error!(
+                    "{} vrid {}: {e}; staying MASTER without it and retrying",
+                    self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
+                );
+                failed.push(MissingVip {
+                    vip: v,
+                    error: e.to_string(),
+                    attempts: 1,
+                    since_unix_ms: control::unix_ms(),
+                });
+            }
+        }
+        let inst = &mut self.insts[i];
+        if let Ok(mut m) = inst.upkeep.missing.lock() {
+            *m = failed;
+            if m.is_empty() {
+                inst.upkeep.retry = None;
+                return;
+            }
+        }
+        let missing = inst.upkeep.missing.clone();
+        let nl = self.nl.clone();
+        let garp = self.garp.clone();
+        let mac = inst.mac;
+        let name = inst.spec.core.name.clone();
+        let t = inst.spec.garp.clone();
+        inst.upkeep.retry = Some(AbortOnDrop(tokio::spawn(retry_vips(
+            nl, garp, mac, missing, name, t,
+        ))));
+    }
+
+    /// A master heard a lower-priority advert (Action::Discarded NotBetterThanUs): a
+    /// router that should be backup acts as master, e.g. after a brief partition, and the
+    /// LAN's ARP caches may point at it. keepalived 2.2.7 (vrrp_state_master_rx) sends
+    /// garp_lower_prio_repeat gratuitous ARPs at once and again garp_lower_prio_delay
+    /// later, for this instance and each other member of its sync group that is master
+    /// (vrrp_send_link_update sends nothing without the VIPs). keepalived starts a sequence
+    /// per such advert; here one sequence per instance runs at a time, and adverts during
+    /// it are counted, so that a stream of them cannot multiply the bursts.
+    fn lower_prio_advert(&mut self, i: usize) {
+        let inst = &mut self.insts[i];
+        inst.upkeep.lower_prio_adverts += 1;
+        let n = inst.upkeep.lower_prio_adverts;
+        if n % 100 == 1 {
+            info!(
+                "{}: lower-priority advert heard while master ({n} so far){}",
+                inst.spec.core.name,
+                if inst.spec.garp.lower_prio_repeat > 0 {
+                    ", refreshing ARP caches"
+                } else {
+                    ""
+                }
+            );
+        }
+        let mut members = vec![i];
+        if let Some(g) = inst.spec.sync_group.clone() {
+            members.extend((0..self.insts.len()).filter(|&j| {
+                j != i
+                    && self.insts[j].spec.sync_group.as_deref() == Some(g.as_str())
+                    && self.insts[j].core.state() == State::Master
+            }));
+        }
+        for j in members {
+            self.start_lower_prio_garp(j);
+        }
+    }
+
+    fn start_lower_prio_garp(&mut self, i: usize) {
+        let inst = &mut self.insts[i];
+        let t = inst.spec.garp.clone();
+        if t.lower_prio_repeat == 0 {
+            return;
+        }
+        if inst
+            .upkeep
+            .lower_prio_garp
+            .as_ref()
+            .is_some_and(|h| !h.0.is_finished())
+        {
+            return;
+        }
+        let sender = self.garp.clone();
+        let mac = inst.mac;
+        let vips: Vec<(u32, IpAddr)> = inst.vips.iter().map(|v| (v.ifindex, v.addr)).collect();
+        let name = inst.spec.core.name.clone();
+        let bursts = inst.upkeep.lower_prio_bursts.clone();
+        inst.upkeep.lower_prio_garp = Some(AbortOnDrop(tokio::spawn(async move {
+            use std::sync::atomic::Ordering::Relaxed;
+            garp_burst(&sender, mac, &vips, &name, t.lower_prio_repeat, t.interval).await;
+            bursts.fetch_add(1, Relaxed);
+            if !t.lower_prio_delay.is_zero() {
+                tokio::time::sleep(t.lower_prio_delay).await;
+                garp_burst(&sender, mac, &vips, &name, t.lower_prio_repeat, t.interval).await;
+                bursts.fetch_add(1, Relaxed);
+            }
+        })));
+    }
+}
+
+/// Adds the VIPs in `missing` again, backing off, until none is left; each one added is
+/// announced as on becoming master (garp_master_repeat, garp_interval apart).
+async fn retry_vips(
+    nl: Netlink,
+    garp: Arc<GarpSender>,
+    mac: [u8; 6],
+    missing: Arc<std::sync::Mutex<Vec<MissingVip>>>,
+    name: String,
+    t: GarpTiming,
+) {
+    let mut wait = VIP_RETRY_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(VIP_RETRY_MAX);
+        let todo: Vec<Vip> = match missing.lock() {
+            Ok(m) => m.iter().map(|m| m.vip.clone()).collect(),
+            Err(_) => return,
+        };
+        if todo.is_empty() {
+            return;
+        }
+        for v in todo {
+            let res = nl.add_vip(&v).await;
+            let added = {
+                let Ok(mut m) = missing.lock() else { return };
+                let Some(pos) = m.iter().position(|m| m.vip == v) else {
+                    continue;
+                };
+                match res {
+                    Ok(()) => {
+                        let gone = m.remove(pos);
+                        info!(
+                            "{name}: VIP {v} added after {} attempt(s)",
+                            gone.attempts + 1
+                        );
+                        true
+                    }
+                    Err(e) => {
+                        let entry = &mut m[pos];
+                        entry.attempts += 1;
+                        let e = e.to_string();
+                        // Logged when the error changes and at attempts 2, 4, 8, ...
+                        if e != entry.error || entry.attempts.is_power_of_two() {
+                            warn!(
+                                "{name}: VIP {v} still not added ({} attempts): {e}",
+                                entry.attempts
+                            );
+                        }
+                        entry.error = e;
+                        false
+                    }
+                }
+            };
+            if added {
+                let at = [(v.ifindex, v.addr)];
+                garp_burst(&garp, mac, &at, &name, t.repeat, t.interval).await;
+            }
+        }
+    }
 }
