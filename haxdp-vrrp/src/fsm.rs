@@ -262,6 +262,20 @@ pub struct Instance {
     faults: BTreeSet<String>,
     peers: HashMap<IpAddr, Peer>,
     transitions: Vec<Transition>,
+    stats: Stats,
+}
+
+/// keepalived's per-instance counters (`vrrp_stats`, written on SIGUSR2), as far as the
+/// state machine sees them: with the XDP receive path an unchanged advert never reaches
+/// the core, so `advert_rcvd` counts the adverts the core was given.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    pub advert_rcvd: u64,
+    pub advert_sent: u64,
+    pub become_master: u64,
+    pub release_master: u64,
+    pub pri_zero_rcvd: u64,
+    pub pri_zero_sent: u64,
 }
 
 fn validate(cfg: &InstanceConfig) -> Result<(), ConfigError> {
@@ -350,12 +364,76 @@ impl Instance {
             faults: BTreeSet::new(),
             peers: HashMap::new(),
             transitions: Vec::new(),
+            stats: Stats::default(),
             cfg,
         })
     }
 
     pub fn config(&self) -> &InstanceConfig {
         &self.cfg
+    }
+
+    /// The caller's receive path was not live (the XDP program had been detached, or
+    /// the interface replaced): what this Backup did not hear proves nothing, so its
+    /// Master_Down_Timer starts again from `now` instead of firing (RFC 9568 6.4.2 only
+    /// declares a master down from adverts that could have been received).
+    pub fn restart_master_down_timer(&mut self, now: u64) {
+        if self.state == State::Backup {
+            self.timer = Some((TimerKind::MasterDown, now + self.master_down_interval_ns()));
+        }
+    }
+
+    /// A reload changed this instance's settings but not its identity (VRID, version,
+    /// family, primary address, address ownership): they apply to the running state
+    /// machine, which keeps its state, history and counters. The caller then feeds the
+    /// new effective priority ([`Input::PriorityChanged`]) and adds or removes the VIPs
+    /// that changed. A Master sends an advert at once, so the backups learn a new
+    /// interval or address list without waiting (RFC 9568 6.4.2 adopts the interval of
+    /// every advert); a Backup that follows no master starts from the new interval.
+    pub fn reconfigure(
+        &mut self,
+        now: u64,
+        mut cfg: InstanceConfig,
+    ) -> Result<Vec<Action>, ConfigError> {
+        cfg.primary_addr = self.cfg.primary_addr;
+        validate(&cfg)?;
+        let mut out = Vec::new();
+        let interval_changed = cfg.advert_int_cs != self.cfg.advert_int_cs;
+        let vips_changed = !same_addresses(&cfg.vips, &self.cfg.vips);
+        let delay_changed = cfg.preempt_delay_cs != self.cfg.preempt_delay_cs;
+        self.cfg = cfg;
+        if delay_changed {
+            // keepalived counts preempt_delay from the start of the election; keep
+            // that start, with the new length.
+            let started = self.transitions.last().map_or(now, |t| t.at_ns);
+            self.preempt_after_ns = started + u64::from(self.cfg.preempt_delay_cs) * NS_PER_CS;
+        }
+        match self.state {
+            State::Master => {
+                self.master_adver_int_cs = self.cfg.advert_int_cs;
+                if interval_changed || vips_changed {
+                    out.push(Action::SendAdvert {
+                        priority: self.effective_priority,
+                    });
+                    self.timer = Some((TimerKind::Adver, now + self.adver_step()));
+                }
+            }
+            State::Backup if self.master_addr.is_none() => {
+                self.master_adver_int_cs = self.cfg.advert_int_cs;
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+
+    /// The counters since start or the last [`Instance::clear_stats`].
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// keepalived's STATS_CLEAR signal.
+    pub fn clear_stats(&mut self) {
+        self.stats = Stats::default();
     }
 
     pub fn state(&self) -> State {
@@ -472,41 +550,55 @@ impl Instance {
     /// Feeds one event at time `now`; returns what to do, in order.
     pub fn handle(&mut self, now: u64, input: Input) -> Vec<Action> {
         let mut out = Vec::new();
+        if let Input::Advert { advert, .. } = &input {
+            self.stats.advert_rcvd += 1;
+            self.stats.pri_zero_rcvd += u64::from(advert.priority == 0);
+        }
+        self.handle_input(now, input, &mut out);
+        for a in &out {
+            if let Action::SendAdvert { priority } = a {
+                self.stats.advert_sent += 1;
+                self.stats.pri_zero_sent += u64::from(*priority == 0);
+            }
+        }
+        out
+    }
+
+    fn handle_input(&mut self, now: u64, input: Input, out: &mut Vec<Action>) {
         match input {
-            Input::Startup => self.on_startup(now, &mut out),
-            Input::Shutdown => self.on_shutdown(now, &mut out),
-            Input::Timer => self.on_timer(now, &mut out),
+            Input::Startup => self.on_startup(now, out),
+            Input::Shutdown => self.on_shutdown(now, out),
+            Input::Timer => self.on_timer(now, out),
             Input::Advert { src, advert, rx_ns } => {
-                self.on_advert(now, src, advert, rx_ns, &mut out);
+                self.on_advert(now, src, advert, rx_ns, out);
             }
             Input::AdvertRefresh { src, rx_ns } => match self.peers.get(&src) {
                 Some(peer) => {
                     let advert = peer.advert.clone();
-                    self.on_advert(now, src, advert, rx_ns, &mut out);
+                    self.on_advert(now, src, advert, rx_ns, out);
                 }
                 None => out.push(Action::Discarded {
                     reason: DiscardReason::UnknownPeer,
                 }),
             },
-            Input::PriorityChanged { effective } => self.on_priority(now, effective, &mut out),
+            Input::PriorityChanged { effective } => self.on_priority(now, effective, out),
             Input::InterfaceDown => {
                 self.interface_up = false;
-                self.enter_fault_if_needed(now, Event::InterfaceDown, &mut out);
+                self.enter_fault_if_needed(now, Event::InterfaceDown, out);
             }
             Input::InterfaceUp => {
                 self.interface_up = true;
-                self.leave_fault_if_clear(now, Event::InterfaceUp, &mut out);
+                self.leave_fault_if_clear(now, Event::InterfaceUp, out);
             }
             Input::Fault { on: true, reason } => {
                 self.faults.insert(reason.clone());
-                self.enter_fault_if_needed(now, Event::FaultOn { reason }, &mut out);
+                self.enter_fault_if_needed(now, Event::FaultOn { reason }, out);
             }
             Input::Fault { on: false, reason } => {
                 self.faults.remove(&reason);
-                self.leave_fault_if_clear(now, Event::FaultCleared, &mut out);
+                self.leave_fault_if_clear(now, Event::FaultCleared, out);
             }
         }
-        out
     }
 
     fn faulty(&self) -> bool {
@@ -652,6 +744,20 @@ impl Instance {
         out: &mut Vec<Action>,
     ) {
         if let Some(reason) = self.check_advert(src, &advert) {
+            // Remember what the router now sends even though it is discarded: an
+            // [`Input::AdvertRefresh`] replays the remembered advert for each unchanged
+            // one after it, and must replay this one (discarded again, as full delivery
+            // would), not an older one that passed.
+            if matches!(
+                reason,
+                DiscardReason::AddressMismatch
+                    | DiscardReason::IntervalMismatch
+                    | DiscardReason::AuthMismatch
+                    | DiscardReason::VersionMismatch
+            ) && self.peers.contains_key(&src)
+            {
+                self.remember(src, &advert, rx_ns);
+            }
             out.push(Action::Discarded { reason });
             return;
         }
@@ -847,6 +953,8 @@ impl Instance {
         if self.transitions.len() >= TRANSITION_LOG_LEN {
             self.transitions.remove(0);
         }
+        self.stats.become_master += u64::from(new == State::Master);
+        self.stats.release_master += u64::from(old == State::Master);
         self.transitions.push(Transition {
             instance: self.cfg.name.clone(),
             at_ns: now,

@@ -30,6 +30,9 @@ pub struct Status {
     /// Dropped adverts by reason, both receive paths.
     #[serde(default)]
     pub drops: DropCounts,
+    /// The last reload: accepted or refused, and why.
+    #[serde(default)]
+    pub last_reload: Option<ReloadStatus>,
     /// The engine's event queue: room, how full it got, what it dropped.
     #[serde(default)]
     pub event_queue: EventQueueStatus,
@@ -37,6 +40,14 @@ pub struct Status {
     #[serde(default)]
     pub notify_fifo_dropped: u64,
     pub instances: Vec<InstanceStatus>,
+}
+
+/// The outcome of a reload (HUP).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+pub struct ReloadStatus {
+    pub at_unix_ms: u64,
+    pub accepted: bool,
+    pub message: String,
 }
 
 /// Dropped adverts by reason, as `haxdp status` shows them: the XDP program's
@@ -259,6 +270,15 @@ pub fn render(st: &Status) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "haxdp pid {} config {}", st.pid, st.config_file);
+    if let Some(r) = &st.last_reload {
+        let _ = writeln!(
+            o,
+            "last reload {}: {} ({})",
+            fmt_unix_ms(r.at_unix_ms),
+            if r.accepted { "applied" } else { "REFUSED" },
+            r.message
+        );
+    }
     for i in &st.instances {
         let _ = writeln!(
             o,

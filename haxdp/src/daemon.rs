@@ -27,6 +27,9 @@ use crate::spec::{self, DaemonSpec, GarpTiming, InstanceSpec};
 use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
 use crate::vip::{NetEvent, Netlink, Vip};
 
+/// In the state dir: the protected PEERS records a stopping daemon leaves its successor.
+const PEERS_CHECKPOINT: &str = "peers.checkpoint";
+
 /// How the daemon receives adverts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiveChoice {
@@ -59,6 +62,8 @@ enum Ev {
     Housekeeping,
     /// `haxdp status`: the engine answers with a snapshot.
     Status(tokio::sync::oneshot::Sender<Status>),
+    /// A reload's configuration, read and checked off the engine thread.
+    Reloaded(Box<Result<(DaemonSpec, Vec<haxdp_config::Diagnostic>), String>>),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -66,6 +71,12 @@ enum Sig {
     Term,
     Hup,
     Usr1,
+    /// keepalived's STATS (SIGUSR2): `keepalived.stats`.
+    Usr2,
+    /// keepalived's STATS_CLEAR (SIGRTMAX-1): `keepalived.stats`, then counters cleared.
+    StatsClear,
+    /// keepalived's JSON (SIGRTMIN+2): `keepalived.json`.
+    Json,
 }
 
 /// Where an instance's adverts come from.
@@ -195,6 +206,8 @@ struct Engine {
     group_states: std::collections::HashMap<String, crate::notify::NotifyState>,
     /// Adverts the socket receive path dropped, by the XDP program's reasons.
     socket_drops: std::collections::BTreeMap<haxdp_common::DropReason, u64>,
+    /// The outcome of the last reload, for `status`.
+    last_reload: Option<control::ReloadStatus>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -271,8 +284,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         sync_queue: Vec::new(),
         group_states: std::collections::HashMap::new(),
         socket_drops: Default::default(),
+        last_reload: None,
     };
     if let Some(f) = eng.fast.as_mut() {
+        // The routers the previous daemon protected get their room in PEERS back before
+        // any advert is tracked: spoofed sources cannot take it while we start.
+        let path = eng.opts.state_dir.join(PEERS_CHECKPOINT);
+        match f.restore_checkpoint(&path) {
+            Ok(0) => {}
+            Ok(n) => info!("{n} known VRRP router(s) carried over from the previous daemon"),
+            Err(e) => warn!("cannot read {}: {e}", path.display()),
+        }
         let tx = tx.clone();
         // The ring's callback cannot wait: with the queue full the event is dropped and
         // counted, as the ring itself drops reports when full (the election re-reads PEERS
@@ -303,8 +325,13 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         eng.insts.len(),
         eng.opts.config.display()
     );
+    crate::sd::ready(&format!("running {} instance(s)", eng.insts.len()));
+    let mut watchdog = crate::sd::Watchdog::from_env();
 
     loop {
+        // systemd's watchdog is fed from this loop, so a hung engine misses it.
+        watchdog.tick();
+        eng.sd_reload_outcome();
         let deadline = eng.next_deadline();
         let sleep = async {
             match deadline {
@@ -316,6 +343,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             }
         };
         tokio::select! {
+            _ = watchdog.due() => {}
             _ = sleep => {
                 // Events already queued happened before this deadline was
                 // acted on: handle them first (bounded, so that a flood
@@ -342,11 +370,22 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
 
 fn spawn_signals(tx: EvTx) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
+    // keepalived 2.2.7's signals (`--signum`); every other signal whose default would end
+    // the process does nothing (see `ops::neutral_signals`), so only the stop sequence
+    // ends the daemon. QUIT stops like TERM rather than dumping core.
+    crate::ops::neutralize_signals()?;
     for (kind, sig) in [
         (SignalKind::terminate(), Sig::Term),
         (SignalKind::interrupt(), Sig::Term),
+        (SignalKind::quit(), Sig::Term),
         (SignalKind::hangup(), Sig::Hup),
         (SignalKind::user_defined1(), Sig::Usr1),
+        (SignalKind::user_defined2(), Sig::Usr2),
+        (
+            SignalKind::from_raw(crate::ops::sig_stats_clear()),
+            Sig::StatsClear,
+        ),
+        (SignalKind::from_raw(crate::ops::sig_json()), Sig::Json),
     ] {
         let mut s = signal(kind)?;
         let tx = tx.clone();
@@ -366,17 +405,27 @@ impl Engine {
     async fn handle_event(&mut self, ev: Ev) -> Option<i32> {
         match ev {
             Ev::Signal(Sig::Term) => {
+                info!("haxdp stopping");
+                crate::sd::stopping();
                 self.shutdown_all().await;
                 info!("haxdp stopped");
                 return Some(0);
             }
-            Ev::Signal(Sig::Hup) => self.reload().await,
+            Ev::Signal(Sig::Hup) => {
+                // READY=1 follows when the reload has an outcome (`sd_reload_outcome`).
+                crate::sd::reloading(control::unix_ms());
+                self.reload().await
+            }
+            Ev::Reloaded(parsed) => self.finish_reload(*parsed).await,
             Ev::Signal(Sig::Usr1) => self.dump_state(),
+            Ev::Signal(Sig::Usr2) => self.dump_keepalived(crate::ops::Dump::Stats),
+            Ev::Signal(Sig::StatsClear) => self.dump_keepalived(crate::ops::Dump::StatsClear),
+            Ev::Signal(Sig::Json) => self.dump_keepalived(crate::ops::Dump::Json),
             Ev::Kernel(k) => self.on_kernel_advert(*k).await,
             Ev::Socket { ifindex, rx } => self.on_socket_advert(ifindex, rx).await,
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
-            Ev::Housekeeping => self.housekeeping(),
+            Ev::Housekeeping => self.housekeeping().await,
             Ev::Status(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -423,7 +472,16 @@ impl Engine {
     /// PEERS is a bounded map that never evicts (so a flood of spoofed
     /// sources cannot push the master out); silent peers are removed here
     /// instead, long after any master-down interval has passed.
-    fn housekeeping(&mut self) {
+    async fn housekeeping(&mut self) {
+        let xdp: Vec<String> = self
+            .attached
+            .iter()
+            .filter(|(_, p)| **p != RxPath::Socket)
+            .map(|(n, _)| n.clone())
+            .collect();
+        for ifname in xdp {
+            self.check_receive_path(&ifname).await;
+        }
         let longest = self
             .insts
             .iter()
@@ -692,6 +750,25 @@ impl Engine {
                 }
             }
         }
+        // No master-down decision from a receive path that is not live: before an XDP
+        // backup's timer may fire, check that the program is still attached.
+        let due: Vec<String> = self
+            .insts
+            .iter()
+            .filter(|i| {
+                i.rx != RxPath::Socket
+                    && i.core.state() == State::Backup
+                    && i.core.next_deadline().is_some_and(|at| at <= now)
+            })
+            .map(|i| i.spec.ifname.clone())
+            .collect();
+        for ifname in due {
+            if !self.check_receive_path(&ifname).await {
+                for inst in self.insts.iter_mut().filter(|i| i.spec.ifname == ifname) {
+                    inst.core.restart_master_down_timer(now);
+                }
+            }
+        }
         let mut out = election::Out::new();
         let done = {
             let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
@@ -804,6 +881,22 @@ impl Engine {
         let now = netio::monotonic_ns();
         match ev {
             NetEvent::Link(l) => {
+                // Interfaces by name, as keepalived: an instance whose interface was
+                // deleted and created again (a new ifindex) adopts the new one.
+                for i in 0..self.insts.len() {
+                    if self.insts[i].spec.ifname == l.name && self.insts[i].ifindex != l.ifindex {
+                        self.readopt(i, &l).await;
+                    }
+                }
+                if self
+                    .attached
+                    .get(&l.name)
+                    .is_some_and(|p| *p != RxPath::Socket)
+                    && self.insts.iter().any(|i| i.ifindex == l.ifindex)
+                    && l.xdp_prog_id != self.fast.as_ref().and_then(|f| f.program_id())
+                {
+                    self.check_receive_path(&l.name).await;
+                }
                 for i in 0..self.insts.len() {
                     if self.insts[i].ifindex != l.ifindex || self.insts[i].link_up == l.up {
                         continue;
@@ -829,6 +922,18 @@ impl Engine {
                 self.on_track_interface(l.name.clone(), l.up).await;
             }
             NetEvent::LinkGone { ifindex } => {
+                if let Some(name) = self
+                    .insts
+                    .iter()
+                    .find(|i| i.ifindex == ifindex)
+                    .map(|i| i.spec.ifname.clone())
+                {
+                    info!("{name}: interface deleted; its instances are in FAULT until it is back");
+                    if let Some(f) = self.fast.as_mut() {
+                        f.forget_attachment(&name);
+                    }
+                    self.attached.remove(&name);
+                }
                 for i in 0..self.insts.len() {
                     if self.insts[i].ifindex == ifindex && self.insts[i].link_up {
                         self.insts[i].link_up = false;
@@ -861,7 +966,28 @@ impl Engine {
                     }
                 }
             }
-            NetEvent::AddressAdded { .. } => {}
+            NetEvent::AddressAdded { ifindex, .. } => {
+                // An interface created again may get its address after its link came
+                // up: adopt it now if `readopt` had to wait for one.
+                for i in 0..self.insts.len() {
+                    if self.insts[i].ifindex == ifindex || self.insts[i].link_up {
+                        continue;
+                    }
+                    let name = self.insts[i].spec.ifname.clone();
+                    if let Ok(l) = self.nl.link_by_name(&name).await {
+                        if l.ifindex == ifindex {
+                            self.readopt(i, &l).await;
+                            if self.insts[i].ifindex == ifindex && l.up {
+                                self.insts[i].link_up = true;
+                                if !self.insts[i].spec.dont_track_primary {
+                                    let acts = self.insts[i].core.handle(now, Input::InterfaceUp);
+                                    self.apply(i, now, acts).await;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -1144,6 +1270,166 @@ impl Engine {
         self.insts[i].protected = want;
     }
 
+    /// Whether the receive path of `ifname` is live: for XDP, the interface still runs
+    /// this daemon's program. If not (detached by hand, `ip link set dev X xdp off`,
+    /// the interface replaced), it is attached again, or the instances fall back to a
+    /// raw socket; either way their peers are reported again. False if it was not live.
+    async fn check_receive_path(&mut self, ifname: &str) -> bool {
+        let Some(ours) = self.fast.as_ref().and_then(|f| f.program_id()) else {
+            return true;
+        };
+        let link = match self.nl.link_by_name(ifname).await {
+            Ok(l) => l,
+            // Gone: the instances are in Fault; the link monitor re-adopts it.
+            Err(_) => return true,
+        };
+        if link.xdp_prog_id == Some(ours) {
+            return true;
+        }
+        warn!(
+            "{ifname}: the XDP program is no longer attached (found {}); attaching it again",
+            link.xdp_prog_id
+                .map_or_else(|| "none".to_string(), |id| format!("program id {id}"))
+        );
+        if let Some(f) = self.fast.as_mut() {
+            f.forget_attachment(ifname);
+        }
+        self.attached.remove(ifname);
+        let path = self.receive_path(ifname);
+        for i in 0..self.insts.len() {
+            if self.insts[i].spec.ifname != ifname {
+                continue;
+            }
+            if path == RxPath::Socket {
+                self.switch_to_socket(i);
+            } else {
+                self.insts[i].rx = path;
+                let inst = &self.insts[i];
+                if let Some(f) = self.fast.as_mut() {
+                    if let Err(e) = f.request_reports(inst.ifindex, inst.core.config()) {
+                        warn!("{ifname} vrid {}: {e}", inst.spec.core.vrid);
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    /// Instance `i` receives on a raw socket from now on (the XDP program cannot be
+    /// attached to its interface any more).
+    fn switch_to_socket(&mut self, i: usize) {
+        let inst = &self.insts[i];
+        let (ifname, ifindex, src, group) = (
+            inst.spec.ifname.clone(),
+            inst.ifindex,
+            inst.sock.source(),
+            inst.spec.mcast_group,
+        );
+        // The cached socket was opened for sending only.
+        self.sockets.remove(&(ifindex, src));
+        match self.socket(&ifname, ifindex, src, group, true) {
+            Ok(sock) => {
+                warn!(
+                    "{ifname} vrid {}: receiving adverts on a raw socket",
+                    self.insts[i].spec.core.vrid
+                );
+                self.insts[i].sock = sock;
+                self.insts[i].rx = RxPath::Socket;
+            }
+            Err(e) => error!(
+                "{ifname} vrid {}: no receive path left ({e}); the instance cannot hear its peers",
+                self.insts[i].spec.core.vrid
+            ),
+        }
+    }
+
+    /// The interface of instance `i` was created again under its name (new ifindex):
+    /// adopt it as keepalived does: attach the XDP program (or a socket), read its
+    /// addresses, open the advert socket, move the VIPs, then follow its link state.
+    async fn readopt(&mut self, i: usize, l: &crate::vip::LinkInfo) {
+        let name = l.name.clone();
+        let old = self.insts[i].ifindex;
+        info!(
+            "{name}: interface created again (ifindex {old} -> {}); adopting it",
+            l.ifindex
+        );
+        let v6 = self.insts[i].spec.core.family == Family::V6;
+        let vip_addrs: Vec<IpAddr> = self.insts[i].spec.vips.iter().map(|v| v.addr).collect();
+        let src = match self.insts[i].spec.src_addr {
+            Some(a) => Some(a),
+            None => self
+                .nl
+                .primary_address(l.ifindex, &name, v6, &vip_addrs)
+                .await
+                .ok()
+                .flatten(),
+        };
+        let Some(src) = src else {
+            // No address yet (`ip link add` comes before `ip addr add`): the next link
+            // or address event tries again.
+            debug!("{name}: no address yet to send adverts from; waiting");
+            return;
+        };
+        if let Some(f) = self.fast.as_mut() {
+            f.forget_attachment(&name);
+            let _ = f.unwatch(old, self.insts[i].core.config());
+        }
+        self.attached.remove(&name);
+        let rx = self.receive_path(&name);
+        let group = self.insts[i].spec.mcast_group;
+        let sock = match self.socket(&name, l.ifindex, src, group, rx == RxPath::Socket) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("{name} vrid {}: {e}", self.insts[i].spec.core.vrid);
+                return;
+            }
+        };
+        let inst = &mut self.insts[i];
+        inst.ifindex = l.ifindex;
+        inst.rx = rx;
+        inst.sock = sock;
+        if let Some(mac) = l.mac {
+            inst.mac = mac;
+        }
+        for v in inst.vips.iter_mut().filter(|v| v.ifname == name) {
+            v.ifindex = l.ifindex;
+        }
+        inst.link_up = false;
+        if src != inst.core.config().primary_addr {
+            // A new source address is a new identity on the wire: a fresh state machine
+            // (the instance is in Fault, there is no state to keep).
+            let mut cfg = inst.spec.core.clone();
+            cfg.primary_addr = src;
+            match Instance::new(cfg) {
+                Ok(core) => inst.core = core,
+                Err(e) => {
+                    error!("{name}: {e}");
+                    return;
+                }
+            }
+            let now = netio::monotonic_ns();
+            let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
+            self.apply(i, now, acts).await;
+            let acts = self.insts[i].core.handle(now, Input::Startup);
+            self.apply(i, now, acts).await;
+        }
+        if rx != RxPath::Socket {
+            let inst = &self.insts[i];
+            if let Some(f) = self.fast.as_mut() {
+                if let Err(e) = f.watch_instance(
+                    inst.ifindex,
+                    inst.core.config(),
+                    inst.spec.auth_type(),
+                    &inst.spec.unicast_peers,
+                    inst.spec.allowed_sources.as_deref(),
+                ) {
+                    warn!("{name} vrid {}: {e}", inst.spec.core.vrid);
+                }
+            }
+        }
+        // The caller's link handling (by the new ifindex) now brings it out of Fault.
+    }
+
     /// After member `i` changed state: the state of its sync group, notified when it
     /// differs from the last one. keepalived's group is in FAULT while any member is,
     /// MASTER once a member is master (the others follow), BACKUP when all are backups;
@@ -1226,6 +1512,12 @@ impl Engine {
     }
 
     async fn shutdown_all(&mut self) {
+        if let Some(f) = self.fast.as_ref() {
+            let path = self.opts.state_dir.join(PEERS_CHECKPOINT);
+            if let Err(e) = f.save_checkpoint(&path) {
+                warn!("cannot write {}: {e}", path.display());
+            }
+        }
         let now = netio::monotonic_ns();
         for i in 0..self.insts.len() {
             self.shutdown_instance(i, now).await;
@@ -1233,12 +1525,18 @@ impl Engine {
         if let Some(t) = self.tracker.take() {
             t.shutdown().await;
         }
+        // notify_stop / STOP for every instance, bounded; state files say STOP.
+        self.finish_stop_notifications().await;
     }
 
     /// RFC 9568 6.4.3 Shutdown: a master sends a priority-0 advert and
     /// releases its addresses, so a backup takes over after Skew_Time.
     async fn shutdown_instance(&mut self, i: usize, now: u64) {
-        let acts = self.insts[i].core.handle(now, Input::Shutdown);
+        let mut acts = self.insts[i].core.handle(now, Input::Shutdown);
+        if crate::ops::options().dont_release_vrrp {
+            // keepalived's -V/--dont-release-vrrp: the addresses stay on the interface.
+            acts.retain(|a| !matches!(a, Action::RemoveVips));
+        }
         self.apply(i, now, acts).await;
         if let Some(g) = self.insts[i].garp.take() {
             g.abort();
@@ -1251,17 +1549,38 @@ impl Engine {
         }
     }
 
-    /// HUP: load the file again. Instances whose configuration did not
-    /// change keep their state machine (no flap, no VIP gap); a file with
-    /// errors is refused and the running configuration stays.
+    /// HUP: the file is read and checked off the engine thread (adverts keep their
+    /// rhythm while a large configuration parses); [`Engine::finish_reload`] then
+    /// reconciles the running instances with it.
     async fn reload(&mut self) {
-        let (spec, diags) = match spec::load(&self.opts.config) {
+        let path = self.opts.config.clone();
+        let tx = self.tx.clone();
+        info!("reloading {}", path.display());
+        tokio::spawn(async move {
+            let parsed = tokio::task::spawn_blocking(move || spec::load(&path))
+                .await
+                .map_err(|e| format!("the configuration reader failed: {e}"))
+                .and_then(|r| r.map_err(|e| e.render()));
+            let _ = tx.send(Ev::Reloaded(Box::new(parsed))).await;
+        });
+    }
+
+    /// Reload as a reconciliation, per `vrrp_instance` matched by name as keepalived
+    /// does: unchanged, untouched; settings changed (priority, preempt, timers, tracking,
+    /// notify, VIPs, peers), applied to the running state machine, which keeps its state
+    /// and history; identity changed (interface, VRID, family, version, source address,
+    /// multicast group, address ownership), replaced, the old one sending priority 0
+    /// first; removed, stopped; added, started. Everything new is built before anything
+    /// changes: if one part cannot be built, nothing changes and the refusal is logged
+    /// and shown in `status`.
+    async fn finish_reload(
+        &mut self,
+        parsed: Result<(DaemonSpec, Vec<haxdp_config::Diagnostic>), String>,
+    ) {
+        let (spec, diags) = match parsed {
             Ok(v) => v,
             Err(e) => {
-                error!(
-                    "reload refused, keeping the running configuration: {}",
-                    e.render()
-                );
+                self.refuse_reload(e);
                 return;
             }
         };
@@ -1269,65 +1588,281 @@ impl Engine {
             warn!("{d}");
         }
         let now = netio::monotonic_ns();
-        let mut keep: Vec<Inst> = Vec::new();
-        let old = std::mem::take(&mut self.insts);
-        let mut stop: Vec<Inst> = Vec::new();
-        for inst in old {
-            if spec.instances.iter().any(|s| s == &inst.spec) {
-                keep.push(inst);
-            } else {
-                stop.push(inst);
+        // 1. Plan and build, changing nothing that runs.
+        let mut soft: Vec<(usize, InstanceSpec, Vec<Vip>)> = Vec::new();
+        let mut replaced: Vec<(usize, InstanceSpec)> = Vec::new();
+        let mut added: Vec<InstanceSpec> = Vec::new();
+        for s in &spec.instances {
+            match self
+                .insts
+                .iter()
+                .position(|i| i.spec.core.name == s.core.name)
+            {
+                Some(i) if self.insts[i].spec == *s => {}
+                Some(i) if same_identity(&self.insts[i].spec, s) => {
+                    let mut cfg = s.core.clone();
+                    cfg.primary_addr = self.insts[i].core.config().primary_addr;
+                    if let Err(e) = Instance::new(cfg) {
+                        self.refuse_reload(e.to_string());
+                        return;
+                    }
+                    match self.resolve_vips(s, self.insts[i].ifindex).await {
+                        Ok(v) => soft.push((i, s.clone(), v)),
+                        Err(e) => {
+                            self.refuse_reload(format!("{}: {e}", s.core.name));
+                            return;
+                        }
+                    }
+                }
+                Some(i) => replaced.push((i, s.clone())),
+                None => added.push(s.clone()),
             }
         }
-        self.insts = stop;
-        for i in 0..self.insts.len() {
+        let removed: Vec<usize> = (0..self.insts.len())
+            .filter(|i| {
+                !spec
+                    .instances
+                    .iter()
+                    .any(|s| s.core.name == self.insts[*i].spec.core.name)
+            })
+            .collect();
+        let mut built: Vec<(Option<usize>, Inst)> = Vec::new();
+        for (old, s) in replaced
+            .iter()
+            .map(|(i, s)| (Some(*i), s))
+            .chain(added.iter().map(|s| (None, s)))
+        {
+            match self.build_instance(s.clone()).await {
+                Ok(inst) => built.push((old, inst)),
+                Err(e) => {
+                    for (_, b) in &built {
+                        self.forget_built(b);
+                    }
+                    self.refuse_reload(format!("{}: cannot be started: {e}", s.core.name));
+                    return;
+                }
+            }
+        }
+        // 2. Apply: stop what goes (priority 0 first), change what stays, start what comes.
+        let checks_changed = spec.checks != self.spec.checks;
+        let goes: Vec<usize> = removed
+            .iter()
+            .copied()
+            .chain(replaced.iter().map(|(i, _)| *i))
+            .collect();
+        for &i in &goes {
             info!(
-                "{}: configuration changed or removed; stopping it",
-                self.insts[i].spec.core.name
+                "{}: {}; stopping it",
+                self.insts[i].spec.core.name,
+                if removed.contains(&i) {
+                    "removed from the configuration"
+                } else {
+                    "interface, VRID, family or version changed"
+                }
             );
             self.shutdown_instance(i, now).await;
         }
-        self.insts = keep;
-        let fresh: Vec<InstanceSpec> = spec
-            .instances
-            .iter()
-            .filter(|s| !self.insts.iter().any(|i| &i.spec == *s))
-            .cloned()
-            .collect();
-        let checks_changed = spec.checks != self.spec.checks;
         self.spec = spec;
-        let mut started = Vec::new();
-        for s in fresh {
-            let name = s.core.name.clone();
-            match self.build_instance(s).await {
-                Ok(inst) => {
-                    self.insts.push(inst);
-                    started.push(self.insts.len() - 1);
-                }
-                Err(e) => error!("{name}: cannot start after reload: {e}"),
+        let in_place = soft.len();
+        for (i, s, vips) in soft {
+            self.reconfigure_instance(i, now, s, vips).await;
+        }
+        let mut keep: Vec<Inst> = Vec::new();
+        for (i, inst) in std::mem::take(&mut self.insts).into_iter().enumerate() {
+            if !goes.contains(&i) {
+                keep.push(inst);
             }
+        }
+        self.insts = keep;
+        let first_new = self.insts.len();
+        for (_, inst) in built {
+            // A replaced instance's stop took its (interface, VRID, family) out of the
+            // XDP program's INSTANCES when only the version changed: watch it again.
+            if inst.rx != RxPath::Socket {
+                if let Some(f) = self.fast.as_mut() {
+                    if let Err(e) = f.watch_instance(
+                        inst.ifindex,
+                        inst.core.config(),
+                        inst.spec.auth_type(),
+                        &inst.spec.unicast_peers,
+                        inst.spec.allowed_sources.as_deref(),
+                    ) {
+                        warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
+                    }
+                }
+            }
+            self.insts.push(inst);
         }
         if checks_changed {
             self.restart_tracker().await;
         }
-        for i in started {
+        for i in first_new..self.insts.len() {
             self.start_instance(i, now).await;
         }
-        info!("configuration reloaded: {} instance(s)", self.insts.len());
+        for i in 0..first_new {
+            self.recompute_priority(i, now).await;
+        }
+        let msg = format!(
+            "configuration reloaded: {} instance(s), {} changed in place, {} replaced, {} added, {} removed",
+            self.insts.len(),
+            in_place,
+            replaced.len(),
+            added.len(),
+            removed.len()
+        );
+        info!("{msg}");
+        self.last_reload = Some(control::ReloadStatus {
+            at_unix_ms: control::unix_ms(),
+            accepted: true,
+            message: msg,
+        });
     }
 
-    /// USR1: write every instance's state to `<state_dir>/haxdp.data`.
+    fn refuse_reload(&mut self, why: String) {
+        error!("reload refused, keeping the running configuration: {why}");
+        self.last_reload = Some(control::ReloadStatus {
+            at_unix_ms: control::unix_ms(),
+            accepted: false,
+            message: why,
+        });
+    }
+
+    /// Undoes what `build_instance` told the kernel for an instance a refused reload
+    /// will not start (its sockets close with it).
+    fn forget_built(&mut self, inst: &Inst) {
+        if inst.rx == RxPath::Socket
+            || self.insts.iter().any(|i| {
+                i.ifindex == inst.ifindex
+                    && i.core.config().vrid == inst.core.config().vrid
+                    && i.core.config().family == inst.core.config().family
+            })
+        {
+            return;
+        }
+        if let Some(f) = self.fast.as_mut() {
+            let _ = f.unwatch(inst.ifindex, inst.core.config());
+        }
+    }
+
+    /// The VIPs of `s` as they will be configured (interface of each `dev` resolved).
+    async fn resolve_vips(&self, s: &InstanceSpec, ifindex: u32) -> anyhow::Result<Vec<Vip>> {
+        let mut vips = Vec::new();
+        for v in &s.vips {
+            let (ifindex, ifname) = match &v.dev {
+                Some(d) if d != &s.ifname => {
+                    let l = self.nl.link_by_name(d).await?;
+                    (l.ifindex, l.name)
+                }
+                _ => (ifindex, s.ifname.clone()),
+            };
+            vips.push(Vip {
+                addr: v.addr,
+                prefix_len: v.prefix_len,
+                ifindex,
+                ifname,
+                label: v.label.clone(),
+                scope: v.scope,
+                broadcast: v.broadcast,
+                nodad: v.nodad,
+            });
+        }
+        Ok(vips)
+    }
+
+    /// Applies a reload's new settings to running instance `i` in place.
+    async fn reconfigure_instance(&mut self, i: usize, now: u64, s: InstanceSpec, vips: Vec<Vip>) {
+        let mut cfg = s.core.clone();
+        cfg.primary_addr = self.insts[i].core.config().primary_addr;
+        let acts = match self.insts[i].core.reconfigure(now, cfg) {
+            Ok(a) => a,
+            Err(e) => {
+                // Validated while planning; kept running as it was.
+                error!("{}: {e}", s.core.name);
+                return;
+            }
+        };
+        let master = self.insts[i].core.state() == State::Master;
+        let old_vips = std::mem::replace(&mut self.insts[i].vips, vips);
+        let gone: Vec<Vip> = old_vips
+            .iter()
+            .filter(|v| !self.insts[i].vips.contains(v))
+            .cloned()
+            .collect();
+        let new: Vec<Vip> = self.insts[i]
+            .vips
+            .iter()
+            .filter(|v| !old_vips.contains(v))
+            .cloned()
+            .collect();
+        self.insts[i].dsts = if s.unicast_peers.is_empty() {
+            vec![s.mcast_group]
+        } else {
+            s.unicast_peers.clone()
+        };
+        info!(
+            "{}: configuration changed; applied in place ({} VIP(s) added, {} removed)",
+            s.core.name,
+            new.len(),
+            gone.len()
+        );
+        let rx = self.insts[i].rx;
+        let ifindex = self.insts[i].ifindex;
+        self.insts[i].spec = s;
+        if rx != RxPath::Socket {
+            if let Some(f) = self.fast.as_mut() {
+                let inst = &self.insts[i];
+                if let Err(e) = f.watch_instance(
+                    ifindex,
+                    inst.core.config(),
+                    inst.spec.auth_type(),
+                    &inst.spec.unicast_peers,
+                    inst.spec.allowed_sources.as_deref(),
+                ) {
+                    warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
+                }
+            }
+        }
+        if master {
+            for v in &gone {
+                if let Err(e) = self.nl.remove_vip(v).await {
+                    error!("{}: {e}", self.insts[i].spec.core.name);
+                }
+            }
+            for v in &new {
+                if let Err(e) = self.nl.add_vip(v).await {
+                    error!("{}: {e}", self.insts[i].spec.core.name);
+                }
+            }
+            if !new.is_empty() {
+                // RFC 9568 6.4.2: announce the addresses now owned.
+                let inst = &self.insts[i];
+                let sender = self.garp.clone();
+                let mac = inst.mac;
+                let list: Vec<(u32, IpAddr)> = new.iter().map(|v| (v.ifindex, v.addr)).collect();
+                let t = inst.spec.garp.clone();
+                let name = inst.spec.core.name.clone();
+                tokio::spawn(async move {
+                    garp_burst(&sender, mac, &list, &name, t.repeat, t.interval).await;
+                });
+            }
+        }
+        self.apply(i, now, acts).await;
+    }
+
+    /// USR1: write every instance's state to `<state_dir>/haxdp.data` (haxdp's status
+    /// text) and keepalived's `keepalived.data` to the dump directory.
     fn dump_state(&self) {
         let path = self.opts.state_dir.join("haxdp.data");
         let st = self.snapshot();
         let body = control::render(&st);
-        if let Err(e) =
-            std::fs::create_dir_all(&self.opts.state_dir).and_then(|_| std::fs::write(&path, body))
+        if let Err(e) = std::fs::create_dir_all(&self.opts.state_dir)
+            .and_then(|_| crate::ops::write_file_nofollow(&path, body.as_bytes()))
         {
             error!("cannot write {}: {e}", path.display());
         } else {
             info!("state written to {}", path.display());
         }
+        self.dump_keepalived_file(crate::ops::Dump::Data, &body);
     }
 
     fn snapshot(&self) -> Status {
@@ -1339,6 +1874,7 @@ impl Engine {
             socket_drops: self.socket_drops.values().sum(),
             event_queue: self.tx.status(),
             notify_fifo_dropped: self.notifier.fifo_dropped(),
+            last_reload: self.last_reload.clone(),
             drops: control::DropCounts::new(
                 &self
                     .fast
@@ -1449,6 +1985,141 @@ impl Engine {
             .ok()
             .flatten()
     }
+
+    /// Every instance as keepalived's dump files show it.
+    fn instance_dumps(&self) -> Vec<crate::ops::InstanceDump> {
+        self.insts
+            .iter()
+            .map(|i| {
+                let c = i.core.config();
+                let mut stats = i.core.stats();
+                // On the XDP path an unchanged advert never reaches the core: the kernel
+                // counts every accepted advert per source (PEERS).
+                if i.rx != RxPath::Socket {
+                    if let Some(f) = self.fast.as_ref() {
+                        if let Ok(peers) = f.peers_of(i.ifindex, c) {
+                            let total: u64 = peers
+                                .iter()
+                                .filter(|(a, _)| *a != c.primary_addr)
+                                .map(|(_, st)| st.count)
+                                .sum();
+                            stats.advert_rcvd = crate::ops::kernel_received(&c.name, total);
+                        }
+                    }
+                }
+                let discarded = |k: &str| i.discards.get(k).copied().unwrap_or(0);
+                let master_priority = match i.core.state() {
+                    State::Master => i.core.effective_priority(),
+                    _ => i
+                        .core
+                        .master_addr()
+                        .and_then(|m| {
+                            i.core
+                                .known_peers()
+                                .into_iter()
+                                .find(|p| p.addr == m)
+                                .map(|p| p.priority)
+                        })
+                        .unwrap_or(0),
+                };
+                crate::ops::InstanceDump {
+                    name: c.name.clone(),
+                    ifname: i.spec.ifname.clone(),
+                    vrid: c.vrid,
+                    version: match c.version {
+                        Version::V2 => 2,
+                        Version::V3 => 3,
+                    },
+                    state: match i.core.state() {
+                        State::Initialize => "INIT".into(),
+                        s => format!("{s:?}").to_uppercase(),
+                    },
+                    base_priority: c.priority,
+                    effective_priority: i.core.effective_priority(),
+                    master_priority,
+                    advert_int_cs: c.advert_int_cs,
+                    master_adver_int_cs: i.core.master_adver_int_cs(),
+                    accept: c.accept,
+                    nopreempt: !c.preempt,
+                    preempt_delay_s: c.preempt_delay_cs / 100,
+                    last_transition_unix_s: i
+                        .transitions_wall
+                        .last()
+                        .map(|w| w.1 as f64 / 1000.0)
+                        .unwrap_or(0.0),
+                    master_addr: i.core.master_addr().map(|a| a.to_string()),
+                    vips: i
+                        .vips
+                        .iter()
+                        .map(|v| format!("{}/{}", v.addr, v.prefix_len))
+                        .collect(),
+                    stats,
+                    auth_failure: discarded("AuthMismatch"),
+                    advert_interval_err: discarded("IntervalMismatch"),
+                    addr_list_err: discarded("AddressMismatch"),
+                }
+            })
+            .collect()
+    }
+
+    /// keepalived's USR2 / STATS_CLEAR / JSON dumps, in the dump directory.
+    fn dump_keepalived(&mut self, kind: crate::ops::Dump) {
+        self.dump_keepalived_file(kind, "");
+        if kind == crate::ops::Dump::StatsClear {
+            let dumps = self.instance_dumps();
+            for (i, d) in self.insts.iter_mut().zip(dumps) {
+                i.core.clear_stats();
+                crate::ops::clear_kernel_received(&d.name);
+            }
+        }
+    }
+
+    fn dump_keepalived_file(&self, kind: crate::ops::Dump, haxdp_status: &str) {
+        match crate::ops::write_dump(kind, &self.instance_dumps(), haxdp_status) {
+            Ok(path) => info!("{:?} dump written to {}", kind, path.display()),
+            Err(e) => error!(
+                "cannot write {}: {e}",
+                crate::ops::options()
+                    .dump_dir
+                    .join(kind.file_name())
+                    .display()
+            ),
+        }
+    }
+
+    /// The end of the stop sequence: the STOP notifications that `shutdown_instance`
+    /// queued (notify_stop, then the generic notify with STOP) run to completion, all
+    /// instances together bounded by the stop timeout; then every state file says STOP,
+    /// also for an instance whose scripts were still running at the timeout.
+    async fn finish_stop_notifications(&mut self) {
+        let timeout = crate::ops::options().stop_timeout;
+        if tokio::time::timeout(timeout, self.notifier.drain())
+            .await
+            .is_err()
+        {
+            warn!(
+                "stop: notify scripts still running after {} ms; not waiting for them",
+                timeout.as_millis()
+            );
+        }
+        for i in &self.insts {
+            if let Err(e) = crate::notify::write_state_file(
+                &self.opts.state_dir,
+                &i.spec.core.name,
+                crate::notify::NotifyState::Stop,
+            ) {
+                error!("{}: cannot write its state file: {e}", i.spec.core.name);
+            }
+        }
+    }
+
+    /// systemd: READY=1 again once a reload begun by HUP has an outcome, with STATUS
+    /// saying whether the new file was taken or refused.
+    fn sd_reload_outcome(&self) {
+        if let Some(r) = &self.last_reload {
+            crate::sd::reload_outcome(r.at_unix_ms, r.accepted, &r.message, self.insts.len());
+        }
+    }
 }
 
 /// `repeat` announcements of every VIP, `gap` apart.
@@ -1480,6 +2151,18 @@ fn notify_state(s: State) -> crate::notify::NotifyState {
         State::Fault => NotifyState::Fault,
         State::Initialize => NotifyState::Stop,
     }
+}
+
+/// Whether a reload may apply `new` to the instance running `old` in place: the same
+/// interface, VRID, family, version, advert source, multicast group and ownership.
+fn same_identity(old: &InstanceSpec, new: &InstanceSpec) -> bool {
+    old.ifname == new.ifname
+        && old.core.vrid == new.core.vrid
+        && old.core.family == new.core.family
+        && old.core.version == new.core.version
+        && old.core.address_owner == new.core.address_owner
+        && old.src_addr == new.src_addr
+        && old.mcast_group == new.mcast_group
 }
 
 /// Key of a tracked item's state: interfaces and checks live in one map and

@@ -143,10 +143,17 @@ impl Fastpath {
     /// As [`Fastpath::load`], pinning under `dir` (tests use a private directory).
     pub fn load_pinned_at(dir: PathBuf) -> Result<Fastpath, FastpathError> {
         ensure_bpffs()?;
+        let mut carried = Vec::new();
         if dir.exists() {
-            // Pins of a daemon that did not exit cleanly: its maps are of no use
-            // to this one, and a reused map could have an older layout.
-            tracing::warn!(dir = %dir.display(), "removing stale haxdp BPF pins");
+            // Pins of a daemon that did not exit cleanly. Its maps are not reused (a
+            // newer build may have another layout), but the records of the routers it
+            // protected are carried over, see `protected_peers_at`.
+            carried = protected_peers_at(&dir);
+            tracing::warn!(
+                dir = %dir.display(),
+                carried = carried.len(),
+                "removing stale haxdp BPF pins, keeping the protected PEERS records"
+            );
             std::fs::remove_dir_all(&dir).map_err(|source| FastpathError::PinDir {
                 path: dir.clone(),
                 source,
@@ -170,11 +177,42 @@ impl Fastpath {
             .try_into()
             .map_err(program_err)?;
         prog.load().map_err(program_err)?;
-        Ok(Fastpath {
+        let mut fast = Fastpath {
             ebpf,
             pin_dir: dir,
             links: StdHashMap::new(),
-        })
+        };
+        fast.restore_peers(&carried)?;
+        Ok(fast)
+    }
+
+    /// The records of protected sources (configured peers, followed masters): what a
+    /// restarted daemon needs to find room for its master at once, before spoofed
+    /// sources can take every unknown slot of the instance.
+    pub fn protected_peers(&self) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+        Ok(self
+            .peers()?
+            .into_iter()
+            .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
+            .collect())
+    }
+
+    /// Puts records carried over from a previous daemon back into PEERS (existing
+    /// records win). Protected records take no unknown room, so ROOM stays right.
+    pub fn restore_peers(&mut self, recs: &[(PeerKey, PeerState)]) -> Result<usize, FastpathError> {
+        let mut map: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+        let mut n = 0;
+        for (k, st) in recs
+            .iter()
+            .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
+        {
+            // BPF_NOEXIST (1): never overwrite what the program recorded since.
+            match map.insert(k, st, 1) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::debug!(error = %e, "PEERS record not carried over"),
+            }
+        }
+        Ok(n)
     }
 
     /// Where the maps are pinned.
@@ -216,6 +254,29 @@ impl Fastpath {
     }
 
     /// Detaches from `ifname`.
+    /// The kernel's id of the loaded XDP program: what an interface's IFLA_XDP_PROG_ID
+    /// says when this program is the one attached.
+    pub fn program_id(&self) -> Option<u32> {
+        let prog: &Xdp = self.ebpf.program(PROG_XDP)?.try_into().ok()?;
+        prog.info().ok().map(|i| i.id())
+    }
+
+    /// Forgets the attachment to `ifname` without detaching: the interface is gone (or
+    /// someone detached the program) and the link went with it.
+    pub fn forget_attachment(&mut self, ifname: &str) {
+        if let Some(link) = self.links.remove(ifname) {
+            if let Ok(prog) = self
+                .ebpf
+                .program_mut(PROG_XDP)
+                .ok_or(FastpathError::Missing(PROG_XDP))
+                .and_then(|p| <&mut Xdp>::try_from(p).map_err(program_err))
+            {
+                // The link is dead already; detaching only drops our handle on it.
+                let _ = prog.detach(link);
+            }
+        }
+    }
+
     pub fn detach(&mut self, ifname: &str) -> Result<(), FastpathError> {
         let link = self
             .links
@@ -624,6 +685,29 @@ impl Drop for Fastpath {
             if e.kind() != io::ErrorKind::NotFound {
                 tracing::warn!(dir = %self.pin_dir.display(), error = %e, "cannot remove BPF pins");
             }
+        }
+    }
+}
+
+/// Protected PEERS records from the pins at `dir`; empty (and logged) when they cannot
+/// be read, e.g. because an older build pinned another record layout.
+fn protected_peers_at(dir: &Path) -> Vec<(PeerKey, PeerState)> {
+    let path = dir.join(MAP_PEERS);
+    let read = || -> Result<Vec<(PeerKey, PeerState)>, MapError> {
+        let data = MapData::from_pin(&path)?;
+        let map: HashMap<MapData, PeerKey, PeerState> =
+            HashMap::try_from(aya::maps::Map::HashMap(data))?;
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
+            .collect())
+    };
+    match read() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the previous daemon's PEERS records cannot be read (another layout?); starting without them");
+            Vec::new()
         }
     }
 }

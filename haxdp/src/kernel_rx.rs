@@ -48,6 +48,9 @@ fn peer_key(ifindex: u32, cfg: &InstanceConfig, addr: IpAddr) -> Result<PeerKey,
     Ok(PeerKey::new(ifindex, cfg.vrid, addr))
 }
 
+/// Bytes of one checkpoint record: a PEERS key and its value.
+const CHECKPOINT_RECORD: usize = std::mem::size_of::<PeerKey>() + std::mem::size_of::<PeerState>();
+
 pub struct KernelRx {
     fast: Fastpath,
     /// VRRPv2 PASS data per watched instance: the XDP program has already
@@ -65,6 +68,16 @@ impl KernelRx {
 
     pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, KernelRxError> {
         self.fast.attach(ifname)
+    }
+
+    /// See [`Fastpath::program_id`].
+    pub fn program_id(&self) -> Option<u32> {
+        self.fast.program_id()
+    }
+
+    /// See [`Fastpath::forget_attachment`].
+    pub fn forget_attachment(&mut self, ifname: &str) {
+        self.fast.forget_attachment(ifname)
     }
 
     /// Tells the XDP program to accept this instance's adverts, or updates what it
@@ -220,6 +233,48 @@ impl KernelRx {
     /// its own drops under the same names (`haxdp_vrrp::accept_advert`).
     pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, KernelRxError> {
         self.fast.drop_counters()
+    }
+
+    /// Writes the protected PEERS records (the routers this daemon knows) to `path`, so
+    /// that the next daemon finds room for them at once (`restore_checkpoint`).
+    pub fn save_checkpoint(&self, path: &std::path::Path) -> std::io::Result<usize> {
+        let recs = self.fast.protected_peers().map_err(std::io::Error::other)?;
+        let mut bytes = Vec::with_capacity(recs.len() * CHECKPOINT_RECORD);
+        for (k, st) in &recs {
+            bytes.extend_from_slice(bytemuck::bytes_of(k));
+            bytes.extend_from_slice(bytemuck::bytes_of(st));
+        }
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(recs.len())
+    }
+
+    /// Reads a checkpoint written by `save_checkpoint` into PEERS and removes it; a file
+    /// of another record size (another build) is ignored.
+    pub fn restore_checkpoint(&mut self, path: &std::path::Path) -> std::io::Result<usize> {
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let _ = std::fs::remove_file(path);
+        if bytes.len() % CHECKPOINT_RECORD != 0 {
+            return Ok(0);
+        }
+        let recs: Vec<(PeerKey, PeerState)> = bytes
+            .chunks_exact(CHECKPOINT_RECORD)
+            .map(|c| {
+                let (k, st) = c.split_at(std::mem::size_of::<PeerKey>());
+                (
+                    bytemuck::pod_read_unaligned(k),
+                    bytemuck::pod_read_unaligned(st),
+                )
+            })
+            .collect();
+        self.fast
+            .restore_peers(&recs)
+            .map_err(std::io::Error::other)
     }
 
     /// Forgets peers silent for longer than `older_than_ns`, so that the

@@ -76,14 +76,23 @@ pub struct LinkInfo {
     pub mac: Option<[u8; 6]>,
     /// IFF_UP and IFF_RUNNING (carrier): keepalived's notion of "interface up".
     pub up: bool,
+    /// IFLA_XDP_PROG_ID: the XDP program attached to the interface, if any.
+    pub xdp_prog_id: Option<u32>,
 }
 
 fn link_info(msg: &LinkMessage) -> LinkInfo {
     let mut name = String::new();
     let mut mac = None;
+    let mut xdp_prog_id = None;
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name = n.clone(),
+            LinkAttribute::Xdp(x) => {
+                xdp_prog_id = x.iter().find_map(|a| match a {
+                    rtnetlink::packet_route::link::LinkXdp::ProgId(id) if *id != 0 => Some(*id),
+                    _ => None,
+                });
+            }
             LinkAttribute::Address(a) if a.len() == 6 => {
                 let mut m = [0u8; 6];
                 m.copy_from_slice(a);
@@ -98,6 +107,7 @@ fn link_info(msg: &LinkMessage) -> LinkInfo {
         name,
         mac,
         up: flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::Running),
+        xdp_prog_id,
     }
 }
 

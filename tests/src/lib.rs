@@ -215,6 +215,20 @@ impl Lan {
 
     fn add_host(&mut self, i: usize) {
         let host = Netns::new("h");
+        self.plug(&host, i);
+        self.hosts.push(host);
+    }
+
+    /// Deletes host i's `eth0` (the veth pair goes with it) and creates it again, with
+    /// the same name, MAC and addresses but a new ifindex: what a re-created VLAN or bond
+    /// interface, or a restarted network, looks like to a daemon.
+    pub fn recreate_link(&self, i: usize) {
+        self.hosts[i].exec(&["ip", "link", "del", "eth0"]);
+        self.plug(&self.hosts[i], i);
+    }
+
+    /// Host i's `eth0`: a veth pair whose other end is a port of the bridge.
+    fn plug(&self, host: &Netns, i: usize) {
         let tag = unique_tag();
         let a = format!("hxa{tag}");
         let b = format!("hxb{tag}");
@@ -265,7 +279,6 @@ impl Lan {
         self.bridge
             .exec(&["ip", "link", "set", &b, "master", "br0"]);
         self.bridge.exec(&["ip", "link", "set", &b, "up"]);
-        self.hosts.push(host);
     }
 
     /// The bridge-side port name of host i (for netem or link-down drills).

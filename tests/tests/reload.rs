@@ -1,0 +1,250 @@
+//! Reloads and network changes without a failover: HUP applies a changed instance in
+//! place, and an interface deleted and created again is used again. Root only; run through
+//! `cargo xtask test`. Each drill samples the VIP on both nodes every 10 ms.
+
+use std::time::{Duration, Instant};
+
+use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, Node, Rx, VIP};
+use haxdp_tests::observe::{Capture, Seen};
+use haxdp_tests::{require_root, wait_for, Lan, Netns, TempDir};
+
+const VIP2: &str = "192.0.2.101";
+
+fn has_addr(ns: &Netns, addr: &str) -> bool {
+    let out = ns.exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
+    String::from_utf8_lossy(&out.stdout).contains(&format!(" {addr}/"))
+}
+
+/// Samples both nodes for `d`: (samples with the VIP on both, samples on neither).
+fn watch(a: &Netns, b: &Netns, d: Duration) -> (usize, usize, usize) {
+    let (mut both, mut none, mut n) = (0, 0, 0);
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let (x, y) = (has_vip(a), has_vip(b));
+        both += usize::from(x && y);
+        none += usize::from(!x && !y);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (both, none, n)
+}
+
+/// State changes in the node's log (`VI_1: Backup -> Master (...)`).
+fn transitions(node: &Node<'_>) -> usize {
+    let log = node.log();
+    ["Initialize", "Backup", "Master", "Fault"]
+        .iter()
+        .map(|s| log.matches(&format!(": {s} -> ")).count())
+        .sum()
+}
+
+fn hup_and_wait(node: &Node<'_>, what: &str) {
+    let before = node.log().matches("configuration reloaded").count();
+    node.proc().signal(libc::SIGHUP);
+    let done = wait_for(Duration::from_secs(5), || {
+        (node.log().matches("configuration reloaded").count() > before).then_some(())
+    });
+    assert!(done.is_some(), "{what}: no reload logged:\n{}", node.log());
+}
+
+fn pair(lan: &Lan) -> (Node<'_>, Node<'_>) {
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), Rx::Xdp);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!has_vip(h2), "{}", lb2.log());
+    (lb1, lb2)
+}
+
+/// keepalived applies a changed instance across a reload without leaving its state; so
+/// must haxdp: master 100 -> 110 with one more VIP, backup 90 -> 95, and a tracking
+/// change, each a HUP with no transition on either node and the VIP never leaving.
+#[test]
+fn hup_with_changed_priority_and_vips_keeps_the_master() {
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let tmp = TempDir::new("reload");
+    let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
+    let (lb1, lb2) = pair(&lan);
+    let (t1, t2) = (transitions(&lb1), transitions(&lb2));
+
+    // Config management rewrites both nodes: the master's priority up, the backup's
+    // too, one more VIP on both (the address list of the adverts must match on both
+    // sides, RFC 9568 7.1, so the backup, like keepalived's, is reloaded with it).
+    let vips2 = format!("  virtual_ipaddress {{\n    {VIP}/24\n    {VIP2}/24\n  }}\n");
+    let one = format!("  virtual_ipaddress {{\n    {VIP}/24\n  }}\n");
+    let conf1 = haxdp_config("lb1", 110, 3, "0.1", "").replace(&one, &vips2);
+    let conf2 = haxdp_config("lb2", 95, 3, "0.1", "").replace(&one, &vips2);
+    assert!(
+        conf1.contains(VIP2) && conf2.contains(VIP2),
+        "test config: {conf1}"
+    );
+    std::fs::write(&lb1.conf, &conf1).expect("write lb1 config");
+    std::fs::write(&lb2.conf, &conf2).expect("write lb2 config");
+    lb2.proc().signal(libc::SIGHUP);
+    hup_and_wait(&lb1, "master");
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(1500));
+    assert_eq!(
+        (both, none),
+        (0, 0),
+        "{n} samples; lb1:\n{}\nlb2:\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    assert!(
+        lb2.log().contains("configuration reloaded"),
+        "lb2: {}",
+        lb2.log()
+    );
+    assert!(has_addr(h1, VIP2), "the added VIP is not on the master");
+    assert!(
+        cap.events()
+            .iter()
+            .any(|e| matches!(e, Seen::Garp { addr, .. } if addr == VIP2)),
+        "no gratuitous ARP for the added VIP"
+    );
+    // A tracking change on the backup: a weighted track_file that lowers it.
+    let track = tmp.file("weight", "0\n");
+    let conf2t = conf2.replacen(
+        "vrrp_instance VI_1 {",
+        &format!(
+            "vrrp_track_file tf {{\n  file {}\n  weight -10\n}}\nvrrp_instance VI_1 {{\n  track_file {{\n    tf\n  }}",
+            track.display()
+        ),
+        1,
+    );
+    std::fs::write(&lb2.conf, &conf2t).expect("write lb2 config");
+    hup_and_wait(&lb2, "backup tracking");
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(1500));
+    assert_eq!((both, none), (0, 0), "{n} samples; lb2:\n{}", lb2.log());
+    assert_eq!(
+        (transitions(&lb1), transitions(&lb2)),
+        (t1, t2),
+        "a reload caused a state change:\nlb1:\n{}\nlb2:\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    assert!(has_vip(h1) && has_addr(h1, VIP2) && !has_vip(h2));
+
+    // A priority lowered below the backup's (95): it preempts, exactly one handover.
+    std::fs::write(&lb1.conf, conf1.replace("priority 110", "priority 80")).expect("write");
+    hup_and_wait(&lb1, "master lowered");
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "the backup did not take over from a master lowered below it:\n{}",
+        lb2.log()
+    );
+    let (both, _, n) = watch(h1, h2, Duration::from_millis(1500));
+    assert!(both <= 10, "{both} of {n} samples with two holders");
+    assert!(!has_vip(h1) && has_vip(h2));
+    assert_eq!(transitions(&lb2), t2 + 1, "lb2:\n{}", lb2.log());
+    assert_eq!(transitions(&lb1), t1 + 1, "lb1:\n{}", lb1.log());
+}
+
+/// A reload whose instance cannot be built (an interface that does not exist) changes
+/// nothing: refused with the reason, shown in `status`.
+#[test]
+fn hup_that_cannot_be_built_changes_nothing() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (lb1, _lb2) = pair(&lan);
+    let t1 = transitions(&lb1);
+    let conf = haxdp_config("lb1", 110, 3, "0.1", "")
+        + &haxdp_config("lb1", 100, 3, "0.1", "")
+            .replace("global_defs {\n  router_id lb1\n}\n", "")
+            .replace("VI_1", "VI_2")
+            .replace("interface eth0", "interface nosuch0")
+            .replace("virtual_router_id 51", "virtual_router_id 52")
+            .replace(VIP, "192.0.2.102");
+    std::fs::write(&lb1.conf, conf).expect("write");
+    lb1.proc().signal(libc::SIGHUP);
+    let refused = wait_for(Duration::from_secs(5), || {
+        lb1.log().contains("reload refused").then_some(())
+    });
+    assert!(refused.is_some(), "not refused:\n{}", lb1.log());
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(800));
+    assert_eq!((both, none), (0, 0), "{n} samples");
+    assert_eq!(transitions(&lb1), t1);
+    let st = h1.exec(&[
+        haxdp_tests::workspace_bin("haxdp").to_str().expect("path"),
+        "status",
+        "--json",
+    ]);
+    let st = String::from_utf8_lossy(&st.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&st).expect("status is JSON");
+    assert_eq!(v["last_reload"]["accepted"], false, "status: {st}");
+    assert!(
+        v["last_reload"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nosuch0")),
+        "status does not name the cause: {st}"
+    );
+    // The running instance kept its old priority.
+    assert_eq!(v["instances"][0]["base_priority"], 100, "status: {st}");
+    assert_eq!(
+        v["instances"].as_array().map(Vec::len),
+        Some(1),
+        "status: {st}"
+    );
+}
+
+/// Re-creates `which` node's interface (deleted, then created again with a new ifindex)
+/// while both run, then kills the master: the pair must end with one holder, and the
+/// backup must take over within its master-down interval (plus slack) even though its
+/// interface was replaced. keepalived 2.2.7 re-adopts the interface; haxdp used to keep
+/// the instance in FAULT on the dead ifindex forever.
+fn recreated_interface_is_used_again(which: usize) {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (mut lb1, lb2) = pair(&lan);
+    lan.recreate_link(which);
+    let node = if which == 0 { &lb1 } else { &lb2 };
+    let adopted = wait_for(Duration::from_secs(5), || {
+        node.log().contains("adopting it").then_some(())
+    });
+    assert!(adopted.is_some(), "not re-adopted:\n{}", node.log());
+    // Back to one holder, the master (preempt is on).
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(5)),
+        "lb1:\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(800));
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(1000));
+    assert_eq!((both, none), (0, 0), "{n} samples");
+    assert!(has_vip(h1) && !has_vip(h2));
+    // The backup still hears the master: now kill the master; the backup takes over.
+    if let Some(p) = lb1.proc.as_ref() {
+        p.signal(libc::SIGKILL);
+    }
+    let t0 = Instant::now();
+    // kill -9 leaves the VIP on lb1's interface: take it off as a dead host's would be.
+    h1.exec(&["ip", "link", "set", "eth0", "down"]);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "the backup did not take over after its interface was re-created:\n{}",
+        lb2.log()
+    );
+    let took = t0.elapsed();
+    // v3 0.1 s, priority 90: Master_Down_Interval 364 ms.
+    assert!(
+        took < Duration::from_millis(900),
+        "takeover took {took:?}:\n{}",
+        lb2.log()
+    );
+    lb1.proc = None;
+}
+
+#[test]
+fn backup_interface_recreated_is_used_again() {
+    recreated_interface_is_used_again(1);
+}
+
+#[test]
+fn master_interface_recreated_is_used_again() {
+    recreated_interface_is_used_again(0);
+}
