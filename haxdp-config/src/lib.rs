@@ -68,8 +68,20 @@ impl LoadError {
     }
 }
 
-/// keepalived's default config_id: the host name up to the first dot.
+/// keepalived's `-i/--config-id`, when the command line gave one: it replaces the host
+/// name for every load of the process (start, reload, check).
+static CONFIG_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Sets the process's config_id (keepalived's `-i ID`); the first call wins.
+pub fn set_config_id(id: &str) {
+    let _ = CONFIG_ID.set(id.to_owned());
+}
+
+/// keepalived's default config_id: `-i` if given, else the host name up to the first dot.
 fn default_config_id() -> Option<String> {
+    if let Some(id) = CONFIG_ID.get() {
+        return Some(id.clone());
+    }
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for `buf.len()` bytes; gethostname NUL-terminates within
     // it when it succeeds (truncation is reported as an error on Linux).

@@ -1,0 +1,327 @@
+//! Operable like keepalived (issue 13): keepalived 2.2.7's signals against a running
+//! master, the stop sequence, `-V`, and systemd's notification protocol through a fake
+//! NOTIFY_SOCKET. Root: each test builds its own namespaces (documentation addresses
+//! only) and removes them.
+
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, VIP};
+use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns, Proc, TempDir};
+
+/// `haxdp -f CONF` (keepalived's form, no subcommand) in `ns` with its state and dump
+/// directories in `dir`, on the socket receive path; `pre` goes before the binary
+/// (e.g. `env NOTIFY_SOCKET=...`, which execs in place so the pid stays the daemon's).
+fn start(ns: &Netns, dir: &TempDir, conf: &Path, pre: &[&str], extra: &[&str]) -> Proc {
+    let bin = workspace_bin("haxdp");
+    let state = dir.path.join("state");
+    let dump = dir.path.join("dump");
+    std::fs::create_dir_all(&dump).expect("dump dir");
+    let mut argv: Vec<String> = pre.iter().map(|s| s.to_string()).collect();
+    argv.extend(
+        [
+            bin.to_str().expect("utf-8"),
+            "-f",
+            conf.to_str().expect("utf-8"),
+            "--state-dir",
+            state.to_str().expect("utf-8"),
+            "--dump-dir",
+            dump.to_str().expect("utf-8"),
+            "--log-level",
+            "debug",
+            "--no-xdp",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    ns.spawn(&argv, &dir.path.join("haxdp.log"))
+}
+
+fn script(dir: &TempDir, name: &str, out: &Path) -> PathBuf {
+    let p = dir.file(
+        name,
+        &format!("#!/bin/sh\necho \"{name} $*\" >> {}\n", out.display()),
+    );
+    std::process::Command::new("chmod")
+        .args(["755", p.to_str().expect("utf-8")])
+        .status()
+        .expect("chmod");
+    p
+}
+
+fn running(p: &mut Proc) -> bool {
+    p.wait_exit(Duration::from_millis(50)).is_none()
+}
+
+fn read_new(path: &Path, since: Option<std::time::SystemTime>) -> Option<String> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    if let Some(t) = since {
+        if m.modified().ok()? <= t {
+            return None;
+        }
+    }
+    std::fs::read_to_string(path).ok()
+}
+
+#[test]
+fn keepalived_signals_dump_and_keep_the_master_running_and_term_stops_it_truthfully() {
+    require_root();
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let dir = TempDir::new("ops-sig");
+    let events = dir.path.join("events");
+    let stop = script(&dir, "stop-hook", &events);
+    let generic = script(&dir, "generic", &events);
+    let extra = format!(
+        "  notify_stop \"{}\"\n  notify \"{}\"",
+        stop.display(),
+        generic.display()
+    );
+    let conf = dir.file(
+        "keepalived.conf",
+        &haxdp_config("lb1", 100, 3, "0.1", &extra),
+    );
+    let mut p = start(h, &dir, &conf, &[], &[]);
+    assert!(
+        wait_vip(h, true, Duration::from_secs(5)),
+        "{}",
+        p.log_text()
+    );
+    let dump = dir.path.join("dump");
+    // A planted symlink where keepalived's dump goes must be replaced, not followed.
+    let victim = dir.file("victim", "precious\n");
+    std::os::unix::fs::symlink(&victim, dump.join("keepalived.stats")).expect("symlink");
+
+    let cases: [(i32, &str, &str); 4] = [
+        (libc::SIGUSR2, "keepalived.stats", "VRRP Instance: VI_1"),
+        (
+            libc::SIGRTMIN() + 2,
+            "keepalived.json",
+            "\"iname\": \"VI_1\"",
+        ),
+        (libc::SIGRTMAX() - 1, "keepalived.stats", "Became master: 1"),
+        (libc::SIGUSR1, "keepalived.data", "State = MASTER"),
+    ];
+    for (sig, file, want) in cases {
+        let path = dump.join(file);
+        let before = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .and_then(|m| m.modified().ok());
+        p.signal(sig);
+        let text = wait_for(Duration::from_secs(3), || {
+            read_new(&path, before).filter(|t| t.contains(want))
+        });
+        assert!(
+            text.is_some(),
+            "signal {sig}: no {file} containing {want:?}: {:?}\n{}",
+            std::fs::read_to_string(&path),
+            p.log_text()
+        );
+        assert!(
+            running(&mut p),
+            "signal {sig} ended the daemon\n{}",
+            p.log_text()
+        );
+        assert!(has_vip(h), "signal {sig}: the master lost its VIP");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&victim).unwrap(),
+        "precious\n",
+        "the stats dump was written through a symlink"
+    );
+    let json: String = std::fs::read_to_string(dump.join("keepalived.json")).unwrap();
+    assert!(json.contains("\"state\": 2"), "{json}");
+    // After STATS_CLEAR the counters start again from zero.
+    p.signal(libc::SIGUSR2);
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = std::fs::read_to_string(dump.join("keepalived.stats")).unwrap();
+    assert!(
+        stats.contains("Became master: 0"),
+        "STATS_CLEAR did not clear:\n{stats}"
+    );
+    // Signals without a meaning do not end the daemon either.
+    for sig in [
+        libc::SIGALRM,
+        libc::SIGRTMIN(),
+        40,
+        libc::SIGRTMAX(),
+        libc::SIGPWR,
+    ] {
+        p.signal(sig);
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            running(&mut p),
+            "signal {sig} ended the daemon\n{}",
+            p.log_text()
+        );
+    }
+    assert!(has_vip(h));
+
+    // TERM: priority 0, VIP released, notify_stop then STOP, state file STOP, exit 0.
+    let t0 = Instant::now();
+    p.signal(libc::SIGTERM);
+    let code = p.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "TERM: exit {code:?}\n{}", p.log_text());
+    assert!(t0.elapsed() < Duration::from_secs(8));
+    assert!(!has_vip(h), "TERM left the VIP on the interface");
+    let ev = std::fs::read_to_string(&events).unwrap_or_default();
+    let s = ev
+        .find("stop-hook")
+        .unwrap_or_else(|| panic!("notify_stop did not run: {ev}"));
+    let g = ev
+        .find("generic INSTANCE VI_1 STOP")
+        .unwrap_or_else(|| panic!("generic notify STOP did not run: {ev}"));
+    assert!(s < g, "notify_stop runs before the generic notify: {ev}");
+    let st = std::fs::read_to_string(dir.path.join("state").join("VI_1.state")).unwrap();
+    assert_eq!(st, "STATE=STOP\n", "state file after stop");
+}
+
+#[test]
+fn dont_release_vrrp_keeps_the_vips_at_stop() {
+    require_root();
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let dir = TempDir::new("ops-v");
+    let conf = dir.file("keepalived.conf", &haxdp_config("lb1", 100, 3, "0.1", ""));
+    let mut p = start(h, &dir, &conf, &[], &["-V"]);
+    assert!(
+        wait_vip(h, true, Duration::from_secs(5)),
+        "{}",
+        p.log_text()
+    );
+    p.signal(libc::SIGTERM);
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        p.log_text()
+    );
+    assert!(
+        has_vip(h),
+        "-V: the VIP was removed at stop\n{}",
+        p.log_text()
+    );
+    h.exec(&["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+}
+
+/// Datagrams the daemon sent to the fake NOTIFY_SOCKET, as text.
+struct FakeSystemd {
+    sock: UnixDatagram,
+    got: Vec<String>,
+}
+
+impl FakeSystemd {
+    fn new(path: &Path) -> Self {
+        let sock = UnixDatagram::bind(path).expect("bind NOTIFY_SOCKET");
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        FakeSystemd {
+            sock,
+            got: Vec::new(),
+        }
+    }
+
+    /// Waits until some datagram satisfies `f`; returns its index.
+    fn wait(&mut self, timeout: Duration, f: impl Fn(&str) -> bool) -> Option<usize> {
+        if let Some(i) = self.got.iter().position(|m| f(m)) {
+            return Some(i);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let m = String::from_utf8_lossy(&buf[..n]).to_string();
+                self.got.push(m);
+                if f(self.got.last().unwrap()) {
+                    return Some(self.got.len() - 1);
+                }
+            }
+        }
+        None
+    }
+
+    fn count(&mut self, f: impl Fn(&str) -> bool) -> usize {
+        self.got.iter().filter(|m| f(m)).count()
+    }
+}
+
+#[test]
+fn systemd_ready_reloading_watchdog_stopping() {
+    require_root();
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let dir = TempDir::new("ops-sd");
+    let good = haxdp_config("lb1", 100, 3, "0.1", "");
+    let conf = dir.file("keepalived.conf", &good);
+    let sock_path = dir.path.join("notify.sock");
+    let mut sd = FakeSystemd::new(&sock_path);
+    let env_sock = format!("NOTIFY_SOCKET={}", sock_path.display());
+    // 400 ms watchdog: pings every 200 ms.
+    let mut p = start(
+        h,
+        &dir,
+        &conf,
+        &["env", &env_sock, "WATCHDOG_USEC=400000"],
+        &[],
+    );
+    let ready = sd.wait(Duration::from_secs(5), |m| m.contains("READY=1"));
+    assert!(
+        ready.is_some(),
+        "no READY=1: {:?}\n{}",
+        sd.got,
+        p.log_text()
+    );
+    // READY comes once every instance runs.
+    assert!(sd.got[ready.unwrap()].contains("STATUS=running 1 instance(s)"));
+    std::thread::sleep(Duration::from_millis(1100));
+    sd.wait(Duration::from_millis(100), |_| false);
+    let pings = sd.count(|m| m.contains("WATCHDOG=1"));
+    assert!(pings >= 3, "{pings} watchdog pings in 1.1 s: {:?}", sd.got);
+
+    // HUP with a good file: RELOADING=1 with MONOTONIC_USEC, then READY=1.
+    let n = sd.got.len();
+    p.signal(libc::SIGHUP);
+    let r = sd.wait(Duration::from_secs(3), |m| m.contains("RELOADING=1"));
+    let r = r.unwrap_or_else(|| panic!("no RELOADING=1: {:?}", sd.got));
+    assert!(
+        r >= n && sd.got[r].contains("MONOTONIC_USEC="),
+        "{:?}",
+        sd.got[r]
+    );
+    let again = sd.wait(Duration::from_secs(3), |m| {
+        m.contains("READY=1") && m.contains("reloaded")
+    });
+    assert!(
+        again.is_some_and(|i| i > r),
+        "no READY=1 after reload: {:?}",
+        sd.got
+    );
+
+    // HUP with a broken file: READY=1 again, STATUS says refused.
+    std::fs::write(&conf, "vrrp_instance VI_1 {\n  priorty 100\n").unwrap();
+    p.signal(libc::SIGHUP);
+    let refused = sd.wait(Duration::from_secs(3), |m| {
+        m.contains("READY=1") && m.contains("refused")
+    });
+    assert!(
+        refused.is_some(),
+        "no refused STATUS: {:?}\n{}",
+        sd.got,
+        p.log_text()
+    );
+    assert!(has_vip(h), "a refused reload dropped the VIP");
+
+    p.signal(libc::SIGTERM);
+    let stopping = sd.wait(Duration::from_secs(5), |m| m.contains("STOPPING=1"));
+    assert!(stopping.is_some(), "no STOPPING=1: {:?}", sd.got);
+    assert_eq!(
+        p.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        p.log_text()
+    );
+}
