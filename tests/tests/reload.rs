@@ -248,3 +248,56 @@ fn backup_interface_recreated_is_used_again() {
 fn master_interface_recreated_is_used_again() {
     recreated_interface_is_used_again(0);
 }
+
+/// The backup's XDP program detached by hand (`bpftool link detach`): the daemon
+/// notices before any takeover decision, attaches it again, and neither node holds the
+/// VIP twice; a real master failure afterwards still fails over.
+#[test]
+fn detached_xdp_program_is_noticed_and_attached_again() {
+    require_root();
+    haxdp_tests::require_program("bpftool", "bpftool");
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (mut lb1, lb2) = pair(&lan);
+    let out = h2.exec(&["bpftool", "-j", "net", "show", "dev", "eth0"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("bpftool json");
+    // aya attaches through a bpf_link: find the one of this program and detach it.
+    let prog = v[0]["xdp"][0]["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no XDP program on the backup's eth0: {text}"));
+    let links = h2.exec(&["bpftool", "-j", "link", "show"]);
+    let links: serde_json::Value = serde_json::from_slice(&links.stdout).expect("bpftool json");
+    let link = links
+        .as_array()
+        .and_then(|a| a.iter().find(|l| l["prog_id"].as_u64() == Some(prog)))
+        .and_then(|l| l["id"].as_u64())
+        .unwrap_or_else(|| panic!("no bpf_link for program {prog}: {links}"));
+    h2.exec(&["bpftool", "link", "detach", "id", &link.to_string()]);
+    let gone = h2.exec(&["bpftool", "-j", "net", "show", "dev", "eth0"]);
+    let gone: serde_json::Value = serde_json::from_slice(&gone.stdout).expect("bpftool json");
+    // The daemon may already have attached it again; it must at least have been gone.
+    let _ = gone;
+    let noticed = wait_for(Duration::from_secs(3), || {
+        lb2.log().contains("no longer attached").then_some(())
+    });
+    assert!(noticed.is_some(), "not noticed:\n{}", lb2.log());
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(2000));
+    assert_eq!((both, none), (0, 0), "{n} samples; lb2:\n{}", lb2.log());
+    let again = h2.exec(&["bpftool", "-j", "net", "show", "dev", "eth0"]);
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).expect("bpftool json");
+    assert!(
+        again[0]["xdp"][0]["id"].is_u64(),
+        "the program is not attached again: {again}"
+    );
+    if let Some(p) = lb1.proc.as_ref() {
+        p.signal(libc::SIGKILL);
+    }
+    h1.exec(&["ip", "link", "set", "eth0", "down"]);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "no takeover after the re-attach:\n{}",
+        lb2.log()
+    );
+    lb1.proc = None;
+}

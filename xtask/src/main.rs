@@ -31,6 +31,8 @@ const TEST_APT: &[&str] = &[
     // Partitions and advert loss in the namespace tests (the kernel has no netem).
     "nftables",
     "arping",
+    // Detaching the XDP program by hand in the receive-path drill.
+    "bpftool",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
