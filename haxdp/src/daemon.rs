@@ -214,8 +214,8 @@ struct Engine {
 pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     let spec = match spec::load(&opts.config) {
         Ok((spec, diags)) => {
-            for d in diags {
-                warn!("{d}");
+            for d in &diags {
+                crate::logging::diagnostic(d);
             }
             spec
         }
@@ -473,6 +473,7 @@ impl Engine {
     /// sources cannot push the master out); silent peers are removed here
     /// instead, long after any master-down interval has passed.
     async fn housekeeping(&mut self) {
+        self.reconcile_links().await;
         let xdp: Vec<String> = self
             .attached
             .iter()
@@ -1268,6 +1269,33 @@ impl Engine {
             }
         }
         self.insts[i].protected = want;
+    }
+
+    /// The link monitor's events can be lost (a netlink socket overrun, ENOBUFS, drops
+    /// multicast messages without telling which): every housekeeping round reads the
+    /// state of each instance's interface from the kernel and handles it as an event, so
+    /// a missed down, up, deletion or re-creation is acted on within one round.
+    async fn reconcile_links(&mut self) {
+        let mut names: Vec<String> = self.insts.iter().map(|i| i.spec.ifname.clone()).collect();
+        names.sort();
+        names.dedup();
+        for name in names {
+            match self.nl.link_by_name(&name).await {
+                Ok(l) => self.on_net(NetEvent::Link(l)).await,
+                Err(crate::vip::VipError::NoSuchInterface(_)) => {
+                    let gone: Vec<u32> = self
+                        .insts
+                        .iter()
+                        .filter(|i| i.spec.ifname == name && i.link_up)
+                        .map(|i| i.ifindex)
+                        .collect();
+                    for ifindex in gone {
+                        self.on_net(NetEvent::LinkGone { ifindex }).await;
+                    }
+                }
+                Err(e) => debug!("{name}: {e}"),
+            }
+        }
     }
 
     /// Whether the receive path of `ifname` is live: for XDP, the interface still runs
