@@ -67,3 +67,14 @@ pub fn init(level: &str) {
         .with_target(false)
         .init();
 }
+
+/// Logs a configuration diagnostic at its own severity: an error as an error, a warning
+/// as a warning, an informational note as info (not as a warning: `journalctl -p warning`
+/// then shows what needs attention).
+pub fn diagnostic(d: &haxdp_config::Diagnostic) {
+    match d.severity {
+        haxdp_config::Severity::Error => tracing::error!("{d}"),
+        haxdp_config::Severity::Warning => tracing::warn!("{d}"),
+        haxdp_config::Severity::Info => tracing::info!("{d}"),
+    }
+}

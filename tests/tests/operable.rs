@@ -212,6 +212,7 @@ fn dont_release_vrrp_keeps_the_vips_at_stop() {
 struct FakeSystemd {
     sock: UnixDatagram,
     got: Vec<String>,
+    raw: Vec<Vec<u8>>,
 }
 
 impl FakeSystemd {
@@ -222,6 +223,7 @@ impl FakeSystemd {
         FakeSystemd {
             sock,
             got: Vec::new(),
+            raw: Vec::new(),
         }
     }
 
@@ -236,6 +238,7 @@ impl FakeSystemd {
             if let Ok(n) = self.sock.recv(&mut buf) {
                 let m = String::from_utf8_lossy(&buf[..n]).to_string();
                 self.got.push(m);
+                self.raw.push(buf[..n].to_vec());
                 if f(self.got.last().unwrap()) {
                     return Some(self.got.len() - 1);
                 }
@@ -324,4 +327,115 @@ fn systemd_ready_reloading_watchdog_stopping() {
         "{}",
         p.log_text()
     );
+}
+
+/// Under systemd with stderr as the journal stream, events go to journald natively: one
+/// datagram per event with PRIORITY (info 6, warning 4, error 3), SYSLOG_IDENTIFIER=haxdp
+/// and no timestamp in MESSAGE; an informational config note is not a warning. The
+/// journal socket is a fake one bind-mounted over /run/systemd/journal/socket in a private
+/// mount namespace.
+#[test]
+fn journald_native_entries_with_priorities() {
+    require_root();
+    haxdp_tests::require_program("unshare", "util-linux");
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let dir = TempDir::new("ops-jd");
+    let events = dir.path.join("events");
+    let hook = script(&dir, "hook", &events);
+    let conf = dir.file(
+        "keepalived.conf",
+        &haxdp_config(
+            "lb1",
+            100,
+            3,
+            "0.1",
+            &format!("  notify \"{}\"", hook.display()),
+        ),
+    );
+    let sock_path = dir.path.join("journal.sock");
+    let mut jd = FakeSystemd::new(&sock_path);
+    let bin = workspace_bin("haxdp");
+    let state = dir.path.join("state");
+    let inner = format!(
+        "mount -t tmpfs tmpfs /run/systemd && mkdir -p /run/systemd/journal && \
+         touch /run/systemd/journal/socket && \
+         mount --bind {sock} /run/systemd/journal/socket && \
+         export JOURNAL_STREAM=$(stat -L -c '%d:%i' /proc/self/fd/2) && \
+         exec {bin} -f {conf} --state-dir {state} --no-xdp -x",
+        sock = sock_path.display(),
+        bin = bin.display(),
+        conf = conf.display(),
+        state = state.display(),
+    );
+    let mut p = h.spawn(
+        &[
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &inner,
+        ],
+        &dir.path.join("haxdp.log"),
+    );
+    assert!(
+        wait_vip(h, true, Duration::from_secs(5)),
+        "{}",
+        p.log_text()
+    );
+    let entry = |jd: &mut FakeSystemd, what: &str| {
+        jd.wait(Duration::from_secs(3), |m| m.contains(what))
+            .map(|i| journal_fields(&jd.raw[i]))
+            .unwrap_or_else(|| panic!("no journal entry with {what:?}: {:?}", jd.got))
+    };
+    let running = entry(&mut jd, "haxdp running 1 instance(s)");
+    assert_eq!(running["PRIORITY"], "6", "{running:?}");
+    assert_eq!(running["SYSLOG_IDENTIFIER"], "haxdp", "{running:?}");
+    assert!(
+        running["MESSAGE"].starts_with("haxdp running"),
+        "own timestamp or prefix in the journal message: {running:?}"
+    );
+    let note = entry(&mut jd, "info: scripts run as root");
+    assert_eq!(
+        note["PRIORITY"], "6",
+        "an informational note logged at another priority: {note:?}"
+    );
+    let named = entry(&mut jd, "accepted, nothing to do");
+    assert!(named["MESSAGE"].contains("-x"), "{named:?}");
+    // Nothing went to stderr as text lines.
+    assert!(!p.log_text().contains("haxdp running"), "{}", p.log_text());
+    p.signal(libc::SIGTERM);
+    assert_eq!(p.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+/// The fields of one journal native-protocol datagram (`KEY=value\n`, or `KEY\n`, a
+/// 64-bit little-endian length, the value and `\n`).
+fn journal_fields(mut b: &[u8]) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    while !b.is_empty() {
+        let Some(nl) = b.iter().position(|&c| c == b'\n') else {
+            break;
+        };
+        let line = &b[..nl];
+        if let Some(eq) = line.iter().position(|&c| c == b'=') {
+            out.insert(
+                String::from_utf8_lossy(&line[..eq]).into_owned(),
+                String::from_utf8_lossy(&line[eq + 1..]).into_owned(),
+            );
+            b = &b[nl + 1..];
+        } else {
+            let key = String::from_utf8_lossy(line).into_owned();
+            let rest = &b[nl + 1..];
+            if rest.len() < 8 {
+                break;
+            }
+            let len = u64::from_le_bytes(rest[..8].try_into().unwrap()) as usize;
+            let val = &rest[8..8 + len.min(rest.len() - 8)];
+            out.insert(key, String::from_utf8_lossy(val).into_owned());
+            b = rest.get(8 + len + 1..).unwrap_or(&[]);
+        }
+    }
+    out
 }
