@@ -68,6 +68,10 @@ struct Reader<'a> {
     /// Canonical paths of the files being read, outermost first: an include of one of them
     /// is a loop.
     stack: Vec<PathBuf>,
+    /// Canonical paths of every file read so far: each is read once per load, so that
+    /// files that all include their own directory are read once each, not once per
+    /// ordering (a factorial number of times).
+    read: std::collections::HashSet<PathBuf>,
     /// `$NAME=VALUE` definitions seen so far, across includes, as keepalived keeps them.
     params: Params,
 }
@@ -86,6 +90,7 @@ pub(crate) fn read_tree(
         files: Vec::new(),
         toks: Vec::new(),
         stack: Vec::new(),
+        read: std::collections::HashSet::new(),
         params: Params::default(),
     };
     r.read_file(path, &bytes);
@@ -114,6 +119,7 @@ pub(crate) fn read_tree_from_bytes(
         files: Vec::new(),
         toks: Vec::new(),
         stack: Vec::new(),
+        read: std::collections::HashSet::new(),
         params: Params::default(),
     };
     r.read_file(name, bytes);
@@ -208,6 +214,7 @@ impl Reader<'_> {
         let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
         let file_idx = self.files.len();
         self.files.push(path.to_path_buf());
+        self.read.insert(canon.clone());
         self.stack.push(canon);
         let mut lex_errors = 0usize;
         for (n, raw) in bytes.split(|&b| b == b'\n').enumerate() {
@@ -381,6 +388,19 @@ impl Reader<'_> {
                     line,
                     "include",
                     format!("include loop: {}", chain.join(" -> ")),
+                );
+                continue;
+            }
+            if self.read.contains(&canon) {
+                self.diags.push(
+                    Severity::Warning,
+                    path,
+                    line,
+                    "include",
+                    format!(
+                        "{} is included more than once; it is read once",
+                        canon.display()
+                    ),
                 );
                 continue;
             }

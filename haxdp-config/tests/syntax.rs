@@ -374,3 +374,36 @@ fn parameter_loops_and_open_definitions_are_errors_not_hangs() {
         "{d:?}"
     );
 }
+
+/// Files that each include their whole directory are read once each: before, the loop
+/// check let every ordering through, 8 files took 8! reads.
+#[test]
+fn files_including_their_directory_are_read_once_each() {
+    let dir = std::env::temp_dir().join(format!("haxdp-incl-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    for i in 0..8 {
+        std::fs::write(
+            dir.join("conf.d").join(format!("f{i}.conf")),
+            format!(
+                "include {}/conf.d/*.conf\nvrrp_script s{i} {{\n  script /bin/true\n}}\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+    }
+    let top = dir.join("keepalived.conf");
+    std::fs::write(&top, format!("include {}/conf.d/*.conf\n", dir.display())).unwrap();
+    let t0 = std::time::Instant::now();
+    let loaded = haxdp_config::load(&top);
+    let took = t0.elapsed();
+    let _ = std::fs::remove_dir_all(&dir);
+    // Each file includes itself (a loop, refused) and the others: once each now.
+    let diags = match loaded {
+        Ok(l) => l.diagnostics,
+        Err(haxdp_config::LoadError::Invalid { diagnostics, .. }) => diagnostics,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    assert!(diags.len() < 8 * 8 + 8, "{} diagnostics", diags.len());
+}
