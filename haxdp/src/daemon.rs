@@ -327,11 +327,15 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     );
     crate::sd::ready(&format!("running {} instance(s)", eng.insts.len()));
     let mut watchdog = crate::sd::Watchdog::from_env();
+    let mut metrics = crate::metrics::Publisher::new();
 
     loop {
         // systemd's watchdog is fed from this loop, so a hung engine misses it.
         watchdog.tick();
         eng.sd_reload_outcome();
+        if metrics.due_now() {
+            eng.publish_metrics();
+        }
         let deadline = eng.next_deadline();
         let sleep = async {
             match deadline {
@@ -344,6 +348,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         };
         tokio::select! {
             _ = watchdog.due() => {}
+            _ = metrics.due() => {}
             _ = sleep => {
                 // Events already queued happened before this deadline was
                 // acted on: handle them first (bounded, so that a flood
@@ -2147,6 +2152,44 @@ impl Engine {
         if let Some(r) = &self.last_reload {
             crate::sd::reload_outcome(r.at_unix_ms, r.accepted, &r.message, self.insts.len());
         }
+    }
+
+    /// `--metrics-listen`: hand the metrics thread a snapshot (the engine never waits for
+    /// a scrape).
+    fn publish_metrics(&self) {
+        let mut scripts: Vec<(String, Option<bool>)> = Vec::new();
+        for i in &self.insts {
+            for (name, st) in &i.tracked {
+                if name.starts_with("interface:") || scripts.iter().any(|(n, _)| n == name) {
+                    continue;
+                }
+                let good = match st {
+                    CheckState::Up => Some(true),
+                    CheckState::Down => Some(false),
+                    CheckState::Value(_) | CheckState::Unknown => None,
+                };
+                scripts.push((name.clone(), good));
+            }
+        }
+        let peers = self
+            .insts
+            .iter()
+            .filter(|i| i.rx != RxPath::Socket)
+            .filter_map(|i| {
+                let n = self
+                    .fast
+                    .as_ref()?
+                    .peers_of(i.ifindex, i.core.config())
+                    .ok()?;
+                Some((i.spec.core.name.clone(), n.len() as u64))
+            })
+            .collect();
+        crate::metrics::publish(crate::metrics::Snapshot {
+            instances: self.instance_dumps(),
+            status: self.snapshot(),
+            scripts,
+            peers,
+        });
     }
 }
 

@@ -9,6 +9,7 @@ pub mod garp;
 pub mod kernel_rx;
 pub mod logging;
 pub mod maps_cmd;
+pub mod metrics;
 pub mod netio;
 pub mod notify;
 pub mod ops;

@@ -53,6 +53,10 @@ struct RunArgs {
     /// Receive adverts on a raw socket only, without the XDP program.
     #[arg(long)]
     no_xdp: bool,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (keepalived-exporter's names
+    /// and labels); off by default.
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<std::net::SocketAddr>,
 
     /// keepalived -t/--config-test[=LOG_FILE]: check the configuration and exit (0 good,
     /// 4 errors), the report to stderr or LOG_FILE.
@@ -334,7 +338,15 @@ fn run_daemon(args: RunArgs) -> i32 {
             .unwrap_or_else(haxdp::ops::default_dump_dir),
         dont_release_vrrp: args.dont_release_vrrp,
         stop_timeout: std::time::Duration::from_secs_f64(args.stop_timeout.clamp(0.0, 3600.0)),
+        metrics_listen: args.metrics_listen,
     });
+    if let Some(addr) = args.metrics_listen {
+        if let Err(e) = haxdp::metrics::start(addr) {
+            tracing::error!("cannot serve metrics on {addr}: {e}");
+            return 1;
+        }
+        tracing::info!("metrics at http://{addr}/metrics");
+    }
     let pid_files: Vec<PathBuf> = [args.pid_file.clone(), args.vrrp_pid_file.clone()]
         .into_iter()
         .flatten()

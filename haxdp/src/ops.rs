@@ -25,6 +25,8 @@ pub struct Options {
     pub dont_release_vrrp: bool,
     /// How long the stop sequence waits for notify_stop / STOP scripts in all.
     pub stop_timeout: Duration,
+    /// `--metrics-listen`: where `/metrics` is served; off when `None`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
             dump_dir: default_dump_dir(),
             dont_release_vrrp: false,
             stop_timeout: Duration::from_secs(5),
+            metrics_listen: None,
         }
     }
 }
@@ -236,7 +239,12 @@ pub fn render_data(insts: &[InstanceDump], haxdp_status: &str) -> String {
         let _ = writeln!(o, "   Master priority = {}", i.master_priority);
         let _ = writeln!(o, "   Virtual IP ({}):", i.vips.len());
         for v in &i.vips {
-            let _ = writeln!(o, "     {v} dev {} scope global", i.ifname);
+            let _ = writeln!(
+                o,
+                "     {} dev {} scope global",
+                crate::metrics::keepalived_addr(v),
+                i.ifname
+            );
         }
     }
     let _ = writeln!(o, "------< haxdp status >------");
@@ -349,7 +357,13 @@ pub fn render_json(insts: &[InstanceDump]) -> String {
                     vips: i
                         .vips
                         .iter()
-                        .map(|v| format!("{v} dev {} scope global", i.ifname))
+                        .map(|v| {
+                            format!(
+                                "{} dev {} scope global",
+                                crate::metrics::keepalived_addr(v),
+                                i.ifname
+                            )
+                        })
                         .collect(),
                     evips: Vec::new(),
                 },

@@ -30,7 +30,6 @@ fn start(ns: &Netns, dir: &TempDir, conf: &Path, pre: &[&str], extra: &[&str]) -
             dump.to_str().expect("utf-8"),
             "--log-level",
             "debug",
-            "--no-xdp",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -84,7 +83,7 @@ fn keepalived_signals_dump_and_keep_the_master_running_and_term_stops_it_truthfu
         "keepalived.conf",
         &haxdp_config("lb1", 100, 3, "0.1", &extra),
     );
-    let mut p = start(h, &dir, &conf, &[], &[]);
+    let mut p = start(h, &dir, &conf, &[], &["--no-xdp"]);
     assert!(
         wait_vip(h, true, Duration::from_secs(5)),
         "{}",
@@ -187,7 +186,7 @@ fn dont_release_vrrp_keeps_the_vips_at_stop() {
     let h = &lan.hosts[0];
     let dir = TempDir::new("ops-v");
     let conf = dir.file("keepalived.conf", &haxdp_config("lb1", 100, 3, "0.1", ""));
-    let mut p = start(h, &dir, &conf, &[], &["-V"]);
+    let mut p = start(h, &dir, &conf, &[], &["-V", "--no-xdp"]);
     assert!(
         wait_vip(h, true, Duration::from_secs(5)),
         "{}",
@@ -269,7 +268,7 @@ fn systemd_ready_reloading_watchdog_stopping() {
         &dir,
         &conf,
         &["env", &env_sock, "WATCHDOG_USEC=400000"],
-        &[],
+        &["--no-xdp"],
     );
     let ready = sd.wait(Duration::from_secs(5), |m| m.contains("READY=1"));
     assert!(
@@ -438,4 +437,130 @@ fn journal_fields(mut b: &[u8]) -> std::collections::HashMap<String, String> {
         }
     }
     out
+}
+
+/// `GET /metrics` from inside `ns` (bash's /dev/tcp: no HTTP client needed).
+fn scrape(ns: &Netns, port: u16) -> String {
+    let out = ns.try_exec(&[
+        "timeout",
+        "3",
+        "bash",
+        "-c",
+        &format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+        ),
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of the first sample whose line starts with `series` (name and labels).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// `/metrics` during a failover (lb1 stops with TERM, lb2 on the XDP path takes over):
+/// keepalived-exporter's series with its labels, values following the failover.
+#[test]
+fn metrics_follow_a_failover_under_keepalived_exporter_names() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let d1 = TempDir::new("ops-m1");
+    let d2 = TempDir::new("ops-m2");
+    let c1 = d1.file("keepalived.conf", &haxdp_config("lb1", 100, 3, "0.1", ""));
+    let c2 = d2.file("keepalived.conf", &haxdp_config("lb2", 90, 3, "0.1", ""));
+    let listen = ["--metrics-listen", "127.0.0.1:9650"];
+    let mut p1 = start(h1, &d1, &c1, &[], &listen);
+    let mut p2 = start(h2, &d2, &c2, &[], &listen);
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(5)),
+        "{}",
+        p1.log_text()
+    );
+    let labels = "{iname=\"VI_1\",intf=\"eth0\",vrid=\"51\"";
+    let state = format!("keepalived_vrrp_state{labels},ip_address=\"{VIP}/24\"}}");
+    let backup = wait_for(Duration::from_secs(3), || {
+        let m = scrape(h2, 9650);
+        (sample(&m, &state) == Some(1.0)
+            && sample(
+                &m,
+                &format!("keepalived_advertisements_received_total{labels}}}"),
+            )
+            .is_some_and(|v| v > 0.0))
+        .then_some(m)
+    });
+    let backup = backup.unwrap_or_else(|| {
+        panic!(
+            "lb2 /metrics as backup: {}\n{}",
+            scrape(h2, 9650),
+            p2.log_text()
+        )
+    });
+    assert_eq!(sample(&backup, "keepalived_up"), Some(1.0), "{backup}");
+    assert!(backup.contains("haxdp_receive_path{"), "{backup}");
+    let master = scrape(h1, 9650);
+    assert_eq!(sample(&master, &state), Some(2.0), "{master}");
+    assert!(
+        sample(
+            &master,
+            &format!("keepalived_advertisements_sent_total{labels}}}")
+        )
+        .is_some_and(|v| v > 0.0),
+        "{master}"
+    );
+    assert_eq!(
+        sample(
+            &master,
+            &format!("keepalived_become_master_total{labels}}}")
+        ),
+        Some(1.0),
+        "{master}"
+    );
+
+    p1.signal(libc::SIGTERM);
+    assert_eq!(p1.wait_exit(Duration::from_secs(10)), Some(0));
+    let after = wait_for(Duration::from_secs(3), || {
+        let m = scrape(h2, 9650);
+        (sample(&m, &state) == Some(2.0)).then_some(m)
+    });
+    let after = after.unwrap_or_else(|| {
+        panic!(
+            "lb2 /metrics after takeover: {}\n{}",
+            scrape(h2, 9650),
+            p2.log_text()
+        )
+    });
+    assert_eq!(
+        sample(&after, &format!("keepalived_become_master_total{labels}}}")),
+        Some(1.0),
+        "{after}"
+    );
+    assert_eq!(
+        sample(
+            &after,
+            &format!("keepalived_priority_zero_received_total{labels}}}")
+        ),
+        Some(1.0),
+        "{after}"
+    );
+    // The endpoint answers only /metrics.
+    assert!(!scrape_path(h2, 9650, "/").contains("keepalived_up"));
+    p2.signal(libc::SIGTERM);
+    assert_eq!(p2.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+fn scrape_path(ns: &Netns, port: u16, path: &str) -> String {
+    let out = ns.try_exec(&[
+        "timeout",
+        "3",
+        "bash",
+        "-c",
+        &format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port}; printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' >&3; cat <&3"
+        ),
+    ]);
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
