@@ -221,6 +221,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write the man page haxdp.8 and the bash and zsh completions into DIR (packaging).
+    #[command(hide = true)]
+    GenerateAssets { dir: PathBuf },
 }
 
 fn main() {
@@ -273,6 +276,13 @@ fn main() {
             }
             Err(e) => {
                 eprintln!("haxdp status: {e}");
+                1
+            }
+        },
+        Some(Command::GenerateAssets { dir }) => match generate_assets(&dir) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("haxdp generate-assets: {e}");
                 1
             }
         },
@@ -416,6 +426,83 @@ fn config_test(file: &std::path::Path, log_file: Option<&std::path::Path>) -> i3
         4
     }
 }
+
+/// haxdp(8) from the clap definitions (clap_mangen) with a section on signals and files,
+/// and the shell completions (clap_complete): `haxdp.8`, `haxdp.bash`, `_haxdp`.
+fn generate_assets(dir: &std::path::Path) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    std::fs::create_dir_all(dir)?;
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone()).section("8");
+    let mut page = Vec::new();
+    man.render_title(&mut page)?;
+    man.render_name_section(&mut page)?;
+    man.render_synopsis_section(&mut page)?;
+    man.render_description_section(&mut page)?;
+    man.render_options_section(&mut page)?;
+    man.render_subcommands_section(&mut page)?;
+    page.extend_from_slice(MAN_EXTRA.as_bytes());
+    man.render_version_section(&mut page)?;
+    std::fs::write(dir.join("haxdp.8"), page)?;
+    for (shell, name) in [
+        (clap_complete::Shell::Bash, "haxdp.bash"),
+        (clap_complete::Shell::Zsh, "_haxdp"),
+    ] {
+        let mut out = Vec::new();
+        clap_complete::generate(shell, &mut Cli::command(), "haxdp", &mut out);
+        std::fs::write(dir.join(name), out)?;
+    }
+    Ok(())
+}
+
+/// The parts of haxdp(8) that are not options: signals, files, systemd, keepalived.
+const MAN_EXTRA: &str = r#".SH SIGNALS
+keepalived 2.2.7's signals, with its numbers (\fB\-\-signum\fR prints them):
+.TP
+\fBTERM\fR, \fBINT\fR, \fBQUIT\fR (STOP, 15)
+Stop: every master sends priority 0 and releases its VIPs (kept with \fB\-V\fR), then
+notify_stop and the generic notify's STOP run for every instance, bounded by
+\fB\-\-stop\-timeout\fR; each state file then says STATE=STOP; exit 0.
+.TP
+\fBHUP\fR (RELOAD, 1)
+Reload keepalived.conf; a file with errors is refused and the running configuration stays.
+.TP
+\fBUSR1\fR (DATA, 10)
+Write keepalived.data to the dump directory and haxdp.data to the state directory.
+.TP
+\fBUSR2\fR (STATS, 12)
+Write keepalived.stats.
+.TP
+\fBSIGRTMAX\-1\fR (STATS_CLEAR, 63)
+Write keepalived.stats, then clear the counters.
+.TP
+\fBSIGRTMIN+2\fR (JSON, 36)
+Write keepalived.json.
+.PP
+Every other signal whose default would end the process (ALRM, PWR, real-time signals, ...)
+is caught and does nothing: only the stop sequence ends the daemon.
+.SH FILES
+.TP
+\fI/etc/keepalived/keepalived.conf\fR
+The configuration (\fB\-f\fR).
+.TP
+\fI/run/haxdp/NAME.state\fR
+STATE=MASTER, BACKUP, FAULT or STOP per instance (\fB\-\-state\-dir\fR).
+.TP
+\fI/tmp/keepalived.data\fR, \fI/tmp/keepalived.stats\fR, \fI/tmp/keepalived.json\fR
+keepalived's dump files, where keepalived writes them ($TMPDIR, or \fB\-\-dump\-dir\fR);
+written without following symlinks.
+.TP
+\fI/etc/default/haxdp\fR
+DAEMON_ARGS for haxdp.service.
+.SH SYSTEMD
+haxdp.service is Type=notify: READY=1 once every instance runs, RELOADING=1 and READY=1
+around a reload (STATUS says whether the file was refused), STOPPING=1, and WATCHDOG=1
+from the engine loop at half of WatchdogSec. Under journald the log is written natively,
+with priorities. It conflicts with keepalived.service: both would own the same VRIDs.
+.SH SEE ALSO
+keepalived(8), keepalived.conf(5), systemd.service(5)
+"#;
 
 /// keepalived -s NAME: join the network namespace `ip netns` calls NAME.
 fn enter_netns(name: &str) -> std::io::Result<()> {

@@ -70,6 +70,8 @@ enum Cmd {
     },
     /// Install everything the build and the tests need (Debian 12, root).
     Setup,
+    /// Build the Debian package (cargo-deb): target/debian/haxdp_*.deb.
+    Deb,
     /// Set up, build the XDP object, run the test suite (what CI runs).
     Test,
     /// Build everything and run the two-load-balancer lab with its failover drill.
@@ -112,6 +114,7 @@ fn main() -> Result<()> {
             println!("xtask: XDP object at {}", p.display());
         }),
         Cmd::Setup => setup(),
+        Cmd::Deb => deb().map(|p| println!("xtask: package at {}", p.display())),
         Cmd::Test => test(),
         Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
         Cmd::Bench {
@@ -451,9 +454,39 @@ fn test() -> Result<()> {
             "--test-threads=1",
         ])
         .current_dir(&root))?;
+    // The package test (tests/tests/package.rs) checks and installs this .deb.
+    deb()?;
     run(Command::new("cargo")
         .args(["test", "-p", "haxdp-tests", "--", "--test-threads=1"])
         .current_dir(&root))
+}
+
+/// `cargo xtask deb`: the release daemon, its man page and completions (generated from
+/// its clap definitions by `haxdp generate-assets`), packaged by cargo-deb with the unit
+/// and /etc/default/haxdp (haxdp/Cargo.toml `[package.metadata.deb]`). Installs cargo-deb
+/// with `cargo install` when it is missing.
+fn deb() -> Result<PathBuf> {
+    let root = workspace_root();
+    if !succeeds(Command::new("cargo").args(["deb", "--version"])) {
+        println!("xtask: installing cargo-deb (cargo install cargo-deb --locked)");
+        run(Command::new("cargo").args(["install", "cargo-deb", "--locked"]))?;
+    }
+    let bin = build_daemon()?;
+    let assets = root.join("target/release/assets");
+    run(Command::new(&bin).arg("generate-assets").arg(&assets))?;
+    run(Command::new("gzip")
+        .args(["-9nf"])
+        .arg(assets.join("haxdp.8")))?;
+    let out = root.join("target/debian");
+    let _ = std::fs::remove_dir_all(&out);
+    run(Command::new("cargo")
+        .args(["deb", "-p", "haxdp", "--no-build"])
+        .current_dir(&root))?;
+    std::fs::read_dir(&out)
+        .with_context(|| format!("cargo deb wrote no {}", out.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        .with_context(|| format!("no .deb in {}", out.display()))
 }
 
 fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
