@@ -188,13 +188,123 @@ fn abstract_addr() -> std::io::Result<std::os::unix::net::SocketAddr> {
     std::os::unix::net::SocketAddr::from_abstract_name(CONTROL_NAME)
 }
 
-/// Binds the control socket. Fails if a daemon already serves this namespace.
+/// Binds the control socket. Fails if a daemon (root, or our own user) already serves this
+/// namespace. If anyone else holds the abstract name (an unprivileged user can bind any
+/// free abstract name, unix(7)), the daemon still starts: it says who squats the name and
+/// serves on [`fallback_path`] instead, a filesystem socket in a root-owned directory,
+/// where `haxdp status` looks next.
 pub fn bind() -> Result<tokio::net::UnixListener, ControlError> {
-    let l =
-        std::os::unix::net::UnixListener::bind_addr(&abstract_addr().map_err(ControlError::Bind)?)
-            .map_err(ControlError::Bind)?;
+    let l = match std::os::unix::net::UnixListener::bind_addr(
+        &abstract_addr().map_err(ControlError::Bind)?,
+    ) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+            let holder = std::os::unix::net::UnixStream::connect_addr(
+                &abstract_addr().map_err(ControlError::Bind)?,
+            )
+            .ok()
+            .and_then(|s| peer_cred(&s));
+            match holder {
+                Some(c) if trusted_uid(c.uid) => return Err(ControlError::Bind(e)),
+                holder => {
+                    let who = holder
+                        .map(|c| format!("uid {} (pid {})", c.uid, c.pid))
+                        .unwrap_or_else(|| "a process that does not answer".into());
+                    let path = fallback_path().map_err(ControlError::Bind)?;
+                    tracing::error!(
+                        "the control name @haxdp/control is held by {who}, not by a root daemon; \
+                         serving haxdp status on {} instead (find the squatter with \
+                         `ss -xlp | grep haxdp/control`)",
+                        path.display()
+                    );
+                    bind_fallback(&path).map_err(ControlError::Bind)?
+                }
+            }
+        }
+        Err(e) => return Err(ControlError::Bind(e)),
+    };
     l.set_nonblocking(true).map_err(ControlError::Bind)?;
     tokio::net::UnixListener::from_std(l).map_err(ControlError::Bind)
+}
+
+/// The peer of a unix socket (SO_PEERCRED).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerCred {
+    pub pid: i32,
+    pub uid: u32,
+}
+
+fn peer_cred(s: &impl std::os::fd::AsRawFd) -> Option<PeerCred> {
+    let mut c = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: c and len are valid for the call; the kernel writes at most len bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut c as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(PeerCred {
+        pid: c.pid,
+        uid: c.uid,
+    })
+}
+
+/// Root, or the user this process runs as (a daemon run by hand as that user).
+fn trusted_uid(uid: u32) -> bool {
+    // SAFETY: geteuid cannot fail.
+    uid == 0 || uid == unsafe { libc::geteuid() }
+}
+
+/// The directory of the fallback control socket: root's, 0755, never a symlink.
+pub const FALLBACK_DIR: &str = "/run/haxdp";
+
+/// `/run/haxdp/control-<netns inode>.sock`: per network namespace, as the abstract name is.
+pub fn fallback_path() -> std::io::Result<std::path::PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata("/proc/self/ns/net")?.ino();
+    Ok(std::path::Path::new(FALLBACK_DIR).join(format!("control-{ino}.sock")))
+}
+
+/// The fallback directory must be root's and writable by root only, so that nobody else
+/// can plant or replace the socket.
+fn check_fallback_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir)?;
+    if !m.file_type().is_dir() || m.uid() != 0 || m.mode() & 0o022 != 0 {
+        return Err(std::io::Error::other(format!(
+            "{} is not a directory owned by root and writable by root only",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
+fn bind_fallback(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = path.parent().unwrap_or(std::path::Path::new(FALLBACK_DIR));
+    if std::fs::symlink_metadata(dir).is_err() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)?;
+    }
+    check_fallback_dir(dir)?;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let l = std::os::unix::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
 }
 
 /// Serves requests forever; `snapshot` asks the engine for the current
@@ -245,12 +355,45 @@ where
     }
 }
 
-/// Client side: asks the daemon of this namespace for its status.
+/// Client side: asks the daemon of this namespace for its status. The answer is trusted
+/// only from a daemon running as root (or as this user): a squatter on the abstract name
+/// is named and skipped, and the daemon's fallback socket ([`fallback_path`]) is tried.
 pub fn query() -> Result<Status, ControlError> {
-    let mut s = std::os::unix::net::UnixStream::connect_addr(
+    let mut squatter = None;
+    let mut s = match std::os::unix::net::UnixStream::connect_addr(
         &abstract_addr().map_err(ControlError::Connect)?,
-    )
-    .map_err(ControlError::Connect)?;
+    ) {
+        Ok(s) => match peer_cred(&s) {
+            Some(c) if trusted_uid(c.uid) => Some(s),
+            c => {
+                squatter = c;
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    if s.is_none() {
+        let fallback = fallback_path()
+            .ok()
+            .filter(|p| p.parent().is_some_and(|d| check_fallback_dir(d).is_ok()))
+            .and_then(|p| std::os::unix::net::UnixStream::connect(p).ok())
+            .filter(|s| peer_cred(s).is_some_and(|c| trusted_uid(c.uid)));
+        s = fallback;
+    }
+    let mut s = match (s, squatter) {
+        (Some(s), _) => s,
+        (None, Some(c)) => {
+            return Err(ControlError::Protocol(format!(
+                "@haxdp/control is held by uid {} (pid {}), not by a root haxdp daemon; not trusting it",
+                c.uid, c.pid
+            )))
+        }
+        (None, None) => {
+            return Err(ControlError::Connect(std::io::Error::other(
+                "nothing listens on @haxdp/control or the fallback socket",
+            )))
+        }
+    };
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(ControlError::Connect)?;
     s.write_all(b"status\n").map_err(ControlError::Connect)?;

@@ -403,15 +403,12 @@ pub fn state_file_path(dir: &Path, instance: &str) -> PathBuf {
 /// Write `STATE=<STATE>\n` atomically: a reader sees the old or the new file, never a
 /// partial one (rename(2) within one directory).
 pub fn write_state_file(dir: &Path, instance: &str, state: NotifyState) -> io::Result<()> {
-    let path = state_file_path(dir, instance);
-    let mut tmp = path.clone().into_os_string();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(format!("STATE={}\n", state.as_str()).as_bytes())?;
-    }
-    std::fs::rename(&tmp, &path)
+    // Never through a symlink, neither at the file nor at its temporary name
+    // (keepalived's CVE-2018-19044 class): see `crate::ops::write_file_nofollow`.
+    crate::ops::write_file_nofollow(
+        &state_file_path(dir, instance),
+        format!("STATE={}\n", state.as_str()).as_bytes(),
+    )
 }
 
 impl Notifier {
