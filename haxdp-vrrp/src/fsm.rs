@@ -605,6 +605,16 @@ impl Instance {
         !self.interface_up || !self.faults.is_empty()
     }
 
+    /// The fault conditions that are on (see [`Input::Fault`]).
+    pub fn fault_reasons(&self) -> impl Iterator<Item = &str> {
+        self.faults.iter().map(String::as_str)
+    }
+
+    /// Whether the instance's interface is up (as last told).
+    pub fn interface_up(&self) -> bool {
+        self.interface_up
+    }
+
     /// RFC 9568 6.4.1: the owner goes straight to Master; everyone else to Backup with
     /// Master_Down_Timer = Master_Down_Interval. keepalived also holds preemption off for
     /// `preempt_delay` from here.

@@ -231,6 +231,55 @@ pub fn priority_changed<M: Member, K: KernelView + ?Sized>(
     feed(ms, i, now, Input::PriorityChanged { effective }, out);
 }
 
+/// The reason a sync group's other members are faulted with when member `name` of
+/// `group` is in Fault of its own making.
+pub fn sync_fault_reason(group: &str, name: &str) -> String {
+    format!("sync group {group}: member {name} in fault")
+}
+
+/// Whether member `m` is faulty of its own making (its interface, its checks), not only
+/// because another member of its sync group is: only that propagates, and when it ends,
+/// the group's fault on the others ends too. Judging by state changes instead would let two
+/// members that fault together (one link under both) hold each other in Fault for ever.
+pub fn own_fault<M: Member>(m: &M) -> bool {
+    let core = m.core();
+    if !core.interface_up() {
+        return true;
+    }
+    match m.sync_group() {
+        Some(group) => {
+            let prefix = format!("sync group {group}: ");
+            core.fault_reasons().any(|r| !r.starts_with(&prefix))
+        }
+        None => core.fault_reasons().next().is_some(),
+    }
+}
+
+/// keepalived's `vrrp_sync_group`: when member `i` becomes faulty of its own making
+/// ([`own_fault`]), every other member of its group enters Fault too (the peer then takes
+/// every member's VIPs); when that ends, they are released.
+pub fn propagate_fault<M: Member>(ms: &mut [M], i: usize, faulted: bool, now: u64, out: &mut Out) {
+    let Some(group) = ms[i].sync_group().map(str::to_owned) else {
+        return;
+    };
+    let reason = sync_fault_reason(&group, &ms[i].core().config().name);
+    for j in 0..ms.len() {
+        if j == i || ms[j].sync_group() != Some(group.as_str()) {
+            continue;
+        }
+        feed(
+            ms,
+            j,
+            now,
+            Input::Fault {
+                on: faulted,
+                reason: reason.clone(),
+            },
+            out,
+        );
+    }
+}
+
 /// What [`expire`] did with a member whose deadline passed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {

@@ -19,7 +19,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::fsm::{Action, ConfigError, Input, Instance, InstanceConfig, State, NS_PER_CS};
-use crate::node::{self, KernelView, Standalone};
+use crate::node::{self, KernelView, Member};
 use crate::packet::{decode, encode, pass_auth, Advert, Family, Version};
 
 /// How adverts reach a simulated router's core.
@@ -93,6 +93,8 @@ pub struct Net {
 pub struct SimTransition {
     pub at_ns: u64,
     pub router: usize,
+    /// The router's instance (VRID) that changed.
+    pub member: usize,
     pub old: State,
     pub new: State,
 }
@@ -151,14 +153,51 @@ impl KernelView for KernelTable {
     }
 }
 
+/// One instance of a simulated router; the members of a router with several form one
+/// `vrrp_sync_group`.
+#[derive(Debug)]
+struct SimMember {
+    cfg: InstanceConfig,
+    inst: Instance,
+    held: bool,
+    sync: Option<String>,
+    holds_vips: bool,
+}
+
+impl Member for SimMember {
+    fn core(&self) -> &Instance {
+        &self.inst
+    }
+    fn core_mut(&mut self) -> &mut Instance {
+        &mut self.inst
+    }
+    fn sync_group(&self) -> Option<&str> {
+        self.sync.as_deref()
+    }
+    fn held(&self) -> bool {
+        self.held
+    }
+    fn set_held(&mut self, held: bool) {
+        self.held = held;
+    }
+}
+
+/// A router's kernel: one table per member instance (per VRID).
+#[derive(Debug, Default)]
+struct Kernels(Vec<KernelTable>);
+
+impl KernelView for Kernels {
+    fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
+        self.0.get_mut(member)?.last_advert_ns(0, src)
+    }
+}
+
 #[derive(Debug)]
 struct Router {
-    cfg: InstanceConfig,
-    m: Standalone,
+    ms: Vec<SimMember>,
     up: bool,
     group: u32,
-    holds_vips: bool,
-    kernel: KernelTable,
+    kernel: Kernels,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -189,29 +228,43 @@ pub struct Sim {
 impl Sim {
     /// Builds the routers (all down and in Initialize); call [`Sim::start`] for each.
     pub fn new(cfgs: Vec<InstanceConfig>, net: Net, seed: u64) -> Result<Sim, ConfigError> {
-        Sim::with_delivery(cfgs, net, seed, Delivery::Kernel)
+        Sim::with_delivery(
+            cfgs.into_iter().map(|c| vec![c]).collect(),
+            net,
+            seed,
+            Delivery::Kernel,
+        )
     }
 
-    /// [`Sim::new`] with the given [`Delivery`].
+    /// Routers with one instance per VRID each (`cfgs[router][member]`; with several, the
+    /// members of a router form a sync group), delivering adverts as `delivery` says.
     pub fn with_delivery(
-        cfgs: Vec<InstanceConfig>,
+        cfgs: Vec<Vec<InstanceConfig>>,
         net: Net,
         seed: u64,
         delivery: Delivery,
     ) -> Result<Sim, ConfigError> {
         let routers = cfgs
             .into_iter()
-            .map(|cfg| {
+            .map(|members| {
+                let sync = (members.len() > 1).then(|| "SG".to_string());
+                let n = members.len();
                 Ok(Router {
-                    m: Standalone {
-                        inst: Instance::new(cfg.clone())?,
-                        held: false,
-                    },
-                    cfg,
+                    ms: members
+                        .into_iter()
+                        .map(|cfg| {
+                            Ok(SimMember {
+                                inst: Instance::new(cfg.clone())?,
+                                cfg,
+                                held: false,
+                                sync: sync.clone(),
+                                holds_vips: false,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, ConfigError>>()?,
                     up: false,
                     group: 0,
-                    holds_vips: false,
-                    kernel: KernelTable::default(),
+                    kernel: Kernels((0..n).map(|_| KernelTable::default()).collect()),
                 })
             })
             .collect::<Result<Vec<_>, ConfigError>>()?;
@@ -245,8 +298,19 @@ impl Sim {
         self.net
     }
 
+    /// Instances (VRIDs) per router.
+    pub fn members(&self) -> usize {
+        self.routers.first().map_or(0, |r| r.ms.len())
+    }
+
+    /// Router `i`'s first instance.
     pub fn instance(&self, i: usize) -> &Instance {
-        &self.routers[i].m.inst
+        &self.routers[i].ms[0].inst
+    }
+
+    /// Router `i`'s instance `m`.
+    pub fn member(&self, i: usize, m: usize) -> &Instance {
+        &self.routers[i].ms[m].inst
     }
 
     pub fn delivery(&self) -> Delivery {
@@ -261,9 +325,14 @@ impl Sim {
         self.routers[i].group
     }
 
-    /// Whether router `i` currently has its VIPs configured.
+    /// Whether router `i` currently has the VIPs of its first instance configured.
     pub fn holds_vips(&self, i: usize) -> bool {
-        self.routers[i].holds_vips
+        self.routers[i].ms[0].holds_vips
+    }
+
+    /// Whether router `i` currently has the VIPs of its instance `m` configured.
+    pub fn member_holds_vips(&self, i: usize, m: usize) -> bool {
+        self.routers[i].ms[m].holds_vips
     }
 
     pub fn transitions(&self) -> &[SimTransition] {
@@ -281,16 +350,20 @@ impl Sim {
         self.trace[start..].join("\n")
     }
 
-    fn feed(&mut self, i: usize, input: Input) {
+    /// Feeds `input` to every instance of router `i`.
+    fn feed_all(&mut self, i: usize, input: Input) {
         let desc = format!("{input:?}");
         self.node_step(i, desc, |r, now, out| {
-            let acts = r.m.inst.handle(now, input);
-            out.push((0, acts));
+            for m in 0..r.ms.len() {
+                let acts = r.ms[m].inst.handle(now, input.clone());
+                out.push((m, acts));
+            }
         });
     }
 
     /// Runs one node-level step on router `i` (as the daemon's engine does on an event),
-    /// records a state change and performs the actions.
+    /// records state changes, propagates sync-group faults as the daemon does, and
+    /// performs the actions.
     fn node_step(
         &mut self,
         i: usize,
@@ -301,65 +374,86 @@ impl Sim {
             return;
         }
         let now = self.now;
-        let old = self.routers[i].m.inst.state();
+        let old: Vec<State> = self.routers[i].ms.iter().map(|m| m.inst.state()).collect();
+        let own_before: Vec<bool> = self.routers[i].ms.iter().map(node::own_fault).collect();
         let mut out = node::Out::new();
         step(&mut self.routers[i], now, &mut out);
-        let new = self.routers[i].m.inst.state();
-        if old != new {
-            self.transitions.push(SimTransition {
-                at_ns: now,
-                router: i,
-                old,
-                new,
-            });
-            self.trace
-                .push(format!("{now:>14} r{i} {old:?} -> {new:?} on {desc}"));
+        // keepalived's sync group: a member's own fault faults the others, its end
+        // releases them (the daemon's flush_sync runs the same node functions).
+        let r = &mut self.routers[i];
+        for (m, before) in own_before.into_iter().enumerate() {
+            let is = node::own_fault(&r.ms[m]);
+            if is != before {
+                node::propagate_fault(&mut r.ms, m, is, now, &mut out);
+            }
         }
-        for (_, acts) in out {
+        for (m, was) in old.into_iter().enumerate() {
+            let new = self.routers[i].ms[m].inst.state();
+            if was != new {
+                self.transitions.push(SimTransition {
+                    at_ns: now,
+                    router: i,
+                    member: m,
+                    old: was,
+                    new,
+                });
+                self.trace
+                    .push(format!("{now:>14} r{i}.{m} {was:?} -> {new:?} on {desc}"));
+            }
+        }
+        for (m, acts) in out {
             for a in acts {
-                self.apply(i, a);
+                self.apply(i, m, a);
             }
         }
     }
 
-    fn apply(&mut self, i: usize, action: Action) {
+    fn apply(&mut self, i: usize, m: usize, action: Action) {
         match action {
-            Action::SendAdvert { priority } => self.send(i, priority),
-            Action::AddVips => self.routers[i].holds_vips = true,
-            Action::RemoveVips => self.routers[i].holds_vips = false,
-            Action::ReportPeers => self.routers[i].kernel.epoch += 1,
+            Action::SendAdvert { priority } => self.send(i, m, priority),
+            Action::AddVips => self.routers[i].ms[m].holds_vips = true,
+            Action::RemoveVips => self.routers[i].ms[m].holds_vips = false,
+            Action::ReportPeers => self.routers[i].kernel.0[m].epoch += 1,
             Action::SendGratuitous | Action::Notify { .. } | Action::Discarded { .. } => {}
         }
     }
 
-    fn send(&mut self, from: usize, priority: u8) {
-        let r = &self.routers[from];
+    fn send(&mut self, from: usize, m: usize, priority: u8) {
+        let r = &self.routers[from].ms[m];
         let src = r.cfg.primary_addr;
         let dst = match r.cfg.family {
             Family::V4 => IpAddr::V4(MCAST_V4),
             Family::V6 => IpAddr::V6(MCAST_V6),
         };
-        let bytes = match encode(&r.m.inst.advert(priority), src, dst) {
+        let bytes = match encode(&r.inst.advert(priority), src, dst) {
             Ok(b) => b,
             Err(e) => {
                 self.errors
-                    .push(format!("r{from} could not encode its advert: {e}"));
+                    .push(format!("r{from}.{m} could not encode its advert: {e}"));
                 return;
             }
         };
-        let group = r.group;
-        self.trace
-            .push(format!("{:>14} r{from} sends prio {priority}", self.now));
+        let group = self.routers[from].group;
+        self.trace.push(format!(
+            "{:>14} r{from}.{m} sends prio {priority}",
+            self.now
+        ));
         self.broadcast(Some(from), group, src, bytes);
     }
 
-    fn packet_rng(&self, src: IpAddr, to: usize) -> Rng {
+    fn packet_rng(&self, src: IpAddr, to: usize, bytes: &[u8]) -> Rng {
         let mut h = self.rng.0 ^ self.now.wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let octets = match src {
             IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
             IpAddr::V6(a) => a.octets(),
         };
-        for b in octets.into_iter().chain((to as u64).to_le_bytes()) {
+        // The VRID byte tells two members' adverts from one source apart.
+        let vrid = bytes.get(1).copied().unwrap_or(0);
+        for b in octets
+            .into_iter()
+            .chain((to as u64).to_le_bytes())
+            .chain([vrid])
+        {
             h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
         Rng::new(h)
@@ -372,10 +466,10 @@ impl Sim {
             if Some(to) == from || self.routers[to].group != group {
                 continue;
             }
-            // Loss and delay are drawn per packet from (seed, time, source, receiver), not
-            // from one stream, so two runs of a scenario that send the same adverts see the
-            // same network whatever else they did (see `Delivery`).
-            let mut rng = self.packet_rng(src, to);
+            // Loss and delay are drawn per packet from (seed, time, source, VRID,
+            // receiver), not from one stream, so two runs of a scenario that send the same
+            // adverts see the same network whatever else they did (see `Delivery`).
+            let mut rng = self.packet_rng(src, to, &bytes);
             if rng.chance(self.net.loss_permille) {
                 continue;
             }
@@ -409,21 +503,28 @@ impl Sim {
             }
         };
         // The XDP program accepts only the VRIDs it watches (RFC 9568 7.1).
-        if advert.vrid != self.routers[p.to].cfg.vrid {
+        let Some(m) = self.routers[p.to]
+            .ms
+            .iter()
+            .position(|m| m.cfg.vrid == advert.vrid)
+        else {
             return;
-        }
+        };
         let now = self.now;
-        let reported = self.routers[p.to].kernel.record(src, &advert, now);
+        let reported = self.routers[p.to].kernel.0[m].record(src, &advert, now);
         let prev = match (self.delivery, reported) {
             (Delivery::Kernel, None) => return,
             (Delivery::Kernel, Some(prev)) => prev,
             (Delivery::Full, _) => None,
         };
-        let desc = format!("advert from {src} prio {}", advert.priority);
+        let desc = format!(
+            "advert from {src} vrid {} prio {}",
+            advert.vrid, advert.priority
+        );
         self.node_step(p.to, desc, |r, now, out| {
             node::advert(
-                std::slice::from_mut(&mut r.m),
-                0,
+                &mut r.ms,
+                m,
                 now,
                 src,
                 advert,
@@ -438,17 +539,17 @@ impl Sim {
     /// A wake-up of router `i` for its deadline, as the daemon's engine runs it.
     fn wake(&mut self, i: usize) {
         self.node_step(i, "timer".into(), |r, now, out| {
-            node::on_deadlines(std::slice::from_mut(&mut r.m), now, &mut r.kernel, out);
+            node::on_deadlines(&mut r.ms, now, &mut r.kernel, out);
         });
     }
 
-    /// A host that is not one of the routers sends one advert for the routers' VRID from
-    /// `src` (spoofed, misconfigured or stray), to partition 0.
+    /// A host that is not one of the routers sends one advert for the routers' first VRID
+    /// from `src` (spoofed, misconfigured or stray), to partition 0.
     pub fn forge(&mut self, src: IpAddr, priority: u8, interval_cs: u16) {
-        let Some(r) = self.routers.first() else {
+        let Some(r) = self.routers.first().map(|r| &r.ms[0]) else {
             return;
         };
-        let mut advert = r.m.inst.advert(priority);
+        let mut advert = r.inst.advert(priority);
         // VRRPv2 counts whole seconds (RFC 3768 5.3.7) and receivers drop other intervals.
         if r.cfg.version == Version::V3 {
             advert.max_adver_int_cs = interval_cs;
@@ -473,41 +574,51 @@ impl Sim {
     pub fn start(&mut self, i: usize) {
         self.routers[i].up = true;
         self.trace.push(format!("{:>14} r{i} start", self.now));
-        self.feed(i, Input::Startup);
+        self.feed_all(i, Input::Startup);
     }
 
     /// Router `i` dies silently: no priority-0 advert, state lost, VIPs gone with it.
     pub fn crash(&mut self, i: usize) {
         self.trace.push(format!("{:>14} r{i} crash", self.now));
+        let now = self.now;
         let r = &mut self.routers[i];
-        if r.up && r.m.inst.state() != State::Initialize {
-            self.transitions.push(SimTransition {
-                at_ns: self.now,
-                router: i,
-                old: r.m.inst.state(),
-                new: State::Initialize,
-            });
+        for (m, member) in r.ms.iter_mut().enumerate() {
+            if r.up && member.inst.state() != State::Initialize {
+                self.transitions.push(SimTransition {
+                    at_ns: now,
+                    router: i,
+                    member: m,
+                    old: member.inst.state(),
+                    new: State::Initialize,
+                });
+            }
+            member.holds_vips = false;
         }
         r.up = false;
-        r.holds_vips = false;
     }
 
     /// Admin stop (sends priority 0 when Master), then down.
     pub fn shutdown(&mut self, i: usize) {
         self.trace.push(format!("{:>14} r{i} shutdown", self.now));
-        self.feed(i, Input::Shutdown);
+        self.feed_all(i, Input::Shutdown);
         self.routers[i].up = false;
     }
 
-    /// Brings a down router back with a fresh instance (state is not persisted; the kernel
-    /// table is, as the daemon's pinned BPF maps are).
+    /// Brings a down router back with fresh instances (state is not persisted; the kernel
+    /// tables are, as the daemon's pinned BPF maps and checkpoint are).
     pub fn restart(&mut self, i: usize) {
-        let r = &mut self.routers[i];
-        match Instance::new(r.cfg.clone()) {
-            Ok(inst) => r.m = Standalone { inst, held: false },
-            Err(e) => {
-                self.errors.push(format!("r{i} config became invalid: {e}"));
-                return;
+        for m in 0..self.routers[i].ms.len() {
+            let member = &mut self.routers[i].ms[m];
+            match Instance::new(member.cfg.clone()) {
+                Ok(inst) => {
+                    member.inst = inst;
+                    member.held = false;
+                }
+                Err(e) => {
+                    self.errors
+                        .push(format!("r{i}.{m} config became invalid: {e}"));
+                    return;
+                }
             }
         }
         self.start(i);
@@ -527,18 +638,14 @@ impl Sim {
         }
     }
 
+    /// The effective priority of every instance of router `i`.
     pub fn set_priority(&mut self, i: usize, effective: u8) {
         self.trace
             .push(format!("{:>14} r{i} priority {effective}", self.now));
         self.node_step(i, format!("priority {effective}"), |r, now, out| {
-            node::priority_changed(
-                std::slice::from_mut(&mut r.m),
-                0,
-                now,
-                effective,
-                &mut r.kernel,
-                out,
-            );
+            for m in 0..r.ms.len() {
+                node::priority_changed(&mut r.ms, m, now, effective, &mut r.kernel, out);
+            }
         });
     }
 
@@ -550,18 +657,23 @@ impl Sim {
         } else {
             Input::InterfaceDown
         };
-        self.feed(i, input);
+        self.feed_all(i, input);
     }
 
+    /// A tracked check of router `i`'s first instance fails or recovers (with a sync
+    /// group, the other members follow).
     pub fn set_fault(&mut self, i: usize, on: bool) {
         self.trace.push(format!("{:>14} r{i} fault {on}", self.now));
-        self.feed(
-            i,
-            Input::Fault {
-                on,
-                reason: "sim".into(),
-            },
-        );
+        self.node_step(i, format!("fault {on}"), |r, now, out| {
+            let acts = r.ms[0].inst.handle(
+                now,
+                Input::Fault {
+                    on,
+                    reason: "sim".into(),
+                },
+            );
+            out.push((0, acts));
+        });
     }
 
     fn next_timer(&self) -> Option<(u64, usize)> {
@@ -569,9 +681,7 @@ impl Sim {
             .iter()
             .enumerate()
             .filter(|(_, r)| r.up)
-            .filter_map(|(i, r)| {
-                node::next_deadline(std::slice::from_ref(&r.m), self.now).map(|d| (d, i))
-            })
+            .filter_map(|(i, r)| node::next_deadline(&r.ms, self.now).map(|d| (d, i)))
             .min()
     }
 
@@ -639,7 +749,10 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct Scenario {
     pub seed: u64,
+    /// Each router's first instance; with `members` > 1 every router runs that many,
+    /// the others derived by `member_config`, in one sync group.
     pub configs: Vec<InstanceConfig>,
+    pub members: usize,
     pub net: Net,
     /// Start times of the routers.
     pub starts: Vec<u64>,
@@ -660,6 +773,13 @@ impl Scenario {
     /// A random scenario from `seed`.
     pub fn random(seed: u64) -> Scenario {
         let mut rng = Rng::new(seed);
+        // A quarter of the scenarios run two instances per router in a sync group (drawn
+        // apart, so the rest of each scenario is what it was with one).
+        let members = if Rng::new(seed ^ 0x005c_9a11).chance(250) {
+            2
+        } else {
+            1
+        };
         let n = rng.range(2, 5) as usize;
         let version = if rng.chance(400) {
             Version::V2
@@ -790,6 +910,7 @@ impl Scenario {
         Scenario {
             seed,
             configs,
+            members,
             net,
             starts,
             changes,
@@ -849,10 +970,14 @@ pub struct Summary {
     pub settled_checks: usize,
     /// Forged adverts that hit a settled LAN and were checked to change nothing.
     pub forgeries_checked: usize,
+    /// Settled checks that a sync group's members were master on one router.
+    pub sync_checks: usize,
 }
 
-/// Tracks the invariants over a run.
+/// Tracks the invariants of one instance (VRID) over a run.
 struct Checker {
+    /// Which of each router's instances this checker watches.
+    m: usize,
     phase_start: u64,
     settle: u64,
     /// Per partition group: when it started having more than one master.
@@ -872,13 +997,13 @@ struct Checker {
     last_transition_ns: u64,
 }
 
-fn eligible(sim: &Sim, i: usize) -> bool {
-    sim.is_up(i) && matches!(sim.instance(i).state(), State::Backup | State::Master)
+fn eligible(sim: &Sim, i: usize, m: usize) -> bool {
+    sim.is_up(i) && matches!(sim.member(i, m).state(), State::Backup | State::Master)
 }
 
-fn groups_of(sim: &Sim) -> Vec<u32> {
+fn groups_of(sim: &Sim, m: usize) -> Vec<u32> {
     let mut g: Vec<u32> = (0..sim.len())
-        .filter(|&i| eligible(sim, i))
+        .filter(|&i| eligible(sim, i, m))
         .map(|i| sim.group(i))
         .collect();
     g.sort_unstable();
@@ -886,10 +1011,10 @@ fn groups_of(sim: &Sim) -> Vec<u32> {
     g
 }
 
-fn masters_in(sim: &Sim, group: u32) -> Vec<usize> {
+fn masters_in(sim: &Sim, group: u32, m: usize) -> Vec<usize> {
     (0..sim.len())
         .filter(|&i| {
-            sim.is_up(i) && sim.group(i) == group && sim.instance(i).state() == State::Master
+            sim.is_up(i) && sim.group(i) == group && sim.member(i, m).state() == State::Master
         })
         .collect()
 }
@@ -901,19 +1026,20 @@ impl Checker {
             return Err(e.clone());
         }
         // Whoever is Master holds the VIPs, and nobody else does.
+        let m = self.m;
         for i in 0..sim.len() {
-            let master = sim.is_up(i) && sim.instance(i).state() == State::Master;
-            if sim.holds_vips(i) != master {
+            let master = sim.is_up(i) && sim.member(i, m).state() == State::Master;
+            if sim.member_holds_vips(i, m) != master {
                 return Err(format!(
-                    "r{i} holds VIPs = {} but master = {master}",
-                    sim.holds_vips(i)
+                    "r{i}.{m} holds VIPs = {} but master = {master}",
+                    sim.member_holds_vips(i, m)
                 ));
             }
         }
         let loss_free = sim.net().loss_permille == 0;
         let delay = sim.net().delay_max_ns;
-        for g in groups_of(sim) {
-            let masters = masters_in(sim, g);
+        for g in groups_of(sim, self.m) {
+            let masters = masters_in(sim, g, self.m);
             // After the network has been healthy long enough: exactly one master.
             if loss_free && now >= self.phase_start + self.settle {
                 if masters.len() != 1 {
@@ -945,7 +1071,7 @@ impl Checker {
             }
         }
         if let Some((g, bound)) = self.takeover {
-            if !masters_in(sim, g).is_empty() {
+            if !masters_in(sim, g, self.m).is_empty() {
                 self.takeover = None;
                 self.summary.takeovers_checked += 1;
             } else if now > bound {
@@ -955,7 +1081,7 @@ impl Checker {
             }
         }
         if let Some(m) = self.forged_over {
-            let masters = masters_in(sim, sim.group(m));
+            let masters = masters_in(sim, sim.group(m), self.m);
             if masters != [m] {
                 return Err(format!(
                     "a forged advert moved the master: r{m} was the settled master, now {masters:?}"
@@ -966,7 +1092,10 @@ impl Checker {
         // No flaps (Master -> other -> Master) within a loss-free phase.
         if loss_free {
             let mut left_master: HashMap<usize, u64> = HashMap::new();
-            for t in &sim.transitions()[self.phase_transition_idx..] {
+            for t in sim.transitions()[self.phase_transition_idx..]
+                .iter()
+                .filter(|t| t.member == self.m)
+            {
                 if t.old == State::Master {
                     left_master.insert(t.router, t.at_ns);
                 } else if t.new == State::Master {
@@ -990,9 +1119,9 @@ impl Checker {
         let settled_before = sim.now() >= self.phase_start + self.settle
             && sim.now() >= self.last_transition_ns + self.settle;
         self.forged_over = None;
-        if let (Change::Forge { below, .. }, true) = (change, settled_before) {
+        if let (Change::Forge { below, .. }, true, 0) = (change, settled_before, self.m) {
             let all_in_zero = (0..sim.len()).all(|i| !sim.is_up(i) || sim.group(i) == 0);
-            let masters = masters_in(sim, 0);
+            let masters = masters_in(sim, 0, self.m);
             // Only a forged advert worse than the master (priority 0 included) must change
             // nothing; an equal or better one is a legitimate election (RFC 9568 6.4.3).
             if *below > 0 && all_in_zero && masters.len() == 1 && sim.net().loss_permille == 0 {
@@ -1009,8 +1138,8 @@ impl Checker {
             // The best backup's Master_Down_Timer runs from the master's last advert, which
             // was sent at the latest now and can arrive one delivery delay later.
             let best = (0..sim.len())
-                .filter(|&i| eligible(sim, i) && sim.group(i) == g)
-                .map(|i| rfc_master_down_ns(sim.instance(i)))
+                .filter(|&i| eligible(sim, i, self.m) && sim.group(i) == g)
+                .map(|i| rfc_master_down_ns(sim.member(i, self.m)))
                 .min();
             if let Some(mdi) = best {
                 self.takeover = Some((g, sim.now() + mdi + sim.net().delay_max_ns + 1_000));
@@ -1057,39 +1186,51 @@ pub fn run_scenario_with(
         what,
         trace: sim.trace_tail(40),
     };
+    let members: Vec<Vec<InstanceConfig>> = sc
+        .configs
+        .iter()
+        .map(|c| {
+            (0..sc.members.max(1))
+                .map(|m| member_config(c, m))
+                .collect()
+        })
+        .collect();
     let mut sim =
-        Sim::with_delivery(sc.configs.clone(), sc.net, sc.seed, delivery).map_err(|e| {
-            Violation {
-                seed: sc.seed,
-                at_ns: 0,
-                what: format!("scenario config invalid: {e}"),
-                trace: String::new(),
-            }
+        Sim::with_delivery(members, sc.net, sc.seed, delivery).map_err(|e| Violation {
+            seed: sc.seed,
+            at_ns: 0,
+            what: format!("scenario config invalid: {e}"),
+            trace: String::new(),
         })?;
     let max_int = max_int_ns(&sc.configs);
-    let mut checker = Checker {
-        phase_start: 0,
-        settle: settle_ns(&sc.configs, &sc.net) + max_int,
-        multi_since: HashMap::new(),
-        takeover: None,
-        heal_bound: None,
-        max_int,
-        max_skew: max_int,
-        summary: Summary::default(),
-        phase_transition_idx: 0,
-        forged_over: None,
-        last_transition_ns: 0,
-    };
+    let mut checkers: Vec<Checker> = (0..sim.members())
+        .map(|m| Checker {
+            m,
+            phase_start: 0,
+            settle: settle_ns(&sc.configs, &sc.net) + max_int,
+            multi_since: HashMap::new(),
+            takeover: None,
+            heal_bound: None,
+            max_int,
+            max_skew: max_int,
+            summary: Summary::default(),
+            phase_transition_idx: 0,
+            forged_over: None,
+            last_transition_ns: 0,
+        })
+        .collect();
     let mut starts: Vec<(u64, usize)> = sc.starts.iter().copied().zip(0..).collect();
     starts.sort_unstable();
     for (at, i) in starts {
-        run_until(&mut sim, at, &mut checker).map_err(|w| fail(&sim, w))?;
+        run_until(&mut sim, at, &mut checkers).map_err(|w| fail(&sim, w))?;
         sim.start(i);
     }
     // The start phase counts from the last start, plus the staggering.
-    checker.phase_start = sim.now();
+    for c in &mut checkers {
+        c.phase_start = sim.now();
+    }
     for (at, change) in &sc.changes {
-        run_until(&mut sim, *at, &mut checker).map_err(|w| fail(&sim, w))?;
+        run_until(&mut sim, *at, &mut checkers).map_err(|w| fail(&sim, w))?;
         let resolved;
         let change = match change {
             Change::CrashMaster => {
@@ -1105,30 +1246,45 @@ pub fn run_scenario_with(
             // run a full Master_Down_Interval, so the takeover bound below is tight.
             if sim.is_up(*i) && sim.instance(*i).state() == State::Master {
                 if let Some(d) = sim.instance(*i).next_deadline() {
-                    run_until(&mut sim, d, &mut checker).map_err(|w| fail(&sim, w))?;
+                    run_until(&mut sim, d, &mut checkers).map_err(|w| fail(&sim, w))?;
                 }
             }
         }
-        let crashed = match change {
-            Change::Crash(i) if sim.is_up(*i) && sim.instance(*i).state() == State::Master => {
-                let g = sim.group(*i);
-                (masters_in(&sim, g).len() == 1).then_some(g)
-            }
-            _ => None,
-        };
+        let crashed: Vec<Option<u32>> = (0..sim.members())
+            .map(|m| match change {
+                Change::Crash(i) if sim.is_up(*i) && sim.member(*i, m).state() == State::Master => {
+                    let g = sim.group(*i);
+                    (masters_in(&sim, g, m).len() == 1).then_some(g)
+                }
+                _ => None,
+            })
+            .collect();
         apply_change(&mut sim, change);
-        checker.settle = settle_ns(&sc.configs, &sim.net());
-        checker.new_phase(&sim, change, crashed);
-        checker.check(&sim).map_err(|w| fail(&sim, w))?;
+        for (c, crashed) in checkers.iter_mut().zip(crashed) {
+            c.settle = settle_ns(&sc.configs, &sim.net());
+            c.new_phase(&sim, change, crashed);
+            c.check(&sim).map_err(|w| fail(&sim, w))?;
+        }
     }
-    run_until(&mut sim, sc.end_ns, &mut checker).map_err(|w| fail(&sim, w))?;
-    checker.summary.transitions = sim.transitions().len();
-    if checker.summary.settled_checks == 0 {
-        return Err(fail(
-            &sim,
-            "the final healthy phase was never checked".into(),
-        ));
+    run_until(&mut sim, sc.end_ns, &mut checkers).map_err(|w| fail(&sim, w))?;
+    let mut summary = Summary::default();
+    for c in &checkers {
+        if c.summary.settled_checks == 0 {
+            return Err(fail(
+                &sim,
+                format!(
+                    "instance {}: the final healthy phase was never checked",
+                    c.m
+                ),
+            ));
+        }
+        summary.takeovers_checked += c.summary.takeovers_checked;
+        summary.heals_checked += c.summary.heals_checked;
+        summary.settled_checks += c.summary.settled_checks;
+        summary.forgeries_checked += c.summary.forgeries_checked;
+        summary.sync_checks += c.summary.sync_checks;
     }
+    summary.transitions = sim.transitions().len();
     if std::env::var_os("HAXDP_SIM_TRACE").is_some() {
         eprintln!(
             "=== seed {} {delivery:?}\n{}",
@@ -1136,12 +1292,58 @@ pub fn run_scenario_with(
             sim.trace_tail(usize::MAX)
         );
     }
-    Ok((checker.summary, sim.transitions().to_vec()))
+    Ok((summary, sim.transitions().to_vec()))
 }
 
-fn run_until(sim: &mut Sim, until: u64, checker: &mut Checker) -> Result<(), String> {
+/// Instance `m` of a router whose first instance is `c`: the next VRID, other VIPs, the
+/// same timers and priority (a `vrrp_sync_group` of the instances of one LAN pair).
+fn member_config(c: &InstanceConfig, m: usize) -> InstanceConfig {
+    let mut c = c.clone();
+    if m > 0 {
+        c.name = format!("{}.{m}", c.name);
+        c.vrid = c.vrid.wrapping_add(m as u8);
+        c.vips = vec![
+            addr(c.family, 102 + 2 * m as u8),
+            addr(c.family, 103 + 2 * m as u8),
+        ];
+    }
+    c
+}
+
+fn run_until(sim: &mut Sim, until: u64, checkers: &mut [Checker]) -> Result<(), String> {
     while sim.step(until) {
-        checker.check(sim)?;
+        for c in checkers.iter_mut() {
+            c.check(sim)?;
+        }
+        check_sync(sim, checkers)?;
+    }
+    Ok(())
+}
+
+/// A sync group's members are master on the same router once the LAN has settled
+/// (keepalived's sync group: they move together).
+fn check_sync(sim: &Sim, checkers: &mut [Checker]) -> Result<(), String> {
+    if sim.members() < 2 || sim.net().loss_permille != 0 {
+        return Ok(());
+    }
+    let now = sim.now();
+    if checkers
+        .iter()
+        .any(|c| now < c.phase_start + c.settle + c.max_int)
+    {
+        return Ok(());
+    }
+    for g in groups_of(sim, 0) {
+        let first = masters_in(sim, g, 0);
+        for m in 1..sim.members() {
+            let other = masters_in(sim, g, m);
+            if other != first {
+                return Err(format!(
+                    "group {g}: sync group split: instance 0 master on {first:?}, instance {m} on {other:?}"
+                ));
+            }
+        }
+        checkers[0].summary.sync_checks += 1;
     }
     Ok(())
 }
@@ -1184,10 +1386,10 @@ fn apply_change(sim: &mut Sim, change: &Change) {
             let family = sim
                 .routers
                 .first()
-                .map(|r| r.cfg.family)
+                .map(|r| r.ms[0].cfg.family)
                 .unwrap_or(Family::V4);
             // The forger sits in partition 0; its priority is relative to the master there.
-            let master = masters_in(sim, 0)
+            let master = masters_in(sim, 0, 0)
                 .into_iter()
                 .map(|i| sim.instance(i).effective_priority())
                 .min();

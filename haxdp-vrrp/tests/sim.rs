@@ -35,6 +35,7 @@ fn random_scenarios_keep_the_invariants() {
                 total.heals_checked += s.heals_checked;
                 total.settled_checks += s.settled_checks;
                 total.forgeries_checked += s.forgeries_checked;
+                total.sync_checks += s.sync_checks;
             }
             Err(v) => {
                 failures.push(v.seed);

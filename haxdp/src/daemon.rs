@@ -114,7 +114,7 @@ struct Inst {
     priority_reasons: Vec<String>,
     fault_reasons: Vec<String>,
     transitions_wall: Vec<(u64, u64)>,
-    /// Fault as of the last `apply`, to see sync-group changes.
+    /// Faulty of its own making as of the last `apply`, to see sync-group changes.
     in_fault: bool,
     /// A sync-group member whose Master_Down_Timer expired but which waits for
     /// the other members to want Master too (see `haxdp_vrrp::node::expire`).
@@ -450,27 +450,10 @@ impl Engine {
             if rounds > 4 * self.insts.len() + 4 {
                 break;
             }
-            let Some(group) = self.insts[i].spec.sync_group.clone() else {
-                continue;
-            };
-            let reason = format!(
-                "sync group {group}: member {} in fault",
-                self.insts[i].spec.core.name
-            );
             let now = netio::monotonic_ns();
-            for j in 0..self.insts.len() {
-                if j == i || self.insts[j].spec.sync_group.as_deref() != Some(group.as_str()) {
-                    continue;
-                }
-                let acts = self.insts[j].core.handle(
-                    now,
-                    Input::Fault {
-                        on: faulted,
-                        reason: reason.clone(),
-                    },
-                );
-                self.apply(j, now, acts).await;
-            }
+            let mut out = election::Out::new();
+            election::propagate_fault(&mut self.insts, i, faulted, now, &mut out);
+            self.apply_out(now, out).await;
         }
     }
 
@@ -1203,17 +1186,12 @@ impl Engine {
             self.log_refused_peers(i, true);
         }
         self.protect_followed_master(i);
-        let is_fault = self.insts[i].core.state() == State::Fault;
+        // Only faults of the member's own making propagate to its sync group, and
+        // their end releases the group (see `haxdp_vrrp::node::own_fault`).
+        let is_fault = election::own_fault(&self.insts[i]);
         self.insts[i].in_fault = is_fault;
         if is_fault != was_fault && self.insts[i].spec.sync_group.is_some() {
-            // Propagate only faults of the member's own making, not the
-            // group's, or two members would hold each other in Fault.
-            let own = !self.insts[i].core.transitions().last().is_some_and(|t| {
-                matches!(&t.event, haxdp_vrrp::fsm::Event::FaultOn { reason } if reason.starts_with("sync group "))
-            });
-            if own || !is_fault {
-                self.sync_queue.push((i, is_fault));
-            }
+            self.sync_queue.push((i, is_fault));
         }
     }
 

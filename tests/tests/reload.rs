@@ -301,3 +301,57 @@ fn detached_xdp_program_is_noticed_and_attached_again() {
     );
     lb1.proc = None;
 }
+
+/// Both members of a sync group on one interface fault together when its link goes down
+/// and must both come back when it returns (found by the simulator: each member's fault
+/// was propagated to the other, and each then held the other in Fault for ever). The
+/// backup side: the master stays, the backup returns to BACKUP and takes over when the
+/// master dies.
+#[test]
+fn sync_group_on_one_link_recovers_from_a_link_flap() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let conf = |prio: u8| {
+        format!(
+            "vrrp_sync_group G {{\n  group {{\n    VI_1\n    VI_2\n  }}\n}}\n\
+             vrrp_instance VI_1 {{\n  interface eth0\n  virtual_router_id 51\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP}/24\n  }}\n}}\n\
+             vrrp_instance VI_2 {{\n  interface eth0\n  virtual_router_id 52\n  priority {prio}\n  \
+             advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP2}/24\n  }}\n}}\n"
+        )
+    };
+    let mut lb1 = Node::haxdp(h1, "lb1", &conf(100), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &conf(90), Rx::Xdp);
+    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(500));
+    // The backup's link flaps for 1 s: both members FAULT, then both BACKUP again.
+    h2.exec(&["ip", "link", "set", "eth0", "down"]);
+    std::thread::sleep(Duration::from_secs(1));
+    h2.exec(&["ip", "link", "set", "eth0", "up"]);
+    let back = wait_for(Duration::from_secs(3), || {
+        let log = lb2.log();
+        (log.matches("Fault -> Backup").count() >= 2).then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "the sync group stayed in FAULT:\n{}",
+        lb2.log()
+    );
+    let (both, _, n) = watch(h1, h2, Duration::from_millis(1000));
+    assert_eq!(both, 0, "{n} samples");
+    // The master dies: both VIPs move to the recovered backup.
+    if let Some(p) = lb1.proc.as_ref() {
+        p.signal(libc::SIGKILL);
+    }
+    h1.exec(&["ip", "link", "set", "eth0", "down"]);
+    let moved = wait_for(Duration::from_secs(3), || {
+        (has_addr(h2, VIP) && has_addr(h2, VIP2)).then_some(())
+    });
+    assert!(
+        moved.is_some(),
+        "lb2 did not take both VIPs:\n{}",
+        lb2.log()
+    );
+    lb1.proc = None;
+}
