@@ -333,6 +333,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         // systemd's watchdog is fed from this loop, so a hung engine misses it.
         watchdog.tick();
         eng.sd_reload_outcome();
+        eng.log_keepalived_lines();
         if metrics.due_now() {
             eng.publish_metrics();
         }
@@ -1536,6 +1537,7 @@ impl Engine {
         if let Some(t) = self.tracker.take() {
             t.shutdown().await;
         }
+        self.log_keepalived_lines();
         // notify_stop / STOP for every instance, bounded; state files say STOP.
         self.finish_stop_notifications().await;
     }
@@ -2129,6 +2131,35 @@ impl Engine {
     fn sd_reload_outcome(&self) {
         if let Some(r) = &self.last_reload {
             crate::sd::reload_outcome(r.at_unix_ms, r.accepted, &r.message, self.insts.len());
+        }
+    }
+
+    /// keepalived 2.2.7's own log lines for what just happened, beside haxdp's (which name
+    /// the cause): `(VI_1) Entering MASTER STATE`, `(VI_1) Entering BACKUP STATE`,
+    /// `(VI_1) Entering BACKUP STATE (init)`, `(VI_1) Entering FAULT STATE`,
+    /// `(VI_1) sent 0 priority`, so that log alerts written for keepalived still match.
+    fn log_keepalived_lines(&self) {
+        for i in &self.insts {
+            let name = &i.spec.core.name;
+            let last = i.core.transitions().last();
+            let at = last.map(|t| t.at_ns).unwrap_or(0);
+            let pri0 = i.core.stats().pri_zero_sent;
+            let (seen_at, seen_pri0) = crate::ops::keepalived_lines_seen(name, at, pri0);
+            if pri0 > seen_pri0 {
+                info!("({name}) sent 0 priority");
+            }
+            let Some(t) = last.filter(|_| at != seen_at) else {
+                continue;
+            };
+            let init = matches!(t.event, haxdp_vrrp::Event::Startup);
+            match t.new {
+                State::Master => info!("({name}) Entering MASTER STATE"),
+                State::Backup if init => info!("({name}) Entering BACKUP STATE (init)"),
+                State::Backup => info!("({name}) Entering BACKUP STATE"),
+                State::Fault if init => info!("({name}) Entering FAULT STATE (init)"),
+                State::Fault => info!("({name}) Entering FAULT STATE"),
+                State::Initialize => {}
+            }
         }
     }
 

@@ -416,6 +416,22 @@ pub fn clear_kernel_received(instance: &str) {
     }
 }
 
+/// Per instance: the last transition (its time) and priority-0 count that keepalived's
+/// log lines were written for.
+static KEEPALIVED_LINES: Mutex<BTreeMap<String, (u64, u64)>> = Mutex::new(BTreeMap::new());
+
+/// Records `(at_ns, pri0)` as logged for `instance`; returns what was recorded before.
+pub fn keepalived_lines_seen(instance: &str, at_ns: u64, pri0: u64) -> (u64, u64) {
+    let Ok(mut m) = KEEPALIVED_LINES.lock() else {
+        return (at_ns, pri0);
+    };
+    let prev = m.get(instance).copied().unwrap_or((0, 0));
+    if prev != (at_ns, pri0) {
+        m.insert(instance.to_owned(), (at_ns, pri0));
+    }
+    prev
+}
+
 /// Which of keepalived's dumps a signal asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dump {

@@ -177,6 +177,15 @@ fn keepalived_signals_dump_and_keep_the_master_running_and_term_stops_it_truthfu
     assert!(s < g, "notify_stop runs before the generic notify: {ev}");
     let st = std::fs::read_to_string(dir.path.join("state").join("VI_1.state")).unwrap();
     assert_eq!(st, "STATE=STOP\n", "state file after stop");
+    // keepalived's own lines, for log alerts written against keepalived.
+    let log = p.log_text();
+    for line in [
+        "(VI_1) Entering BACKUP STATE (init)",
+        "(VI_1) Entering MASTER STATE",
+        "(VI_1) sent 0 priority",
+    ] {
+        assert!(log.contains(line), "no {line:?} in the log:\n{log}");
+    }
 }
 
 #[test]
