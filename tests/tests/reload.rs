@@ -355,3 +355,136 @@ fn sync_group_on_one_link_recovers_from_a_link_flap() {
     );
     lb1.proc = None;
 }
+
+/// A daemon of the drill table: haxdp or keepalived 2.2.7, in the same lab.
+enum Lb<'a> {
+    Haxdp(Node<'a>),
+    Ka(haxdp_tests::Proc, TempDir),
+}
+
+impl Lb<'_> {
+    fn start<'a>(ns: &'a Netns, ka: bool, name: &str, conf: &str) -> Lb<'a> {
+        if ka {
+            let dir = TempDir::new(name);
+            let p = haxdp_tests::node::keepalived(ns, &dir, name, conf);
+            Lb::Ka(p, dir)
+        } else {
+            Lb::Haxdp(Node::haxdp(ns, name, conf, Rx::Xdp))
+        }
+    }
+    fn log(&self) -> String {
+        match self {
+            Lb::Haxdp(n) => n.log(),
+            Lb::Ka(p, _) => p.log_text(),
+        }
+    }
+    fn transitions(&self) -> usize {
+        match self {
+            Lb::Haxdp(n) => transitions(n),
+            Lb::Ka(p, _) => {
+                let log = p.log_text();
+                [
+                    "Entering MASTER STATE",
+                    "Entering BACKUP STATE",
+                    "Entering FAULT STATE",
+                ]
+                .iter()
+                .map(|s| log.matches(s).count())
+                .sum()
+            }
+        }
+    }
+    fn write_conf(&self, conf: &str) {
+        match self {
+            Lb::Haxdp(n) => std::fs::write(&n.conf, conf).expect("write"),
+            Lb::Ka(_, dir) => {
+                // The launcher wrote one `NAME.conf` there.
+                for e in std::fs::read_dir(&dir.path).expect("dir").flatten() {
+                    let p = e.path();
+                    if p.extension().is_some_and(|x| x == "conf") {
+                        std::fs::write(&p, conf).expect("write");
+                    }
+                }
+            }
+        }
+    }
+    fn signal(&self, sig: i32) {
+        match self {
+            Lb::Haxdp(n) => n.proc().signal(sig),
+            Lb::Ka(p, _) => p.signal(sig),
+        }
+    }
+}
+
+/// The reload and re-created-interface drills with keepalived 2.2.7 and haxdp in the same
+/// lab, one after the other, printed as a table; haxdp must do no worse than keepalived.
+/// 1. HUP on both nodes with the priorities raised and one more VIP: samples (10 ms) with
+///    two holders or none, and state changes. 2. The backup's interface deleted and created
+///    again, then the master killed: time until the backup holds the VIP.
+#[test]
+fn reload_and_recreated_interface_beside_keepalived() {
+    require_root();
+    let one = format!("  virtual_ipaddress {{\n    {VIP}/24\n  }}\n");
+    let two = format!("  virtual_ipaddress {{\n    {VIP}/24\n    {VIP2}/24\n  }}\n");
+    let mut rows = Vec::new();
+    for ka in [true, false] {
+        let name = if ka { "keepalived 2.2.7" } else { "haxdp" };
+        let lan = Lan::new(2);
+        let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+        let lb1 = Lb::start(h1, ka, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""));
+        let lb2 = Lb::start(h2, ka, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""));
+        assert!(
+            wait_vip(h1, true, Duration::from_secs(6)),
+            "{name}: {}",
+            lb1.log()
+        );
+        std::thread::sleep(Duration::from_millis(800));
+        let t = lb1.transitions() + lb2.transitions();
+        lb1.write_conf(&haxdp_config("lb1", 110, 3, "0.1", "").replace(&one, &two));
+        lb2.write_conf(&haxdp_config("lb2", 95, 3, "0.1", "").replace(&one, &two));
+        lb2.signal(libc::SIGHUP);
+        lb1.signal(libc::SIGHUP);
+        let (both, none, n) = watch(h1, h2, Duration::from_millis(2000));
+        let reload_changes = lb1.transitions() + lb2.transitions() - t;
+        let vip2 = has_addr(h1, VIP2);
+        lan.recreate_link(1);
+        std::thread::sleep(Duration::from_secs(2));
+        let (both2, _, _) = watch(h1, h2, Duration::from_millis(500));
+        // The master's host dies: its link first, so that no priority-0 advert of a
+        // daemon that notices the kill gets out (keepalived's VRRP child does).
+        h1.exec(&["ip", "link", "set", "eth0", "down"]);
+        let t0 = Instant::now();
+        lb1.signal(libc::SIGKILL);
+        let took = wait_for(Duration::from_secs(5), || has_vip(h2).then(|| t0.elapsed()));
+        rows.push((name, both, none, n, reload_changes, vip2, both2, took));
+        drop(lb2);
+        drop(lb1);
+    }
+    eprintln!("| daemon | HUP: samples with two holders | with none | state changes | added VIP on master | re-created backup: two holders | master killed: backup takes over |");
+    eprintln!("| --- | --- | --- | --- | --- | --- | --- |");
+    for (name, both, none, n, ch, vip2, both2, took) in &rows {
+        eprintln!(
+            "| {name} | {both}/{n} | {none}/{n} | {ch} | {vip2} | {both2} | {} |",
+            took.map_or_else(
+                || "never (5 s)".to_string(),
+                |d| format!("{} ms", d.as_millis())
+            )
+        );
+    }
+    let (ka, hx) = (&rows[0], &rows[1]);
+    assert_eq!((hx.1, hx.2, hx.4), (0, 0, 0), "haxdp's reload: {rows:?}");
+    assert!(hx.5, "haxdp: the added VIP is not on the master");
+    assert!(
+        hx.1 <= ka.1 && hx.2 <= ka.2,
+        "haxdp worse than keepalived: {rows:?}"
+    );
+    assert_eq!(
+        hx.6, 0,
+        "haxdp: two holders after the backup's interface came back"
+    );
+    let hx_took = hx.7.expect("haxdp's backup never took over");
+    assert!(
+        hx_took < Duration::from_millis(900),
+        "haxdp took {hx_took:?}"
+    );
+}
