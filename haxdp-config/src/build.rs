@@ -1730,28 +1730,71 @@ fn check_script_path(b: &mut B<'_>, cmd: &str, at: &Location, kw: &str, security
     if !security {
         return;
     }
-    // keepalived's script security: neither the file nor any directory above it may be
-    // writable by others, or a non-root user could swap the script root runs.
-    let mut cur = Some(path);
-    while let Some(p) = cur {
-        if let Ok(m) = std::fs::metadata(p) {
-            let pm = m.permissions().mode();
-            let sticky_dir = m.is_dir() && pm & 0o1000 != 0;
-            if pm & 0o002 != 0 && !sticky_dir {
-                d.error_at(
-                    at,
-                    kw,
-                    format!(
-                        "{} is writable by other users and enable_script_security is on: any user could replace {first}; chmod o-w {}",
-                        p.display(),
-                        p.display()
-                    ),
-                );
-                return;
-            }
+    // keepalived 2.2.7's script security (lib/notify.c check_security), for the path as
+    // written and, when it is a symlink, for what it points to: every component, seen
+    // without following symlinks, must be owned by root, and neither a file nor a
+    // directory without the sticky bit may be writable by others or by a group other than
+    // root's; otherwise a non-root user could swap the script root runs.
+    let mut paths = vec![path.to_path_buf()];
+    if let Ok(real) = std::fs::canonicalize(path) {
+        if real != path {
+            paths.push(real);
         }
-        cur = p.parent();
     }
+    for full in &paths {
+        if let Some(why) = insecure_component(full) {
+            d.error_at(
+                at,
+                kw,
+                format!(
+                    "{why}, and enable_script_security is on: a non-root user could replace {first} (keepalived disables such a script)"
+                ),
+            );
+            return;
+        }
+    }
+}
+
+/// The first component of `path` that keepalived's check_security refuses, and why.
+fn insecure_component(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut components: Vec<&Path> = path.ancestors().collect();
+    components.reverse();
+    for p in components {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            continue;
+        };
+        let mode = m.mode();
+        let sticky_dir = m.is_dir() && mode & 0o1000 != 0;
+        let checked = m.is_file() || (m.is_dir() && !sticky_dir);
+        // keepalived runs as root and asks for root; a reader run as another user (tests,
+        // check-config by hand) also accepts its own files.
+        // SAFETY: geteuid cannot fail.
+        if m.uid() != 0 && m.uid() != unsafe { libc::geteuid() } {
+            return Some(format!(
+                "{} is owned by uid {}, not root; chown root {}",
+                p.display(),
+                m.uid(),
+                p.display()
+            ));
+        }
+        if checked && m.gid() != 0 && mode & 0o020 != 0 {
+            return Some(format!(
+                "{} is writable by group {}; chmod g-w {}",
+                p.display(),
+                m.gid(),
+                p.display()
+            ));
+        }
+        if checked && mode & 0o002 != 0 {
+            return Some(format!(
+                "{} is writable by other users; chmod o-w {}",
+                p.display(),
+                p.display()
+            ));
+        }
+    }
+    None
 }
 
 pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
