@@ -726,6 +726,7 @@ impl B<'_> {
                 }
                 "vrrp_skip_check_adv_addr" => out.g.vrrp_skip_check_adv_addr = self.flag(c),
                 "vrrp_check_unicast_src" => out.g.vrrp_check_unicast_src = self.flag(c),
+                "dynamic_interfaces" => out.g.dynamic_interfaces = self.flag(c),
                 "vrrp_higher_prio_send_advert" => {
                     out.g.vrrp_higher_prio_send_advert = self.flag(c)
                 }

@@ -119,6 +119,9 @@ pub struct GlobalDefs {
     /// `vrrp_check_unicast_src`: every instance with unicast peers accepts adverts
     /// only from them (keepalived 2.2.7 global_parser.c; vrrp.c vrrp_check_packet).
     pub vrrp_check_unicast_src: bool,
+    /// `dynamic_interfaces`: an instance whose interface does not exist yet waits for it
+    /// instead of refusing the configuration (keepalived 2.x).
+    pub dynamic_interfaces: bool,
     /// `notify_fifo` / `vrrp_notify_fifo` (the latter wins for VRRP events).
     #[serde(serialize_with = "ser_path_opt")]
     pub notify_fifo: Option<PathBuf>,
@@ -140,6 +143,7 @@ impl Default for GlobalDefs {
             vrrp_skip_check_adv_addr: false,
             vrrp_higher_prio_send_advert: false,
             vrrp_check_unicast_src: false,
+            dynamic_interfaces: false,
             notify_fifo: None,
             location: None,
         }

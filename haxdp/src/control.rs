@@ -33,6 +33,9 @@ pub struct Status {
     /// The last reload: accepted or refused, and why.
     #[serde(default)]
     pub last_reload: Option<ReloadStatus>,
+    /// Instances waiting for their interface (`dynamic_interfaces`), as `NAME (IFNAME)`.
+    #[serde(default)]
+    pub waiting_for_interface: Vec<String>,
     /// The engine's event queue: room, how full it got, what it dropped.
     #[serde(default)]
     pub event_queue: EventQueueStatus,
@@ -413,6 +416,13 @@ pub fn render(st: &Status) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "haxdp pid {} config {}", st.pid, st.config_file);
+    if !st.waiting_for_interface.is_empty() {
+        let _ = writeln!(
+            o,
+            "waiting for their interface (dynamic_interfaces): {}",
+            st.waiting_for_interface.join(", ")
+        );
+    }
     if let Some(r) = &st.last_reload {
         let _ = writeln!(
             o,

@@ -208,6 +208,8 @@ struct Engine {
     socket_drops: std::collections::BTreeMap<haxdp_common::DropReason, u64>,
     /// The outcome of the last reload, for `status`.
     last_reload: Option<control::ReloadStatus>,
+    /// Instances waiting for their interface to appear (`dynamic_interfaces`).
+    pending: Vec<InstanceSpec>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -285,6 +287,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         group_states: std::collections::HashMap::new(),
         socket_drops: Default::default(),
         last_reload: None,
+        pending: Vec::new(),
     };
     if let Some(f) = eng.fast.as_mut() {
         // The routers the previous daemon protected get their room in PEERS back before
@@ -494,6 +497,9 @@ impl Engine {
     async fn start_all(&mut self) -> anyhow::Result<()> {
         let specs = self.spec.instances.clone();
         for s in specs {
+            if self.waits_for_interface(&s).await {
+                continue;
+            }
             let inst = self.build_instance(s).await?;
             self.insts.push(inst);
         }
@@ -871,6 +877,9 @@ impl Engine {
         let now = netio::monotonic_ns();
         match ev {
             NetEvent::Link(l) => {
+                if self.pending.iter().any(|p| p.ifname == l.name) {
+                    self.start_pending().await;
+                }
                 // Interfaces by name, as keepalived: an instance whose interface was
                 // deleted and created again (a new ifindex) adopts the new one.
                 for i in 0..self.insts.len() {
@@ -957,6 +966,7 @@ impl Engine {
                 }
             }
             NetEvent::AddressAdded { ifindex, .. } => {
+                self.start_pending().await;
                 // An interface created again may get its address after its link came
                 // up: adopt it now if `readopt` had to wait for one.
                 for i in 0..self.insts.len() {
@@ -1278,6 +1288,58 @@ impl Engine {
                     }
                 }
                 Err(e) => debug!("{name}: {e}"),
+            }
+        }
+    }
+
+    /// keepalived's `dynamic_interfaces`: an instance whose interface does not exist yet
+    /// waits for it (in `pending`, shown in `status`) instead of refusing the start. True
+    /// if `s` was put there.
+    async fn waits_for_interface(&mut self, s: &InstanceSpec) -> bool {
+        if !self.spec.dynamic_interfaces {
+            return false;
+        }
+        if !matches!(
+            self.nl.link_by_name(&s.ifname).await,
+            Err(crate::vip::VipError::NoSuchInterface(_))
+        ) {
+            return false;
+        }
+        warn!(
+            "{}: interface {} does not exist yet; the instance waits for it (dynamic_interfaces)",
+            s.core.name, s.ifname
+        );
+        self.pending.push(s.clone());
+        true
+    }
+
+    /// Starts the waiting instances whose interface now exists and has an address.
+    async fn start_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let now = netio::monotonic_ns();
+        for s in std::mem::take(&mut self.pending) {
+            if self.nl.link_by_name(&s.ifname).await.is_err() {
+                self.pending.push(s);
+                continue;
+            }
+            let name = s.core.name.clone();
+            match self.build_instance(s.clone()).await {
+                Ok(inst) => {
+                    info!(
+                        "{name}: interface {} appeared; starting the instance",
+                        inst.spec.ifname
+                    );
+                    self.insts.push(inst);
+                    let i = self.insts.len() - 1;
+                    self.start_instance(i, now).await;
+                }
+                Err(e) => {
+                    // No address yet: the next link or address event tries again.
+                    debug!("{name}: not yet: {e}");
+                    self.pending.push(s);
+                }
             }
         }
     }
@@ -1640,17 +1702,25 @@ impl Engine {
             })
             .collect();
         let mut built: Vec<(Option<usize>, Inst)> = Vec::new();
+        let waiting_before = std::mem::take(&mut self.pending);
+        let dynamic = self.spec.dynamic_interfaces;
+        self.spec.dynamic_interfaces = spec.dynamic_interfaces;
         for (old, s) in replaced
             .iter()
             .map(|(i, s)| (Some(*i), s))
             .chain(added.iter().map(|s| (None, s)))
         {
+            if self.waits_for_interface(s).await {
+                continue;
+            }
             match self.build_instance(s.clone()).await {
                 Ok(inst) => built.push((old, inst)),
                 Err(e) => {
                     for (_, b) in &built {
                         self.forget_built(b);
                     }
+                    self.pending = waiting_before;
+                    self.spec.dynamic_interfaces = dynamic;
                     self.refuse_reload(format!("{}: cannot be started: {e}", s.core.name));
                     return;
                 }
@@ -1888,6 +1958,11 @@ impl Engine {
             event_queue: self.tx.status(),
             notify_fifo_dropped: self.notifier.fifo_dropped(),
             last_reload: self.last_reload.clone(),
+            waiting_for_interface: self
+                .pending
+                .iter()
+                .map(|p| format!("{} ({})", p.core.name, p.ifname))
+                .collect(),
             drops: control::DropCounts::new(
                 &self
                     .fast
@@ -2151,6 +2226,7 @@ impl Engine {
             let Some(t) = last.filter(|_| at != seen_at) else {
                 continue;
             };
+            changed = true;
             let init = matches!(t.event, haxdp_vrrp::Event::Startup);
             match t.new {
                 State::Master => info!("({name}) Entering MASTER STATE"),
@@ -2161,6 +2237,7 @@ impl Engine {
                 State::Initialize => {}
             }
         }
+        changed
     }
 
     /// `--metrics-listen`: hand the metrics thread a snapshot (the engine never waits for

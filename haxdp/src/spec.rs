@@ -26,6 +26,8 @@ pub struct DaemonSpec {
     pub checks: Checks,
     pub notify_fifo: Option<std::path::PathBuf>,
     pub sync_groups: Vec<GroupSpec>,
+    /// keepalived's `dynamic_interfaces`: instances wait for a missing interface.
+    pub dynamic_interfaces: bool,
 }
 
 /// A `vrrp_sync_group`: its members' tracking is in their [`InstanceSpec`]s; what is left
@@ -282,6 +284,7 @@ pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
         checks,
         notify_fifo: cfg.global.notify_fifo.clone(),
         sync_groups,
+        dynamic_interfaces: cfg.global.dynamic_interfaces,
     })
 }
 

@@ -488,3 +488,65 @@ fn reload_and_recreated_interface_beside_keepalived() {
         "haxdp took {hx_took:?}"
     );
 }
+
+/// keepalived's `dynamic_interfaces`: haxdp started before its interface exists waits for
+/// it (and says so in `status`), then serves it once it appears. Without the keyword the
+/// start is refused, as before.
+#[test]
+fn dynamic_interfaces_waits_for_the_interface() {
+    require_root();
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let conf = format!(
+        "global_defs {{\n  router_id lb1\n  dynamic_interfaces\n}}\n\
+         vrrp_instance VI_1 {{\n  state BACKUP\n  interface eth1\n  virtual_router_id 51\n  \
+         priority 100\n  advert_int 0.1\n  version 3\n  virtual_ipaddress {{\n    {VIP}/24 dev eth1\n  }}\n}}\n"
+    );
+    let lb = Node::haxdp(h, "lb1", &conf, Rx::Xdp);
+    let waiting = wait_for(Duration::from_secs(5), || {
+        lb.log().contains("waits for it").then_some(())
+    });
+    assert!(waiting.is_some(), "not waiting:\n{}", lb.log());
+    let st = h.exec(&[
+        haxdp_tests::workspace_bin("haxdp").to_str().expect("path"),
+        "status",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).expect("status json");
+    assert_eq!(v["waiting_for_interface"][0], "VI_1 (eth1)", "status: {v}");
+    // A veth pair inside the namespace (this kernel has no dummy driver); the peer end
+    // up so that eth1 has carrier.
+    h.exec(&[
+        "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1p",
+    ]);
+    h.exec(&["ip", "addr", "add", "198.51.100.1/24", "dev", "eth1"]);
+    h.exec(&["ip", "link", "set", "eth1p", "up"]);
+    h.exec(&["ip", "link", "set", "eth1", "up"]);
+    let served = wait_for(Duration::from_secs(5), || {
+        let out = h.exec(&["ip", "-o", "addr", "show", "dev", "eth1"]);
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!(" {VIP}/"))
+            .then_some(())
+    });
+    assert!(
+        served.is_some(),
+        "the instance never served eth1:\n{}",
+        lb.log()
+    );
+
+    // Without dynamic_interfaces: refused at start, naming the interface.
+    let lan2 = Lan::new(1);
+    let conf2 = conf.replace("  dynamic_interfaces\n", "");
+    let mut lb2 = Node::haxdp(&lan2.hosts[0], "lb2", &conf2, Rx::Xdp);
+    let code = lb2
+        .proc
+        .as_mut()
+        .expect("started")
+        .wait_exit(Duration::from_secs(5));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "started without its interface:\n{}",
+        lb2.log()
+    );
+    assert!(lb2.log().contains("eth1"), "{}", lb2.log());
+}
