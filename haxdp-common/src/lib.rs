@@ -20,7 +20,10 @@
 //!    order (`haxdp_vrrp::accept_advert`), and a differential test holds the two equal.
 //! 2. **Which accepted adverts are reported**, i.e. pushed whole to EVENTS
 //!    ([`AdvertEvent`], with its `CHANGE_*` bits saying why):
-//!    - the first advert of a source the instance has no record of ([`CHANGE_NEW_PEER`]);
+//!    - the first advert of a source the instance has no record of ([`CHANGE_NEW_PEER`]),
+//!      including a source admitted in the place of a lower-priority unknown record
+//!      (see 5.; the record that made way is not reported, its source is simply no
+//!      longer tracked until it is admitted again);
 //!    - an advert whose priority, interval, address list or version differs from the
 //!      previous one of the same source ([`CHANGE_PRIORITY`], [`CHANGE_INTERVAL`],
 //!      [`CHANGE_ADDRS`], [`CHANGE_VERSION`]); every priority-0 advert
@@ -47,7 +50,20 @@
 //!      the kernel timestamp of its newest accepted advert, which is what the takeover
 //!      re-check reads.
 //!    - Protect sources (configured or known routers, [`PEER_F_PROTECTED`]) so that they
-//!      always have room in PEERS, and restrict who may speak ([`INSTANCE_F_ALLOWLIST`]).
+//!      always have room in PEERS and are never made to give way, and restrict who may
+//!      speak ([`INSTANCE_F_ALLOWLIST`]).
+//! 5. **Who gets a record.** A protected source always has one. An unknown
+//!    (unprotected) source gets one while its instance has fewer than
+//!    [`PEERS_UNKNOWN_PER_INSTANCE`] unknown records. When that room is full, a new
+//!    source whose advert carries a priority *higher* than the lowest current priority
+//!    among the instance's unknown records takes that record's place (the old record
+//!    is removed, counted in [`InstanceRoom::evicted`]); otherwise (lower or equal
+//!    priority, or priority 0) the advert is dropped as [`DropReason::PeersFull`] and
+//!    counted in [`InstanceRoom::refused`]. So spoofed sources can only keep out
+//!    routers that are no better than them; a spoofer with a higher priority than a
+//!    real router would win the election anyway (against that: allowlists,
+//!    [`INSTANCE_F_ALLOWLIST`]). A source that lost its record is a new source again
+//!    with its next advert.
 #![no_std]
 
 #[cfg(feature = "user")]
@@ -113,29 +129,58 @@ pub const MAX_VRRP_LEN: usize = VRRP_HEADER_LEN + MAX_ADDR_BYTES + VRRP_V2_AUTH_
 
 /// Capacity of INSTANCES (and ROOM): 255 VRIDs x 2 families on a few interfaces.
 pub const INSTANCES_MAX_ENTRIES: u32 = 2048;
-/// Room in PEERS for sources an instance does not know (not [`PEER_F_PROTECTED`]).
+/// Room in PEERS for sources an instance does not know (not [`PEER_F_PROTECTED`]);
+/// also the number of [`InstanceRoom::slots`] (a power of two: the XDP program masks
+/// slot indices with it).
 pub const PEERS_UNKNOWN_PER_INSTANCE: u32 = 8;
 /// Room in PEERS for the sources user space protects per instance (configured unicast
 /// peers, the master it follows); `protect_peer` refuses more.
 pub const PEERS_PROTECTED_PER_INSTANCE: u32 = 8;
 /// Capacity of PEERS: every instance's whole room, so the map as a whole never fills.
 ///
-/// PEERS is a preallocated hash map, deliberately not an LRU map: an existing record
-/// (the current master's included) is never evicted by a newcomer, so a flood of
-/// spoofed sources can never push out the master whose timestamps hold a backup back
-/// (the split brain this project exists to avoid).
+/// PEERS is a preallocated hash map, deliberately not an LRU map: recency decides
+/// nothing, so a flood of spoofed sources can never push out a protected record (the
+/// master a backup follows, whose timestamps hold it back: the split brain this
+/// project exists to avoid), nor an unknown record of a priority at least as high as
+/// theirs. Only priority decides which unknown record makes way for a newcomer when
+/// the instance's room is full (contract 5. at the top of this crate).
 ///
 /// Room is per instance (ifindex, VRID, family), so spoofed sources of one instance
 /// cannot take room from another, nor from the routers an instance knows:
-/// - an instance admits at most [`PEERS_UNKNOWN_PER_INSTANCE`] unprotected sources.
+/// - an instance holds at most [`PEERS_UNKNOWN_PER_INSTANCE`] unprotected sources.
 ///   The XDP program counts admissions in the instance's [`InstanceRoom::admitted`]
 ///   with an atomic add (`__sync_fetch_and_add`, BPF_ATOMIC); user space counts the
 ///   unprotected records it removed (pruned, or protected later) in
 ///   [`InstanceConf::peers_released`]. Each counter has a single writer, so user
 ///   space's whole-value map updates never lose a kernel increment; the room in use
-///   is `admitted - peers_released` (wrapping). A source refused for lack of room is
-///   counted in [`InstanceRoom::refused`] and in DROPS as [`DropReason::PeersFull`];
-///   the records already there all stay.
+///   is `admitted - peers_released` (wrapping). User space counts only the records its
+///   own delete removed: one the XDP program removed first released no room.
+/// - **Priority-aware admission.** The XDP program keeps, in the instance's
+///   [`InstanceRoom::slots`], the address and current priority of each unknown record
+///   ([`RoomSlot`]; the record names its slot in [`PeerState::slot`]; a priority
+///   change rewrites the slot). When the room is full, it finds the lowest slot
+///   priority with a bounded loop of [`PEERS_UNKNOWN_PER_INSTANCE`] byte reads; if the
+///   newcomer's priority is higher (never for priority 0, never on a tie), it
+///   confirms the slot with PEERS (the record exists, is unprotected, names the slot,
+///   and its own priority is lower too), claims the slot (atomic compare-and-swap,
+///   BPF_CMPXCHG), deletes the old record and inserts the newcomer's: one unknown
+///   record out, one in, so the counters do not move (only the CPU whose delete
+///   succeeded proceeds, so two CPUs never both take one record's place). Otherwise
+///   the source is refused: counted in [`InstanceRoom::refused`] and in DROPS as
+///   [`DropReason::PeersFull`], and the records already there all stay.
+/// - User space never writes ROOM (see [`InstanceRoom`]), so it keeps the slots
+///   consistent through PEERS, which the XDP program reads as the truth: pruning or
+///   protecting a record leaves its slot *stale* (the record is gone, or protected,
+///   with `slot` reset to 0), and the XDP program gives stale slots to the next
+///   admitted sources; `unprotect_peer` resets `slot` to 0 and the record gets a
+///   stale slot with its next advert (if the room is over its size meanwhile, it
+///   waits for one and cannot be made to give way until then); `unwatch` removes the
+///   ROOM value with its slots. A stale slot is never a victim, so a protected record
+///   is never removed by the XDP program. One race remains: `protect_peer` flags a
+///   record that the XDP program judged unprotected a moment before and removes;
+///   `protect_peer` reads the record back and, finding it gone, takes the room it
+///   gave back and creates the protected record afresh (its timestamps come back
+///   with its next advert).
 /// - [`PEERS_PROTECTED_PER_INSTANCE`] more are for sources user space protects
 ///   ([`PEER_F_PROTECTED`]): inserted or flagged by user space, never counted against
 ///   the unknown room and never pruned (only `unwatch` removes them).
@@ -144,7 +189,8 @@ pub const PEERS_PROTECTED_PER_INSTANCE: u32 = 8;
 /// kernel preallocates them (the 24-byte key, the 64-byte [`PeerState`], the hash
 /// table's element header, and 32768 buckets): the map's `memlock` in
 /// `/proc/PID/fdinfo` is 4,981,920 bytes (4.75 MiB) on Linux 6.18, against 145 KiB for
-/// the former 1024-entry map; ROOM adds 177 KiB, ALLOWED (not preallocated) 65 KiB. It
+/// the former 1024-entry map; ROOM adds 722,480 bytes (706 KiB; 177 KiB before it held
+/// the slots), ALLOWED (not preallocated) 65 KiB. It
 /// is charged to the daemon's memory cgroup. The daemon removes peers it has not heard
 /// from (`Fastpath::prune_peers`); that returns their room.
 pub const PEERS_MAX_ENTRIES: u32 =
@@ -205,8 +251,9 @@ pub const EVENTS_BYTE_SIZE: u32 = 256 * 1024;
 /// 18. [`AuthMismatch`](Self::AuthMismatch): VRRPv2 auth type or PASS data differs.
 /// 19. [`SourceNotAllowed`](Self::SourceNotAllowed): the instance has an allowlist
 ///     ([`INSTANCE_F_ALLOWLIST`]) and the source is not in it.
-/// 20. [`PeersFull`](Self::PeersFull) (XDP only): a new unprotected source and no room
-///     left for the instance (see [`PEERS_MAX_ENTRIES`]).
+/// 20. [`PeersFull`](Self::PeersFull) (XDP only): a new unprotected source, no room
+///     left for the instance, and no unknown record of a lower priority than the
+///     advert's to take the place of (see [`PEERS_MAX_ENTRIES`]).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DropReason {
@@ -348,7 +395,8 @@ pub const RESUMED_AFTER_HALF_INTERVALS: u64 = 3;
 /// (keepalived's `check_unicast_src`, haxdp's `haxdp_allowed_peers`).
 pub const INSTANCE_F_ALLOWLIST: u8 = 1 << 0;
 /// `PeerState::flags`: user space protects this source: it does not count against
-/// the instance's unknown-source room and is never pruned.
+/// the instance's unknown-source room, holds no slot in it, is never pruned and never
+/// makes way for a newcomer.
 pub const PEER_F_PROTECTED: u8 = 1 << 0;
 
 /// INSTANCES key: one VRRP instance the daemon runs on an interface.
@@ -384,15 +432,48 @@ pub struct InstanceConf {
     pub peers_released: u64,
 }
 
+/// One slot of [`InstanceRoom::slots`]: an unknown (unprotected) source of the
+/// instance and its current priority, so that the XDP program finds the
+/// lowest-priority unknown record with a bounded loop over
+/// [`PEERS_UNKNOWN_PER_INSTANCE`] slots instead of a walk over PEERS.
+///
+/// A slot is a hint that PEERS confirms: it is *live* only while PEERS holds an
+/// unprotected record for `addr` whose [`PeerState::slot`] names this slot (index + 1).
+/// Anything else (never used, the record pruned or protected, a torn read) is a
+/// *stale* slot, which the XDP program may claim for another source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct RoomSlot {
+    /// Claim word: odd while one CPU writes the slot. A CPU claims it with an atomic
+    /// compare-and-swap from the even value it read (so of two CPUs that saw the slot
+    /// stale, or the same victim in it, only one takes it), writes `addr` and
+    /// `priority`, and makes it even again with an atomic add. Other CPUs skip an odd
+    /// slot.
+    pub claims: u64,
+    /// Source address, as in [`PeerKey::addr`].
+    pub addr: [u8; 16],
+    /// Priority of the source's newest advert.
+    pub priority: u8,
+    pub _pad: [u8; 7],
+}
+
 /// ROOM value, one per watched instance: written by the XDP program only (atomic
-/// adds), created zeroed by user space before the instance is watched.
+/// adds and compare-and-swaps, in place), created zeroed by user space before the
+/// instance is watched. User space never rewrites it: a whole-value update replaces
+/// the map element, and what a CPU writes into the old one meanwhile would be lost.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
 pub struct InstanceRoom {
-    /// Unprotected sources admitted to PEERS since the instance was first watched.
+    /// Unprotected sources admitted to PEERS since the instance was first watched,
+    /// less the records the XDP program removed to make way for a newcomer that then
+    /// could not be inserted (see [`PEERS_MAX_ENTRIES`]).
     pub admitted: u64,
     /// New sources refused because the instance's room was full.
     pub refused: u64,
+    /// Unknown records that made way for a higher-priority newcomer.
+    pub evicted: u64,
+    /// Where the instance's unknown records are, with their priorities.
+    pub slots: [RoomSlot; PEERS_UNKNOWN_PER_INSTANCE as usize],
 }
 
 /// PEERS key: one advert source for one instance (also the ALLOWED key).
@@ -432,7 +513,12 @@ pub struct PeerState {
     pub pending_change: u16,
     /// The instance's `report_epoch` when this source was last reported.
     pub reported_epoch: u32,
-    pub _pad: u32,
+    /// Index + 1 of the [`InstanceRoom::slots`] entry that names this record; 0 for
+    /// none (a protected record, or an unprotected one the XDP program has not given
+    /// a slot yet). Written by the XDP program; user space resets it to 0 when it
+    /// protects or unprotects the source.
+    pub slot: u8,
+    pub _pad: [u8; 3],
 }
 
 /// What the XDP program read from one accepted advert.
@@ -465,7 +551,8 @@ pub const fn fresh_peer(flags: u8) -> PeerState {
         flags,
         pending_change: 0,
         reported_epoch: 0,
-        _pad: 0,
+        slot: 0,
+        _pad: [0; 3],
     }
 }
 
@@ -566,6 +653,7 @@ mod user {
     unsafe impl aya::Pod for InstanceKey {}
     unsafe impl aya::Pod for InstanceConf {}
     unsafe impl aya::Pod for InstanceRoom {}
+    unsafe impl aya::Pod for RoomSlot {}
     unsafe impl aya::Pod for PeerKey {}
     unsafe impl aya::Pod for PeerState {}
     unsafe impl aya::Pod for AdvertEvent {}
@@ -704,12 +792,17 @@ mod tests {
     fn layouts_are_fixed() {
         assert_eq!(core::mem::size_of::<InstanceKey>(), 8);
         assert_eq!(core::mem::size_of::<InstanceConf>(), 24);
-        assert_eq!(core::mem::size_of::<InstanceRoom>(), 16);
+        assert_eq!(core::mem::size_of::<RoomSlot>(), 32);
+        assert_eq!(
+            core::mem::size_of::<InstanceRoom>(),
+            24 + 32 * PEERS_UNKNOWN_PER_INSTANCE as usize
+        );
         assert_eq!(core::mem::size_of::<PeerKey>(), 24);
         assert_eq!(core::mem::size_of::<PeerState>(), 64);
         assert_eq!(core::mem::size_of::<AdvertEvent>(), 64 + MAX_ADDR_BYTES);
         assert_eq!(core::mem::offset_of!(InstanceConf, report_epoch), 4);
         assert_eq!(core::mem::offset_of!(PeerState, reported_epoch), 56);
+        assert_eq!(core::mem::offset_of!(PeerState, slot), 60);
     }
 
     #[test]

@@ -9,17 +9,20 @@
 //! DROPS and dropped. A valid one updates its peer's record in PEERS
 //! (`haxdp_common::track_advert`: kernel timestamp, gaps, priority, interval, address
 //! hash) and is pushed to EVENTS when the delivery contract (haxdp-common's crate
-//! documentation) says so. Valid adverts then continue (`XDP_PASS`) so tcpdump still
+//! documentation) says so. A new source of an instance whose unknown-source room is
+//! full takes the place of the instance's lowest-priority unknown record if its own
+//! priority is higher (`evict_for`), and is dropped as `peers_full` otherwise. Valid adverts then continue (`XDP_PASS`) so tcpdump still
 //! shows them; the daemon's send socket carries a drop-all filter so the stack
 //! neither queues them nor answers unicast adverts with ICMP protocol-unreachable.
 #![no_std]
 #![no_main]
-// BPF has atomic add/fetch-add (BPF_ATOMIC, -mcpu v3) but no compare-and-swap loop
-// that core's Atomic*::fetch_add needs on this target, so the intrinsic is used.
+// BPF has atomic add/fetch-add and compare-and-swap (BPF_ATOMIC, -mcpu v3), but core's
+// Atomic*::fetch_add is a compare-and-swap loop on this target, so the intrinsics are
+// used: they map to BPF_ADD | BPF_FETCH and BPF_CMPXCHG directly.
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
-use core::intrinsics::{atomic_xadd, AtomicOrdering};
+use core::intrinsics::{atomic_cxchg, atomic_xadd, AtomicOrdering};
 
 use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
@@ -36,11 +39,13 @@ static INSTANCES: HashMap<InstanceKey, InstanceConf> =
     HashMap::with_max_entries(INSTANCES_MAX_ENTRIES, 0);
 
 // Preallocated (flags 0) and not LRU: see `PEERS_MAX_ENTRIES` for why a full room
-// refuses newcomers instead of evicting, and how the room is shared out.
+// refuses newcomers (only a higher-priority one takes the lowest-priority unknown
+// record's place, never a protected one's), and how the room is shared out.
 #[map(name = "PEERS")]
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(PEERS_MAX_ENTRIES, 0);
 
-// Per-instance admission counters, written here only (atomic adds).
+// Per-instance admission counters and unknown-record slots, written here only
+// (atomic adds and compare-and-swaps, in place).
 #[map(name = "ROOM")]
 static ROOM: HashMap<InstanceKey, InstanceRoom> =
     HashMap::with_max_entries(INSTANCES_MAX_ENTRIES, 0);
@@ -444,7 +449,7 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
 
     // SAFETY: kernel helper without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    let Some(peer) = peer_record(&pkey, &ikey, &conf) else {
+    let Some(peer) = peer_record(&pkey, &ikey, &conf, priority) else {
         return drop_for(DropReason::PeersFull);
     };
     // Updates from two CPUs for the same peer may interleave; a peer sends one
@@ -460,6 +465,12 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         naddrs,
     };
     let change = track_advert(st, &obs, conf.report_epoch);
+    // An unknown source's slot carries its current priority (the eviction order);
+    // one without a slot (unprotected by user space, or one that lost a race for a
+    // slot) gets one. Neither happens to an unchanged advert of a slotted source.
+    if st.flags & PEER_F_PROTECTED == 0 && (st.slot == 0 || change & CHANGE_PRIORITY != 0) {
+        slot_track(&pkey, &ikey, st, priority);
+    }
     bump(&STATS, STAT_VALID);
     if change != 0 {
         if change & CHANGE_NEW_PEER != 0 {
@@ -494,31 +505,200 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
     Ok(XDP_PASS)
 }
 
-/// The source's PEERS record, created if it has none and its instance has room
-/// (see `PEERS_MAX_ENTRIES`); `None` when refused (counted in the instance's ROOM).
+// SeqCst, not Relaxed: LLVM 22's BPF backend lowers a monotonic atomicrmw add
+// to the legacy BPF_XADD (no BPF_FETCH) even when the old value is used, and
+// then reads the addend back as if it were the old value (seen in the object
+// with llvm-objdump). SeqCst gets BPF_ATOMIC | BPF_ADD | BPF_FETCH.
 #[inline(always)]
-fn peer_record(pkey: &PeerKey, ikey: &InstanceKey, conf: &InstanceConf) -> Option<*mut PeerState> {
+fn add(p: *mut u64, v: u64) -> u64 {
+    // SAFETY: callers pass a pointer into a ROOM value, valid for this program run.
+    unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(p, v) }
+}
+
+/// BPF_ATOMIC | BPF_CMPXCHG: true if `*p` was `old` and is now `new`.
+#[inline(always)]
+fn cas(p: *mut u64, old: u64, new: u64) -> bool {
+    // SAFETY: callers pass a pointer into a ROOM value, valid for this program run.
+    unsafe {
+        atomic_cxchg::<u64, { AtomicOrdering::SeqCst }, { AtomicOrdering::SeqCst }>(p, old, new)
+    }
+    .1
+}
+
+const UNKNOWN_SLOTS: usize = PEERS_UNKNOWN_PER_INSTANCE as usize;
+const _: () = assert!(UNKNOWN_SLOTS.is_power_of_two());
+
+#[inline(always)]
+fn slot_ptr(room: *mut InstanceRoom, i: usize) -> *mut RoomSlot {
+    // SAFETY: the mask keeps the index inside the PEERS_UNKNOWN_PER_INSTANCE slots
+    // (a power of two), which the verifier sees as a bounded offset.
+    unsafe {
+        core::ptr::addr_of_mut!((*room).slots)
+            .cast::<RoomSlot>()
+            .add(i & (UNKNOWN_SLOTS - 1))
+    }
+}
+
+/// A slot's claim word (see `RoomSlot::claims`): even while nobody writes the slot.
+#[inline(always)]
+fn claims_of(slot: *mut RoomSlot) -> *mut u64 {
+    // SAFETY: `slot` points into a ROOM value.
+    unsafe { core::ptr::addr_of_mut!((*slot).claims) }
+}
+
+/// Takes the slot for writing if its claim word is still the even `seen`.
+#[inline(always)]
+fn claim(slot: *mut RoomSlot, seen: u64) -> bool {
+    seen & 1 == 0 && cas(claims_of(slot), seen, seen.wrapping_add(1))
+}
+
+/// Ends a `claim`: the claim word is even again, one claim later.
+#[inline(always)]
+fn unclaim(slot: *mut RoomSlot) {
+    add(claims_of(slot), 1);
+}
+
+#[inline(always)]
+fn read_claims(slot: *mut RoomSlot) -> u64 {
+    // SAFETY: `slot` points into a ROOM value.
+    unsafe { core::ptr::read_volatile(claims_of(slot)) }
+}
+
+/// The slot's address as two words (no memcmp/memcpy on this target). A torn read
+/// names no record of this slot, so it reads as stale.
+#[inline(always)]
+fn slot_addr(slot: *const RoomSlot) -> [u64; 2] {
+    // SAFETY: `slot` points into a ROOM value; `addr` is 8-byte aligned in it.
+    unsafe {
+        let a = core::ptr::addr_of!((*slot).addr).cast::<u64>();
+        [
+            core::ptr::read_volatile(a),
+            core::ptr::read_volatile(a.add(1)),
+        ]
+    }
+}
+
+#[inline(always)]
+fn addr_words(addr: &[u8; 16]) -> [u64; 2] {
+    // SAFETY: 16 readable bytes; the target allows misaligned loads.
+    unsafe {
+        let a = addr.as_ptr().cast::<u64>();
+        [a.read_unaligned(), a.add(1).read_unaligned()]
+    }
+}
+
+#[inline(always)]
+fn set_slot(slot: *mut RoomSlot, addr: &[u8; 16], priority: u8) {
+    let w = addr_words(addr);
+    // SAFETY: `slot` points into a ROOM value and this CPU holds its claim.
+    unsafe {
+        let a = core::ptr::addr_of_mut!((*slot).addr).cast::<u64>();
+        a.write_volatile(w[0]);
+        a.add(1).write_volatile(w[1]);
+        (*slot).priority = priority;
+    }
+}
+
+#[inline(always)]
+fn slot_key(ikey: &InstanceKey, slot: *const RoomSlot) -> PeerKey {
+    let w = slot_addr(slot);
+    let mut addr = [0u8; 16];
+    addr[..8].copy_from_slice(&w[0].to_ne_bytes());
+    addr[8..].copy_from_slice(&w[1].to_ne_bytes());
+    PeerKey {
+        ifindex: ikey.ifindex,
+        family: ikey.family,
+        vrid: ikey.vrid,
+        _pad: [0; 2],
+        addr,
+    }
+}
+
+/// The record a slot names, if the slot is live (see `RoomSlot`).
+#[inline(always)]
+fn slot_owner(key: &PeerKey, i: usize) -> Option<*mut PeerState> {
+    let p = PEERS.get_ptr_mut(key)?;
+    // SAFETY: map value pointer, valid for this program run.
+    let st = unsafe { &*p };
+    if st.flags & PEER_F_PROTECTED != 0 || usize::from(st.slot) != i + 1 {
+        return None;
+    }
+    Some(p)
+}
+
+// The slot helpers are inlined like `peer_record`: as separate BPF functions LLVM
+// passed the 4-byte aligned InstanceKey as one 8-byte stack load (the target allows
+// misaligned access), which the verifier refuses ("misaligned stack access").
+
+/// Records the new priority of the unprotected record `st` of `pkey` in its slot,
+/// or gives it a stale slot of its instance if it has none (and there is one).
+#[inline(always)]
+fn slot_track(pkey: &PeerKey, ikey: &InstanceKey, st: &mut PeerState, priority: u8) {
+    let Some(room) = ROOM.get_ptr_mut(ikey) else {
+        return;
+    };
+    let me = addr_words(&pkey.addr);
+    if st.slot != 0 {
+        let slot = slot_ptr(room, usize::from(st.slot) - 1);
+        if slot_addr(slot) == me {
+            // SAFETY: `slot` points into the ROOM value above.
+            unsafe { (*slot).priority = priority };
+            return;
+        }
+        // Another CPU took the slot (a race for it): find another.
+        st.slot = 0;
+    }
+    let mut i = 0;
+    while i < UNKNOWN_SLOTS {
+        let slot = slot_ptr(room, i);
+        let seen = read_claims(slot);
+        if seen & 1 == 0 && slot_owner(&slot_key(ikey, slot), i).is_none() && claim(slot, seen) {
+            set_slot(slot, &pkey.addr, priority);
+            st.slot = (i + 1) as u8;
+            unclaim(slot);
+            return;
+        }
+        i += 1;
+    }
+}
+
+/// The source's PEERS record, created if it has none and its instance has room
+/// (see `PEERS_MAX_ENTRIES`), or in the place of the instance's lowest-priority
+/// unknown record when the room is full and `priority` is higher; `None` when
+/// refused (counted in the instance's ROOM).
+#[inline(always)]
+fn peer_record(
+    pkey: &PeerKey,
+    ikey: &InstanceKey,
+    conf: &InstanceConf,
+    priority: u8,
+) -> Option<*mut PeerState> {
     if let Some(p) = PEERS.get_ptr_mut(pkey) {
         return Some(p);
     }
+    new_peer_record(pkey, ikey, conf, priority)
+}
+
+#[inline(always)]
+fn new_peer_record(
+    pkey: &PeerKey,
+    ikey: &InstanceKey,
+    conf: &InstanceConf,
+    priority: u8,
+) -> Option<*mut PeerState> {
     let room = ROOM.get_ptr_mut(ikey)?;
-    // SAFETY: map value pointer, valid for this program run; the fields are only
+    // SAFETY: map value pointer, valid for this program run; the counters are only
     // ever changed with atomic adds (BPF_ATOMIC | BPF_ADD, with BPF_FETCH here).
     let admitted = unsafe { core::ptr::addr_of_mut!((*room).admitted) };
     let refused = unsafe { core::ptr::addr_of_mut!((*room).refused) };
-    // SeqCst, not Relaxed: LLVM 22's BPF backend lowers a monotonic atomicrmw add
-    // to the legacy BPF_XADD (no BPF_FETCH) even when the old value is used, and
-    // then reads the addend back as if it were the old value (seen in the object
-    // with llvm-objdump). SeqCst gets BPF_ATOMIC | BPF_ADD | BPF_FETCH.
-    let add = |p: *mut u64, v: u64| -> u64 {
-        // SAFETY: `p` points into the ROOM value above.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(p, v) }
-    };
     let before = add(admitted, 1);
     if before.wrapping_sub(conf.peers_released) >= u64::from(PEERS_UNKNOWN_PER_INSTANCE) {
         add(admitted, u64::MAX); // -1
-        add(refused, 1);
-        return None;
+        let p = evict_for(pkey, ikey, room, priority);
+        if p.is_none() {
+            add(refused, 1);
+        }
+        return p;
     }
     // BPF_NOEXIST: never overwrite a record another CPU just created.
     match PEERS.insert(pkey, &fresh_peer(0), 1) {
@@ -531,7 +711,94 @@ fn peer_record(pkey: &PeerKey, ikey: &InstanceKey, conf: &InstanceConf) -> Optio
             }
         }
     }
-    // None only if the daemon pruned it in between: counted as full too.
+    // None only if the daemon pruned it in between: counted as full too. The
+    // slot is given after the advert is tracked (`slot_track`, as `slot` is 0).
+    PEERS.get_ptr_mut(pkey)
+}
+
+/// Priority-aware admission to a full room: the unknown record with the lowest
+/// priority makes way for `pkey` if `priority` is higher (never a protected record,
+/// never for priority 0, never on a tie), and the room stays as full as it was.
+#[inline(always)]
+fn evict_for(
+    pkey: &PeerKey,
+    ikey: &InstanceKey,
+    room: *mut InstanceRoom,
+    priority: u8,
+) -> Option<*mut PeerState> {
+    if priority == 0 {
+        return None;
+    }
+    // The lowest priority in the slots, without PEERS lookups: a flood of sources
+    // that are no better than the room's worst costs eight byte reads each.
+    let mut low = 0;
+    let mut low_prio = u8::MAX;
+    let mut i = 0;
+    while i < UNKNOWN_SLOTS {
+        // SAFETY: slot_ptr points into the ROOM value.
+        let p =
+            unsafe { core::ptr::read_volatile(core::ptr::addr_of!((*slot_ptr(room, i)).priority)) };
+        if p < low_prio {
+            low_prio = p;
+            low = i;
+        }
+        i += 1;
+    }
+    if low_prio >= priority {
+        return None;
+    }
+    let slot = slot_ptr(room, low);
+    let seen = read_claims(slot);
+    if seen & 1 != 0 {
+        return None; // another CPU is writing this slot
+    }
+    // The slot must be live and its record (the truth) lower too. A stale slot in a
+    // full room is a record being pruned, or an unprotected record without a slot:
+    // refused, it resolves itself.
+    let vkey = slot_key(ikey, slot);
+    let victim = slot_owner(&vkey, low)?;
+    // SAFETY: map value pointer, valid for this program run.
+    if unsafe { (*victim).priority } >= priority || !claim(slot, seen) {
+        return None;
+    }
+    let p = replace(pkey, &vkey, room, slot, low, priority);
+    unclaim(slot);
+    p
+}
+
+/// `evict_for` with the slot claimed: `vkey` out, `pkey` in.
+#[inline(always)]
+fn replace(
+    pkey: &PeerKey,
+    vkey: &PeerKey,
+    room: *mut InstanceRoom,
+    slot: *mut RoomSlot,
+    index: usize,
+    priority: u8,
+) -> Option<*mut PeerState> {
+    // Only the CPU whose delete succeeds has made room: one record out, one in. A
+    // record the daemon pruned in between is not room (its release is on its way).
+    if PEERS.remove(vkey).is_err() {
+        return None;
+    }
+    // SAFETY: ROOM value pointer, valid for this program run.
+    add(unsafe { core::ptr::addr_of_mut!((*room).evicted) }, 1);
+    let mut fresh = fresh_peer(0);
+    fresh.slot = (index + 1) as u8;
+    if let Err(e) = PEERS.insert(pkey, &fresh, 1) {
+        // One unknown record fewer and none more.
+        // SAFETY: as above.
+        add(
+            unsafe { core::ptr::addr_of_mut!((*room).admitted) },
+            u64::MAX,
+        );
+        if e != -EEXIST {
+            return None;
+        }
+        // Another CPU created it meanwhile: use that record (it finds a slot).
+        return PEERS.get_ptr_mut(pkey);
+    }
+    set_slot(slot, &pkey.addr, priority);
     PEERS.get_ptr_mut(pkey)
 }
 

@@ -206,6 +206,8 @@ impl Fastpath {
             .iter()
             .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
         {
+            // A protected record holds no slot of the (new) ROOM.
+            let st = PeerState { slot: 0, ..*st };
             // BPF_NOEXIST (1): never overwrite what the program recorded since.
             match map.insert(k, st, 1) {
                 Ok(()) => n += 1,
@@ -380,7 +382,7 @@ impl Fastpath {
     /// record (with no advert yet, `count` 0) if it has none.
     pub fn protect_peer(&mut self, key: &PeerKey) -> Result<(), FastpathError> {
         let ikey = key.instance();
-        let mut conf = self
+        let conf = self
             .instance_conf(&ikey)?
             .ok_or(FastpathError::NotWatched {
                 ifindex: key.ifindex,
@@ -402,24 +404,58 @@ impl Fastpath {
                 addr: key.ip(),
             });
         }
-        let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
         match existing {
-            Some(mut st) => {
-                // A whole-value update: an advert the XDP program records between the
-                // read above and this write loses its timestamp, and the next one
-                // brings it back.
-                st.flags |= PEER_F_PROTECTED;
-                peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
-                // It held unknown-source room, which it gives back.
-                conf.peers_released = conf.peers_released.wrapping_add(1);
-                self.put_instance(ikey, conf)
-            }
+            Some(st) => self.flag_protected(key, st, conf, 3),
             None => {
+                let mut peers: HashMap<&mut MapData, PeerKey, PeerState> =
+                    self.map_mut(MAP_PEERS)?;
                 match peers.insert(*key, fresh_peer(PEER_F_PROTECTED), BPF_NOEXIST) {
                     Ok(()) => Ok(()),
                     // The XDP program created it meanwhile: flag that record.
                     Err(e) if errno_of(&e) == Some(libc::EEXIST) => self.protect_peer(key),
                     Err(e) => Err(map_err(MAP_PEERS)(e)),
+                }
+            }
+        }
+    }
+
+    /// Flags the existing unprotected record `st` of `key` as protected.
+    fn flag_protected(
+        &mut self,
+        key: &PeerKey,
+        mut st: PeerState,
+        mut conf: InstanceConf,
+        tries: u32,
+    ) -> Result<(), FastpathError> {
+        let ikey = key.instance();
+        // A whole-value update: an advert the XDP program records between the read
+        // and this write loses its timestamp, and the next one brings it back. The
+        // record leaves its slot in ROOM, which then reads as stale (free).
+        st.flags |= PEER_F_PROTECTED;
+        st.slot = 0;
+        {
+            let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+            peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
+        }
+        // It held unknown-source room, which it gives back.
+        conf.peers_released = conf.peers_released.wrapping_add(1);
+        self.put_instance(ikey, conf)?;
+        // The XDP program may have judged the record unprotected just before the
+        // write and removed it for a higher-priority newcomer (a swap that kept the
+        // room as full): then the room given back was not held, so take it back, and
+        // protect the source again (a fresh record, or the one it got since).
+        match self.peer(key)? {
+            Some(now) if now.is_protected() => Ok(()),
+            _ => {
+                conf.peers_released = conf.peers_released.wrapping_sub(1);
+                self.put_instance(ikey, conf)?;
+                match self.peer(key)? {
+                    Some(again) if tries > 0 => self.flag_protected(key, again, conf, tries - 1),
+                    Some(_) => Err(FastpathError::Map {
+                        name: MAP_PEERS,
+                        source: MapError::KeyNotFound,
+                    }),
+                    None => self.protect_peer(key),
                 }
             }
         }
@@ -438,7 +474,9 @@ impl Fastpath {
         let Some(mut conf) = self.instance_conf(&ikey)? else {
             return Ok(());
         };
+        // No slot yet: the XDP program gives it one with its next advert.
         st.flags &= !PEER_F_PROTECTED;
+        st.slot = 0;
         let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
         peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
         conf.peers_released = conf.peers_released.wrapping_sub(1);
@@ -491,7 +529,7 @@ impl Fastpath {
             self.put_instance(ikey, conf)?;
         }
         let stale: Vec<PeerKey> = old.into_iter().filter(|k| !want.contains(k)).collect();
-        self.remove_keys::<u32>(MAP_ALLOWED, &stale)
+        self.remove_keys::<u32>(MAP_ALLOWED, &stale).map(|_| ())
     }
 
     /// The instance's allowlist, `None` when it has none.
@@ -596,35 +634,50 @@ impl Fastpath {
                 stale.push(k);
             } else if !st.is_protected() && now.saturating_sub(st.last_ns) > older_than_ns {
                 stale.push(k);
-                *released.entry(ikey).or_default() += 1;
+                released.entry(ikey).or_default();
             }
         }
         // Records first, then the room: the other order would let the XDP program
         // admit newcomers while the stale records still hold their slots in PEERS.
-        self.remove_keys::<PeerState>(MAP_PEERS, &stale)?;
+        // Only records this call removed give room back: one the XDP program removed
+        // meanwhile (for a higher-priority newcomer) left no room behind.
+        let removed = self.remove_keys::<PeerState>(MAP_PEERS, &stale)?;
+        let mut n_removed = 0;
+        for k in &removed {
+            n_removed += 1;
+            if let Some(n) = released.get_mut(&k.instance()) {
+                *n += 1;
+            }
+        }
         for (ikey, n) in released {
+            if n == 0 {
+                continue;
+            }
             if let Some(mut conf) = self.instance_conf(&ikey)? {
                 conf.peers_released = conf.peers_released.wrapping_add(n);
                 self.put_instance(ikey, conf)?;
             }
         }
-        Ok(stale.len())
+        Ok(n_removed)
     }
 
+    /// Removes `keys`; returns those that were there (and are gone now).
     fn remove_keys<V: aya::Pod>(
         &mut self,
         name: &'static str,
         keys: &[PeerKey],
-    ) -> Result<(), FastpathError> {
+    ) -> Result<Vec<PeerKey>, FastpathError> {
         let mut map: HashMap<&mut MapData, PeerKey, V> = self.map_mut(name)?;
+        let mut removed = Vec::with_capacity(keys.len());
         for k in keys {
             match map.remove(k) {
-                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Ok(()) => removed.push(*k),
+                Err(MapError::KeyNotFound) => {}
                 Err(e) if is_enoent(&e) => {}
                 Err(e) => return Err(map_err(name)(e)),
             }
         }
-        Ok(())
+        Ok(removed)
     }
 
     /// Runs the tracker once on `frame` with BPF_PROG_TEST_RUN, without attaching it:

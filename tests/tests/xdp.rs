@@ -532,14 +532,16 @@ fn spoofed_sources_fill_only_their_instances_unknown_room() {
     // The daemon protects a configured unicast peer before it ever spoke.
     t.fp.protect_peer(&PeerKey::new(LO, 51, configured))
         .expect("protect");
-    // Spoofed sources take the rest of VRID 51's unknown room, then are refused.
+    // Spoofed sources take the rest of VRID 51's unknown room, then are refused
+    // (at the master's priority: a higher one would take the lowest record's place,
+    // see `a_higher_priority_newcomer_takes_the_place_of_the_lowest_unknown_source`).
     let room = PEERS_UNKNOWN_PER_INSTANCE;
     for i in 1..room {
-        let a = Advert::v3(51, 250, spoofed(i), vec![ip("192.0.2.100")]);
+        let a = Advert::v3(51, 100, spoofed(i), vec![ip("192.0.2.100")]);
         assert_eq!(t.verdict(&a.frame()), XDP_PASS, "peer {i}: {:?}", t.drops());
     }
     for i in room..room + 50 {
-        let a = Advert::v3(51, 250, spoofed(i), vec![ip("192.0.2.100")]);
+        let a = Advert::v3(51, 100, spoofed(i), vec![ip("192.0.2.100")]);
         assert_eq!(t.verdict(&a.frame()), XDP_DROP, "peer {i} must be refused");
     }
     assert_eq!(t.dropped(DropReason::PeersFull), 50);
@@ -883,4 +885,202 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
             .any(|p| p.vrid == 51 && p.address == ip("192.0.2.1") && p.adverts >= 3),
         "haxdp maps shows the peer: {report:?}"
     );
+}
+
+/// Fills VRID 51's unknown room with spoofed sources 0..8 at `priority`.
+fn fill_unknown_room(t: &mut Tracker, priority: u8) {
+    for i in 0..PEERS_UNKNOWN_PER_INSTANCE {
+        let a = Advert::v3(51, priority, spoofed(i), vec![ip("192.0.2.100")]);
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS, "peer {i}: {:?}", t.drops());
+    }
+}
+
+/// How many of the spoofed sources 0..8 still have a record.
+fn spoofed_left(t: &Tracker) -> Vec<u32> {
+    (0..PEERS_UNKNOWN_PER_INSTANCE)
+        .filter(|&i| t.peer(51, spoofed(i)).is_some())
+        .collect()
+}
+
+#[test]
+fn a_higher_priority_newcomer_takes_the_place_of_the_lowest_unknown_source() {
+    // A backup that becomes master after the old master crashed was never heard
+    // before; spoofed low-priority sources holding the whole room must not keep
+    // it out (the other backups would become second masters).
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    let ikey = InstanceKey::new(LO, 51, FAMILY_V4);
+    fill_unknown_room(&mut t, 50);
+    assert_eq!(t.take_events().len(), PEERS_UNKNOWN_PER_INSTANCE as usize);
+    let router = ip("192.0.2.7");
+    let a = Advert::v3(51, 100, router, vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS, "{:?}", t.drops());
+    let st = t.peer(51, router).expect("the router has a record");
+    assert_eq!((st.priority, st.count), (100, 1));
+    assert_eq!(
+        spoofed_left(&t).len(),
+        PEERS_UNKNOWN_PER_INSTANCE as usize - 1,
+        "one priority-50 record made way"
+    );
+    assert_eq!(t.peer_count(), PEERS_UNKNOWN_PER_INSTANCE as usize);
+    let ev = t.take_events();
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0].src_ip(), router);
+    assert_eq!(ev[0].change & CHANGE_NEW_PEER, CHANGE_NEW_PEER);
+    assert_eq!((ev[0].priority, ev[0].prev_ns), (100, 0));
+    assert_eq!(t.dropped(DropReason::PeersFull), 0);
+    let r = t.fp.room(&ikey).expect("ROOM").expect("room");
+    assert_eq!(r.refused, 0);
+    assert_eq!(r.admitted, u64::from(PEERS_UNKNOWN_PER_INSTANCE));
+    // Its next advert only moves its record.
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    assert_eq!(t.peer(51, router).expect("kept").count, 2);
+    assert!(t.take_events().is_empty());
+}
+
+#[test]
+fn a_newcomer_no_better_than_the_lowest_unknown_source_is_still_refused() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    let ikey = InstanceKey::new(LO, 51, FAMILY_V4);
+    fill_unknown_room(&mut t, 50);
+    t.take_events();
+    // Ties do not evict, lower priorities do not, priority 0 (leaving) never does.
+    for (n, prio) in [50u8, 49, 1, 0].into_iter().enumerate() {
+        let a = Advert::v3(51, prio, ip("192.0.2.7"), vec![ip("192.0.2.100")]);
+        assert_eq!(
+            t.verdict(&a.frame()),
+            XDP_DROP,
+            "priority {prio} must be refused"
+        );
+        assert_eq!(t.dropped(DropReason::PeersFull), n as u64 + 1);
+    }
+    assert!(t.peer(51, ip("192.0.2.7")).is_none());
+    assert_eq!(spoofed_left(&t).len(), PEERS_UNKNOWN_PER_INSTANCE as usize);
+    assert!(t.take_events().is_empty());
+    let r = t.fp.room(&ikey).expect("ROOM").expect("room");
+    assert_eq!((r.refused, r.evicted), (4, 0));
+    assert_eq!(r.admitted, u64::from(PEERS_UNKNOWN_PER_INSTANCE));
+}
+
+#[test]
+fn protected_records_are_never_evicted() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    let ikey = InstanceKey::new(LO, 51, FAMILY_V4);
+    // Known routers at priority 10: two heard before they were protected (they gave
+    // their room and their slots back), one protected before it ever spoke.
+    let known = [ip("192.0.2.1"), ip("192.0.2.2"), ip("192.0.2.3")];
+    for k in &known[..2] {
+        let a = Advert::v3(51, 10, *k, vec![ip("192.0.2.100")]);
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    }
+    for k in &known {
+        t.fp.protect_peer(&PeerKey::new(LO, 51, *k))
+            .expect("protect");
+    }
+    let a = Advert::v3(51, 10, known[2], vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    // The whole unknown room is free, and fills with priority 50.
+    fill_unknown_room(&mut t, 50);
+    // A spoofed source that was unknown and lowest, then protected, keeps its record.
+    let lowest = spoofed(3);
+    let low = Advert::v3(51, 5, lowest, vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&low.frame()), XDP_PASS);
+    t.fp.protect_peer(&PeerKey::new(LO, 51, lowest))
+        .expect("protect");
+    // Its room went back: one newcomer is admitted without evicting.
+    let first = Advert::v3(51, 100, spoofed(100), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&first.frame()), XDP_PASS, "{:?}", t.drops());
+    assert_eq!(t.fp.room(&ikey).expect("ROOM").expect("room").evicted, 0);
+    // Higher-priority newcomers replace the seven priority-50 records, never the
+    // protected ones at 5 and 10, then a full room of 100s refuses the rest.
+    for i in 101..120 {
+        let a = Advert::v3(51, 100, spoofed(i), vec![ip("192.0.2.100")]);
+        let want = if i < 108 { XDP_PASS } else { XDP_DROP };
+        assert_eq!(t.verdict(&a.frame()), want, "newcomer {i}: {:?}", t.drops());
+    }
+    for k in known.iter().chain([&lowest]) {
+        let st = t.peer(51, *k).expect("protected record kept");
+        assert!(st.is_protected(), "{k}: {st:?}");
+    }
+    assert_eq!(
+        spoofed_left(&t),
+        vec![3],
+        "only the protected one of the 50s"
+    );
+    let r = t.fp.room(&ikey).expect("ROOM").expect("room");
+    assert_eq!((r.evicted, r.refused), (7, 12));
+    assert_eq!(t.peer_count(), 4 + PEERS_UNKNOWN_PER_INSTANCE as usize);
+    assert_eq!(t.dropped(DropReason::PeersFull), 12);
+}
+
+#[test]
+fn the_slots_follow_priority_changes_pruning_and_unprotecting() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    fill_unknown_room(&mut t, 200);
+    // spoofed(5) lowers its priority: it is now the lowest unknown record.
+    let five = Advert::v3(51, 20, spoofed(5), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&five.frame()), XDP_PASS);
+    let a = Advert::v3(51, 100, ip("192.0.2.7"), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS, "{:?}", t.drops());
+    assert!(t.peer(51, spoofed(5)).is_none(), "the lowest made way");
+    assert_eq!(spoofed_left(&t).len(), 7);
+    // The newcomer raises its priority: another newcomer at 150 finds nobody lower.
+    let up = Advert::v3(51, 250, ip("192.0.2.7"), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&up.frame()), XDP_PASS);
+    let b = Advert::v3(51, 150, ip("192.0.2.8"), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&b.frame()), XDP_DROP);
+
+    // Pruning empties the room; its stale slots are taken again by newcomers, and
+    // the eviction order is theirs, not the pruned records'.
+    std::thread::sleep(Duration::from_millis(5));
+    assert_eq!(t.fp.prune_peers(1_000_000).expect("prune"), 8);
+    assert_eq!(t.peer_count(), 0);
+    for i in 0..PEERS_UNKNOWN_PER_INSTANCE {
+        let prio = if i == 6 { 30 } else { 60 };
+        let a = Advert::v3(51, prio, spoofed(200 + i), vec![ip("192.0.2.100")]);
+        assert_eq!(t.verdict(&a.frame()), XDP_PASS, "{i}: {:?}", t.drops());
+    }
+    assert_eq!(t.verdict(&b.frame()), XDP_PASS, "{:?}", t.drops());
+    assert!(
+        t.peer(51, spoofed(206)).is_none(),
+        "the lowest after the prune"
+    );
+    assert_eq!(t.peer_count(), PEERS_UNKNOWN_PER_INSTANCE as usize);
+
+    // A protected router that is unprotected again counts as unknown once more and
+    // can make way like the others (the XDP program gives it a slot with its next
+    // advert) once the room is back to its size.
+    let r = ip("192.0.2.9");
+    let rk = PeerKey::new(LO, 51, r);
+    t.fp.protect_peer(&rk).expect("protect");
+    let ra = Advert::v3(51, 40, r, vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&ra.frame()), XDP_PASS);
+    t.fp.unprotect_peer(&rk).expect("unprotect");
+    // Nine unknown records for eight slots: it has none until one is free, which
+    // protecting another one does.
+    t.fp.protect_peer(&PeerKey::new(LO, 51, spoofed(200)))
+        .expect("protect");
+    assert_eq!(t.verdict(&ra.frame()), XDP_PASS, "its slot");
+    assert_ne!(t.peer(51, r).expect("unprotected").slot, 0);
+    let c = Advert::v3(51, 50, ip("192.0.2.10"), vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&c.frame()), XDP_PASS, "{:?}", t.drops());
+    assert!(
+        t.peer(51, r).is_none(),
+        "the unprotected router at 40 made way"
+    );
+    assert!(t.peer(51, spoofed(200)).expect("protected").is_protected());
+
+    // unwatch forgets the room with its slots; watching again starts empty.
+    t.fp.unwatch(LO, 51, FAMILY_V4).expect("unwatch");
+    t.watch(51, FAMILY_V4, v3_conf());
+    let room =
+        t.fp.room(&InstanceKey::new(LO, 51, FAMILY_V4))
+            .expect("ROOM")
+            .expect("room");
+    assert_eq!(room, InstanceRoom::default());
+    fill_unknown_room(&mut t, 50);
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS, "{:?}", t.drops());
 }
