@@ -942,6 +942,7 @@ impl Engine {
                 }
             }
             NetEvent::AddressRemoved { ifindex, addr } => {
+                self.source_address_removed(ifindex, addr, now).await;
                 // Someone deleted one of our VIPs while we are master: put it
                 // back (keepalived does the same).
                 for i in 0..self.insts.len() {
@@ -967,6 +968,7 @@ impl Engine {
             }
             NetEvent::AddressAdded { ifindex, .. } => {
                 self.start_pending().await;
+                self.source_address_back(ifindex, now).await;
                 // An interface created again may get its address after its link came
                 // up: adopt it now if `readopt` had to wait for one.
                 for i in 0..self.insts.len() {
@@ -1288,6 +1290,94 @@ impl Engine {
                     }
                 }
                 Err(e) => debug!("{name}: {e}"),
+            }
+        }
+    }
+
+    /// The address an instance sends its adverts from was removed from its interface.
+    /// keepalived (keepalived_netlink.c, RTM_DELADDR) takes such an instance down unless
+    /// the address came from the configuration (`unicast_src_ip` / `mcast_src_ip`), and
+    /// brings it back when the interface has an address again: so does haxdp, with a
+    /// FAULT whose reason names the address.
+    async fn source_address_removed(&mut self, ifindex: u32, addr: IpAddr, now: u64) {
+        for i in 0..self.insts.len() {
+            let inst = &self.insts[i];
+            if inst.ifindex != ifindex
+                || inst.spec.src_addr.is_some()
+                || inst.core.config().primary_addr != addr
+            {
+                continue;
+            }
+            warn!(
+                "{} vrid {}: the advert source address {addr} was removed from {}; FAULT until the interface has an address again",
+                inst.spec.ifname, inst.spec.core.vrid, inst.spec.ifname
+            );
+            let acts = self.insts[i].core.handle(
+                now,
+                Input::Fault {
+                    on: true,
+                    reason: source_fault(addr),
+                },
+            );
+            self.apply(i, now, acts).await;
+        }
+    }
+
+    /// An address was added to interface `ifindex`: instances faulted for their source
+    /// address take the interface's primary address again (a new one is a new identity:
+    /// a fresh state machine and advert socket) and leave that fault.
+    async fn source_address_back(&mut self, ifindex: u32, now: u64) {
+        for i in 0..self.insts.len() {
+            let inst = &self.insts[i];
+            if inst.ifindex != ifindex {
+                continue;
+            }
+            let old = inst.core.config().primary_addr;
+            let reason = source_fault(old);
+            if !inst.core.fault_reasons().any(|r| r == reason) {
+                continue;
+            }
+            let v6 = inst.spec.core.family == Family::V6;
+            let vip_addrs: Vec<IpAddr> = inst.spec.vips.iter().map(|v| v.addr).collect();
+            let name = inst.spec.ifname.clone();
+            let Ok(Some(src)) = self
+                .nl
+                .primary_address(ifindex, &name, v6, &vip_addrs)
+                .await
+            else {
+                continue;
+            };
+            if src != old {
+                let group = self.insts[i].spec.mcast_group;
+                let receive = self.insts[i].rx == RxPath::Socket;
+                match self.socket(&name, ifindex, src, group, receive) {
+                    Ok(sock) => self.insts[i].sock = sock,
+                    Err(e) => {
+                        error!("{name} vrid {}: {e}", self.insts[i].spec.core.vrid);
+                        continue;
+                    }
+                }
+                let mut cfg = self.insts[i].spec.core.clone();
+                cfg.primary_addr = src;
+                match Instance::new(cfg) {
+                    Ok(core) => self.insts[i].core = core,
+                    Err(e) => {
+                        error!("{name}: {e}");
+                        continue;
+                    }
+                }
+                info!(
+                    "{name} vrid {}: adverts now from {src}",
+                    self.insts[i].spec.core.vrid
+                );
+                // The fresh machine learns its link and tracked faults again.
+                self.insts[i].fault_reasons.clear();
+                self.start_instance(i, now).await;
+            } else {
+                let acts = self.insts[i]
+                    .core
+                    .handle(now, Input::Fault { on: false, reason });
+                self.apply(i, now, acts).await;
             }
         }
     }
@@ -2308,6 +2398,11 @@ fn notify_state(s: State) -> crate::notify::NotifyState {
         State::Fault => NotifyState::Fault,
         State::Initialize => NotifyState::Stop,
     }
+}
+
+/// The fault reason of an instance whose advert source address was removed.
+fn source_fault(addr: IpAddr) -> String {
+    format!("source address {addr} removed")
 }
 
 /// Whether a reload may apply `new` to the instance running `old` in place: the same

@@ -550,3 +550,35 @@ fn dynamic_interfaces_waits_for_the_interface() {
     );
     assert!(lb2.log().contains("eth1"), "{}", lb2.log());
 }
+
+/// The master's advert source address removed from its interface: as keepalived, the
+/// instance goes to FAULT (the backup takes over) and comes back when the interface has
+/// an address again (here the same one: the old master preempts back, one holder).
+#[test]
+fn removed_source_address_faults_until_it_is_back() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (lb1, _lb2) = pair(&lan);
+    h1.exec(&["ip", "addr", "del", "192.0.2.10/24", "dev", "eth0"]);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(3)),
+        "the backup did not take over:\n{}",
+        lb1.log()
+    );
+    assert!(
+        lb1.log().contains("source address 192.0.2.10 removed"),
+        "{}",
+        lb1.log()
+    );
+    assert!(!has_vip(h1), "the faulted master kept the VIP");
+    h1.exec(&["ip", "addr", "add", "192.0.2.10/24", "dev", "eth0"]);
+    assert!(
+        wait_vip(h1, true, Duration::from_secs(3)),
+        "the master did not come back:\n{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let (both, none, n) = watch(h1, h2, Duration::from_millis(1000));
+    assert_eq!((both, none), (0, 0), "{n} samples");
+}
