@@ -4,6 +4,7 @@
 mod bench;
 mod frames;
 mod lab;
+mod soak;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -80,6 +81,19 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// The lab compressed for a soak (10 ms adverts, flaps, HUPs, floods): samples RSS,
+    /// descriptors, BPF map fill and queue depths; prints the first and last figures.
+    Soak {
+        /// Length of the run.
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+        /// Seconds between HUPs (each scales the instances down or back up).
+        #[arg(long, default_value_t = 60)]
+        hup_secs: u64,
+        /// Fail when the end of the run uses more than its beginning (CI).
+        #[arg(long)]
+        check: bool,
+    },
     /// BPF_PROG_TEST_RUN benchmark of the XDP program against a bare XDP_PASS.
     BenchXdp {
         /// Runs per measurement; the kernel reports the mean per run.
@@ -117,6 +131,20 @@ fn main() -> Result<()> {
         Cmd::Deb => deb().map(|p| println!("xtask: package at {}", p.display())),
         Cmd::Test => test(),
         Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
+        Cmd::Soak {
+            minutes,
+            hup_secs,
+            check,
+        } => {
+            setup()?;
+            let bin = build_daemon()?;
+            soak::run(soak::SoakOpts {
+                bin,
+                minutes,
+                hup_secs,
+                check,
+            })
+        }
         Cmd::Bench {
             rows,
             runs,
@@ -458,7 +486,14 @@ fn test() -> Result<()> {
     deb()?;
     run(Command::new("cargo")
         .args(["test", "-p", "haxdp-tests", "--", "--test-threads=1"])
-        .current_dir(&root))
+        .current_dir(&root))?;
+    // Two minutes of the soak (HUP every 15 s), failing on growth: about 2.2 min of CI.
+    soak::run(soak::SoakOpts {
+        bin: root.join("target/release/haxdp"),
+        minutes: 2,
+        hup_secs: 15,
+        check: true,
+    })
 }
 
 /// `cargo xtask deb`: the release daemon, its man page and completions (generated from
