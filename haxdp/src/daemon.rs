@@ -336,8 +336,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         // systemd's watchdog is fed from this loop, so a hung engine misses it.
         watchdog.tick();
         eng.sd_reload_outcome();
-        eng.log_keepalived_lines();
-        if metrics.due_now() {
+        // A transition is published at once; everything else at the snapshot cadence.
+        let changed = eng.log_keepalived_lines();
+        if metrics.due_now() || (changed && crate::metrics::enabled()) {
             eng.publish_metrics();
         }
         let deadline = eng.next_deadline();
@@ -422,7 +423,7 @@ impl Engine {
             }
             Ev::Signal(Sig::Hup) => {
                 // READY=1 follows when the reload has an outcome (`sd_reload_outcome`).
-                crate::sd::reloading(control::unix_ms());
+                crate::sd::reloading(self.reload_outcome_now());
                 self.reload().await
             }
             Ev::Reloaded(parsed) => self.finish_reload(*parsed).await,
@@ -2294,16 +2295,22 @@ impl Engine {
     /// systemd: READY=1 again once a reload begun by HUP has an outcome, with STATUS
     /// saying whether the new file was taken or refused.
     fn sd_reload_outcome(&self) {
-        if let Some(r) = &self.last_reload {
-            crate::sd::reload_outcome(r.at_unix_ms, r.accepted, &r.message, self.insts.len());
-        }
+        crate::sd::reload_outcome(self.reload_outcome_now(), self.insts.len());
+    }
+
+    fn reload_outcome_now(&self) -> Option<crate::sd::Outcome> {
+        self.last_reload
+            .as_ref()
+            .map(|r| (r.at_unix_ms, r.accepted, r.message.clone()))
     }
 
     /// keepalived 2.2.7's own log lines for what just happened, beside haxdp's (which name
     /// the cause): `(VI_1) Entering MASTER STATE`, `(VI_1) Entering BACKUP STATE`,
     /// `(VI_1) Entering BACKUP STATE (init)`, `(VI_1) Entering FAULT STATE`,
     /// `(VI_1) sent 0 priority`, so that log alerts written for keepalived still match.
-    fn log_keepalived_lines(&self) {
+    /// Returns whether anything changed since the last call.
+    fn log_keepalived_lines(&self) -> bool {
+        let mut changed = false;
         for i in &self.insts {
             let name = &i.spec.core.name;
             let last = i.core.transitions().last();

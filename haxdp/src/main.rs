@@ -298,6 +298,10 @@ fn main() {
 }
 
 fn run_daemon(args: RunArgs) -> i32 {
+    if let Err(e) = haxdp::ops::neutralize_early() {
+        eprintln!("haxdp: cannot set up signal handling: {e}");
+        return 1;
+    }
     if let Some(id) = &args.config_id {
         haxdp_config::set_config_id(id);
     }

@@ -114,16 +114,40 @@ extern "C" fn neutral_handler(_sig: libc::c_int) {}
 /// Installs the do-nothing handler for every [`neutral_signals`] signal.
 pub fn neutralize_signals() -> io::Result<()> {
     for sig in neutral_signals() {
-        // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid
-        // argument; the handler is async-signal-safe (it does nothing).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = neutral_handler as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
+        install_neutral(sig)?;
+    }
+    Ok(())
+}
+
+/// From the first instruction of the daemon until the engine's handlers are in place
+/// (configuration read, sockets opened): the neutral signals, and keepalived's HUP, USR1,
+/// USR2, STATS_CLEAR and JSON, do nothing instead of ending the process. An exporter's
+/// scrape during start-up then cannot kill it; TERM and INT keep their default until the
+/// stop sequence exists, since nothing needs stopping yet.
+pub fn neutralize_early() -> io::Result<()> {
+    neutralize_signals()?;
+    for sig in [
+        libc::SIGHUP,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        sig_json(),
+        sig_stats_clear(),
+    ] {
+        install_neutral(sig)?;
+    }
+    Ok(())
+}
+
+fn install_neutral(sig: i32) -> io::Result<()> {
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask is a valid
+    // argument; the handler is async-signal-safe (it does nothing).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = neutral_handler as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
         }
     }
     Ok(())

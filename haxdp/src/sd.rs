@@ -5,7 +5,7 @@
 //! pings and systemd restarts it. Outside systemd (no `NOTIFY_SOCKET`) every call is a
 //! no-op.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
@@ -21,12 +21,37 @@ pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-/// The wall time (unix ms) a reload began at, while it has no outcome; 0 otherwise.
-static RELOAD_PENDING_SINCE: AtomicU64 = AtomicU64::new(0);
+/// A reload's outcome as the engine records it: (time, accepted, message).
+pub type Outcome = (u64, bool, String);
 
-/// A reload begins at `now_unix_ms` (systemd >= 253 requires MONOTONIC_USEC with it).
-pub fn reloading(now_unix_ms: u64) {
-    RELOAD_PENDING_SINCE.store(now_unix_ms.max(1), Ordering::Relaxed);
+struct Reloads {
+    /// HUPs whose outcome has not been seen yet.
+    pending: u32,
+    /// The outcome last seen; a new one differs from it.
+    seen: Option<Outcome>,
+    since: Option<Instant>,
+}
+
+static RELOADS: Mutex<Reloads> = Mutex::new(Reloads {
+    pending: 0,
+    seen: None,
+    since: None,
+});
+
+/// After this long without a new outcome, a pending reload is taken as finished (two
+/// reloads with identical outcomes in the same millisecond cannot be told apart).
+const RELOAD_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// A reload begins (systemd >= 253 requires MONOTONIC_USEC with it); `current` is the
+/// engine's last recorded outcome, so that the next one is recognised.
+pub fn reloading(current: Option<Outcome>) {
+    if let Ok(mut r) = RELOADS.lock() {
+        if r.pending == 0 {
+            r.seen = current;
+        }
+        r.pending += 1;
+        r.since = Some(Instant::now());
+    }
     match NotifyState::monotonic_usec_now() {
         Ok(now) => send(&[
             NotifyState::Reloading,
@@ -37,21 +62,31 @@ pub fn reloading(now_unix_ms: u64) {
     }
 }
 
-/// Called from the engine loop with the last reload's outcome: once the reload begun by
+/// Called from the engine loop with the last reload's outcome: once every reload begun by
 /// [`reloading`] has one, READY=1 with a STATUS saying whether the new file was taken.
-pub fn reload_outcome(at_unix_ms: u64, accepted: bool, message: &str, instances: usize) {
-    let since = RELOAD_PENDING_SINCE.load(Ordering::Relaxed);
-    if since == 0 || at_unix_ms < since {
+pub fn reload_outcome(current: Option<Outcome>, instances: usize) {
+    let Ok(mut r) = RELOADS.lock() else { return };
+    if r.pending == 0 {
         return;
     }
-    RELOAD_PENDING_SINCE.store(0, Ordering::Relaxed);
-    let status = if accepted {
-        format!("running {instances} instance(s); reloaded")
-    } else {
-        let why = message.lines().next().unwrap_or("invalid");
-        format!(
-            "running {instances} instance(s) of the previous configuration; reload refused: {why}"
-        )
+    if current != r.seen {
+        r.seen = current.clone();
+        r.pending -= 1;
+    } else if r.since.is_some_and(|t| t.elapsed() > RELOAD_GIVE_UP) {
+        r.pending = 0;
+    }
+    if r.pending > 0 {
+        return;
+    }
+    drop(r);
+    let status = match &current {
+        Some((_, false, message)) => {
+            let why = message.lines().next().unwrap_or("invalid");
+            format!(
+                "running {instances} instance(s) of the previous configuration; reload refused: {why}"
+            )
+        }
+        _ => format!("running {instances} instance(s); reloaded"),
     };
     send(&[NotifyState::Ready, NotifyState::Status(&status)]);
 }
