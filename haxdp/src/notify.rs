@@ -338,7 +338,8 @@ impl Fifo {
         // for reading, instead of blocking the daemon (fifo(7)).
         let f = std::fs::OpenOptions::new()
             .write(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            // O_NOFOLLOW: never through a symlink planted at the FIFO's path.
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&self.path)?;
         self.file = Some(f);
         Ok(())
@@ -435,7 +436,7 @@ impl Notifier {
     /// Also write transitions to the FIFO at `path`, creating it (mode 0600) if missing.
     pub fn with_fifo(self, path: impl Into<PathBuf>) -> Result<Self, NotifyError> {
         let path = path.into();
-        match std::fs::metadata(&path) {
+        match std::fs::symlink_metadata(&path) {
             Ok(m) if m.file_type().is_fifo() => {}
             Ok(_) => {
                 return Err(NotifyError::NotAFifo {

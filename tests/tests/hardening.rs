@@ -151,3 +151,44 @@ fn state_files_are_not_written_through_symlinks() {
         "a state file was written through a symlink"
     );
 }
+
+/// A notify_fifo path that is a symlink (even to a real FIFO) is refused with a clear
+/// message instead of being written through.
+#[test]
+fn notify_fifo_through_a_symlink_is_refused() {
+    require_root();
+    let lan = Lan::new(1);
+    let h = &lan.hosts[0];
+    let dir = haxdp_tests::TempDir::new("harden-fifo");
+    let real = dir.path.join("real.fifo");
+    let c = std::ffi::CString::new(real.to_str().unwrap()).unwrap();
+    // SAFETY: a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let link = dir.path.join("notify.fifo");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let conf = haxdp_config("lb1", 100, 3, "0.1", "").replacen(
+        "global_defs {\n",
+        &format!("global_defs {{\n  notify_fifo {}\n", link.display()),
+        1,
+    );
+    let conf_path = dir.file("keepalived.conf", &conf);
+    let bin = workspace_bin("haxdp");
+    let mut p = h.spawn(
+        &[
+            bin.to_str().unwrap(),
+            "-f",
+            conf_path.to_str().unwrap(),
+            "--state-dir",
+            dir.path.join("state").to_str().unwrap(),
+            "--no-xdp",
+        ],
+        &dir.path.join("haxdp.log"),
+    );
+    let code = p.wait_exit(Duration::from_secs(5));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "started with notify_fifo at a symlink (exit {code:?}):\n{}",
+        p.log_text()
+    );
+    assert!(p.log_text().contains("is not a FIFO"), "{}", p.log_text());
+}
