@@ -196,7 +196,7 @@ fn notify_command(
     let user = line
         .run_as
         .as_ref()
-        .or(cfg.global.script_user.as_ref())
+        .or(default_script_user(cfg).as_ref())
         .map(run_as_string);
     // Resolved here, once, on the thread that loads the configuration: a transition
     // never looks a user up (NSS may block for seconds).
@@ -225,6 +225,7 @@ fn notify_command(
 }
 
 pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
+    check_default_script_user(cfg)?;
     let mut checks = Checks::default();
     for s in &cfg.scripts {
         let mut sp = ScriptSpec::new(&s.name, &s.script);
@@ -237,7 +238,7 @@ pub fn from_config(cfg: &Config) -> Result<DaemonSpec, SpecError> {
         sp.user = s
             .user
             .as_ref()
-            .or(cfg.global.script_user.as_ref())
+            .or(default_script_user(cfg).as_ref())
             .map(run_as_string);
         sp.init_fail = s.init_fail;
         checks.scripts.push(sp);
@@ -645,5 +646,115 @@ mod tests {
                 ("gchk".into(), -5)
             ]
         );
+    }
+}
+
+/// The user a script runs as when neither its line nor `global_defs script_user` names one,
+/// as keepalived 2.2.7 chooses it (lib/notify.c get_default_script_user): `keepalived_script`
+/// if that user exists, else the daemon's own user (root).
+const KEEPALIVED_SCRIPT_USER: &str = "keepalived_script";
+
+fn user_exists(name: &str) -> bool {
+    ScriptUser::lookup(name).is_ok()
+}
+
+/// `script_user`, else keepalived's default ([`KEEPALIVED_SCRIPT_USER`] when it exists).
+pub fn default_script_user(cfg: &Config) -> Option<RunAs> {
+    default_script_user_with(cfg.global.script_user.as_ref(), user_exists)
+}
+
+fn default_script_user_with(
+    configured: Option<&RunAs>,
+    exists: impl Fn(&str) -> bool,
+) -> Option<RunAs> {
+    configured.cloned().or_else(|| {
+        exists(KEEPALIVED_SCRIPT_USER).then(|| RunAs {
+            user: KEEPALIVED_SCRIPT_USER.into(),
+            group: None,
+        })
+    })
+}
+
+/// keepalived refuses to run scripts as root by default under `enable_script_security`
+/// ("Unable to set default user keepalived_script for script"): the same, at load, when a
+/// script or notify line has no user of its own.
+fn check_default_script_user(cfg: &Config) -> Result<(), SpecError> {
+    check_default_script_user_with(cfg, user_exists)
+}
+
+fn check_default_script_user_with(
+    cfg: &Config,
+    exists: impl Fn(&str) -> bool,
+) -> Result<(), SpecError> {
+    if !cfg.global.enable_script_security
+        || default_script_user_with(cfg.global.script_user.as_ref(), &exists).is_some()
+    {
+        return Ok(());
+    }
+    let notify_lines = |n: &haxdp_config::NotifyScripts| {
+        [&n.notify, &n.master, &n.backup, &n.fault, &n.stop]
+            .into_iter()
+            .flatten()
+            .filter(|l| l.run_as.is_none())
+            .map(|l| l.location.clone())
+            .collect::<Vec<_>>()
+    };
+    let first = cfg
+        .scripts
+        .iter()
+        .filter(|s| s.user.is_none())
+        .map(|s| s.location.clone())
+        .chain(cfg.instances.iter().flat_map(|i| notify_lines(&i.notify)))
+        .chain(cfg.sync_groups.iter().flat_map(|g| notify_lines(&g.notify)))
+        .next();
+    match first {
+        None => Ok(()),
+        Some(at) => Err(SpecError::Invalid(format!(
+            "{at}: enable_script_security is on and this script has no user: keepalived then runs \
+             scripts as {KEEPALIVED_SCRIPT_USER}, which does not exist here (keepalived refuses: \
+             \"Unable to set default user {KEEPALIVED_SCRIPT_USER} for script\"); create it \
+             (useradd -r -s /usr/sbin/nologin {KEEPALIVED_SCRIPT_USER}) or set global_defs script_user"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod default_script_user_tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_script_when_it_exists_else_root() {
+        let named = RunAs {
+            user: "nginx".into(),
+            group: None,
+        };
+        assert_eq!(
+            default_script_user_with(Some(&named), |_| true),
+            Some(named.clone())
+        );
+        assert_eq!(
+            default_script_user_with(None, |u| u == KEEPALIVED_SCRIPT_USER).map(|r| r.user),
+            Some(KEEPALIVED_SCRIPT_USER.to_string())
+        );
+        assert_eq!(default_script_user_with(None, |_| false), None);
+    }
+
+    #[test]
+    fn script_security_without_a_script_user_is_refused() {
+        let text = "global_defs {\n enable_script_security\n}\n\
+                    vrrp_script chk {\n script /bin/true\n}\n\
+                    vrrp_instance VI_1 {\n state BACKUP\n interface eth0\n virtual_router_id 51\n \
+                    priority 100\n advert_int 1\n track_script {\n  chk\n }\n \
+                    virtual_ipaddress {\n  192.0.2.100/24\n }\n}\n";
+        let loaded = haxdp_config::parse_bytes(
+            std::path::Path::new("k.conf"),
+            text.as_bytes(),
+            &haxdp_config::ReadOptions::default(),
+        )
+        .expect("parses");
+        let e = check_default_script_user_with(&loaded.config, |_| false)
+            .expect_err("no keepalived_script and no script_user accepted");
+        assert!(e.to_string().contains("keepalived_script"), "{e}");
+        assert!(check_default_script_user_with(&loaded.config, |_| true).is_ok());
     }
 }
