@@ -304,8 +304,10 @@ pub fn run(o: SoakOpts) -> Result<()> {
         if f1 > f0 + 2 {
             failures.push(format!("{who}: open descriptors grew from {f0} to {f1}"));
         }
+        // PEERS holds what the last flood left until the housekeeping prunes it, so the
+        // fill depends on when the samples fall; growth is more than a quarter.
         let (m0, m1) = (max(head, |s| s.peers), max(tail, |s| s.peers));
-        if m1 > m0 {
+        if m1 > m0 + m0 / 4 + 2 {
             failures.push(format!("{who}: PEERS fill grew from {m0} to {m1}"));
         }
         let (n0, n1) = (
