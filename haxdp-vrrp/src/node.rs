@@ -231,6 +231,16 @@ pub fn priority_changed<M: Member, K: KernelView + ?Sized>(
     feed(ms, i, now, Input::PriorityChanged { effective }, out);
 }
 
+/// The router whose kernel record member `m`'s receive path must protect (keep room for
+/// whatever spoofed sources fill the rest, `KernelRx::protect_peer`): the master a Backup
+/// follows.
+pub fn protected_master<M: Member>(m: &M) -> Option<IpAddr> {
+    match m.core().state() {
+        State::Backup => m.core().master_addr(),
+        _ => None,
+    }
+}
+
 /// The reason a sync group's other members are faulted with when member `name` of
 /// `group` is in Fault of its own making.
 pub fn sync_fault_reason(group: &str, name: &str) -> String {

@@ -106,12 +106,16 @@ pub struct SimTransition {
 struct KernelTable {
     peers: HashMap<IpAddr, haxdp_common::PeerState>,
     epoch: u32,
+    /// The instance's room (`haxdp_common::PEERS_UNKNOWN_PER_INSTANCE` unknown sources; a
+    /// protected one takes none): a full room admits a newcomer only in place of a lower-
+    /// priority unknown record, as the XDP program does.
+    unknown: Vec<IpAddr>,
+    protected: Option<IpAddr>,
 }
 
 impl KernelTable {
-    /// Records an accepted advert; `Some(previous advert's time)` if the kernel reports it
-    /// to the core (`Some(None)` for a new source), `None` if only the timestamp moved.
-    fn record(&mut self, src: IpAddr, advert: &Advert, now: u64) -> Option<Option<u64>> {
+    /// Records an advert that passed the acceptance rule, as the XDP program does.
+    fn record(&mut self, src: IpAddr, advert: &Advert, now: u64) -> Recorded {
         // Any hash of the address list does: the program only compares it.
         let mut addr_hash: u64 = 0xcbf2_9ce4_8422_2325;
         for a in &advert.addrs {
@@ -134,13 +138,66 @@ impl KernelTable {
             interval_cs: advert.max_adver_int_cs,
             naddrs: advert.addrs.len() as u8,
         };
+        if !self.peers.contains_key(&src) && self.protected != Some(src) {
+            let room = haxdp_common::PEERS_UNKNOWN_PER_INSTANCE as usize;
+            if self.unknown.len() >= room {
+                let lowest = self
+                    .unknown
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, a)| self.peers.get(*a).map_or(0, |p| p.priority))
+                    .map(|(k, a)| (k, *a, self.peers.get(a).map_or(0, |p| p.priority)));
+                match lowest {
+                    Some((k, victim, prio)) if advert.priority > prio && advert.priority != 0 => {
+                        self.peers.remove(&victim);
+                        self.unknown.remove(k);
+                    }
+                    // Refused: dropped as peers_full, not recorded.
+                    _ => return Recorded::Refused,
+                }
+            }
+            self.unknown.push(src);
+        }
         let st = self
             .peers
             .entry(src)
             .or_insert_with(|| haxdp_common::fresh_peer(0));
         let prev = (st.count > 0).then_some(st.last_ns);
         let change = haxdp_common::track_advert(st, &obs, self.epoch);
-        (change != 0).then_some(prev)
+        if change != 0 {
+            Recorded::Reported(prev)
+        } else {
+            Recorded::Quiet
+        }
+    }
+}
+
+/// What the kernel did with an advert.
+enum Recorded {
+    /// The instance's room was full: dropped (`peers_full`).
+    Refused,
+    /// Only the source's timestamp moved.
+    Quiet,
+    /// Pushed to user space, with the source's previous advert time (`None`: new).
+    Reported(Option<u64>),
+}
+
+impl KernelTable {
+    /// `KernelRx::protect_peer` for the master the core follows (the one before gives its
+    /// protection back and counts against the room again).
+    fn protect(&mut self, want: Option<IpAddr>) {
+        if want == self.protected {
+            return;
+        }
+        if let Some(old) = self.protected.take() {
+            if self.peers.contains_key(&old) && !self.unknown.contains(&old) {
+                self.unknown.push(old);
+            }
+        }
+        if let Some(m) = want {
+            self.unknown.retain(|a| *a != m);
+        }
+        self.protected = want;
     }
 }
 
@@ -219,6 +276,8 @@ pub struct Sim {
     net: Net,
     rng: Rng,
     delivery: Delivery,
+    /// Until when a forged advert may hold a non-preempting backup back.
+    forged_hold_until: u64,
     transitions: Vec<SimTransition>,
     /// Human-readable trace, kept for failure reports.
     trace: Vec<String>,
@@ -276,6 +335,7 @@ impl Sim {
             net,
             rng: Rng::new(seed ^ 0x5eed),
             delivery,
+            forged_hold_until: 0,
             transitions: Vec::new(),
             trace: Vec::new(),
             errors: Vec::new(),
@@ -406,6 +466,10 @@ impl Sim {
                 self.apply(i, m, a);
             }
         }
+        let r = &mut self.routers[i];
+        for m in 0..r.ms.len() {
+            r.kernel.0[m].protect(node::protected_master(&r.ms[m]));
+        }
     }
 
     fn apply(&mut self, i: usize, m: usize, action: Action) {
@@ -512,9 +576,11 @@ impl Sim {
         };
         let now = self.now;
         let reported = self.routers[p.to].kernel.0[m].record(src, &advert, now);
+        // Full delivery feeds every advert the kernel accepted, the kernel's only those
+        // it reports.
         let prev = match (self.delivery, reported) {
-            (Delivery::Kernel, None) => return,
-            (Delivery::Kernel, Some(prev)) => prev,
+            (_, Recorded::Refused) | (Delivery::Kernel, Recorded::Quiet) => return,
+            (Delivery::Kernel, Recorded::Reported(prev)) => prev,
             (Delivery::Full, _) => None,
         };
         let desc = format!(
@@ -546,6 +612,10 @@ impl Sim {
     /// A host that is not one of the routers sends one advert for the routers' first VRID
     /// from `src` (spoofed, misconfigured or stray), to partition 0.
     pub fn forge(&mut self, src: IpAddr, priority: u8, interval_cs: u16) {
+        // A forged advert holds a non-preempting backup for its Master_Down_Interval
+        // (3 intervals + skew < 4 intervals), plus delivery slack.
+        let hold = self.now + 4 * u64::from(interval_cs.max(100)) * NS_PER_CS + 10 * NS_PER_CS;
+        self.forged_hold_until = self.forged_hold_until.max(hold);
         let Some(r) = self.routers.first().map(|r| &r.ms[0]) else {
             return;
         };
@@ -741,6 +811,11 @@ pub enum Change {
         below: u8,
         interval_cs: u16,
     },
+    /// `count` spoofed sources each send one advert with a priority below every router's,
+    /// enough to fill every receiver's unknown room.
+    SpoofFlood {
+        count: u8,
+    },
     /// Everything healthy again: restart down routers, clear faults, heal, no loss.
     HealAll,
 }
@@ -864,7 +939,7 @@ impl Scenario {
         for _ in 0..rng.range(2, 8) {
             t += rng.range(max_int_ns, 12 * max_int_ns);
             let i = rng.range(0, n as u64 - 1) as usize;
-            let change = match rng.range(0, 11) {
+            let change = match rng.range(0, 12) {
                 8 => Change::CrashMaster,
                 0 if up[i] => {
                     up[i] = false;
@@ -892,6 +967,9 @@ impl Scenario {
                     t = back;
                     Change::Link(i, true)
                 }
+                12 => Change::SpoofFlood {
+                    count: rng.range(9, 24) as u8,
+                },
                 10 | 11 => Change::Forge {
                     host: rng.range(200, 250) as u8,
                     below: *rng.pick(&[1u8, 5, 50, 255]).unwrap_or(&1),
@@ -1119,12 +1197,17 @@ impl Checker {
         let settled_before = sim.now() >= self.phase_start + self.settle
             && sim.now() >= self.last_transition_ns + self.settle;
         self.forged_over = None;
-        if let (Change::Forge { below, .. }, true, 0) = (change, settled_before, self.m) {
+        let below = match change {
+            Change::Forge { below, .. } => Some(*below),
+            Change::SpoofFlood { .. } => Some(1),
+            _ => None,
+        };
+        if let (Some(below), true, 0) = (below, settled_before, self.m) {
             let all_in_zero = (0..sim.len()).all(|i| !sim.is_up(i) || sim.group(i) == 0);
             let masters = masters_in(sim, 0, self.m);
             // Only a forged advert worse than the master (priority 0 included) must change
             // nothing; an equal or better one is a legitimate election (RFC 9568 6.4.3).
-            if *below > 0 && all_in_zero && masters.len() == 1 && sim.net().loss_permille == 0 {
+            if below > 0 && all_in_zero && masters.len() == 1 && sim.net().loss_permille == 0 {
                 self.forged_over = Some(masters[0]);
             }
         }
@@ -1134,7 +1217,11 @@ impl Checker {
         self.heal_bound = None;
         self.multi_since.clear();
         let loss_free = sim.net().loss_permille == 0;
-        if let (Some(g), true) = (crashed_sole_master, loss_free) {
+        // A forged advert, however low its priority, is a live master to a non-preempting
+        // backup until three of its intervals have passed (RFC 9568 6.4.2: without
+        // preemption any advert resets the timer): no takeover bound while one may hold.
+        let forged_recently = sim.now() < sim.forged_hold_until;
+        if let (Some(g), true, false) = (crashed_sole_master, loss_free, forged_recently) {
             // The best backup's Master_Down_Timer runs from the master's last advert, which
             // was sent at the latest now and can arrive one delivery delay later.
             let best = (0..sim.len())
@@ -1395,6 +1482,26 @@ fn apply_change(sim: &mut Sim, change: &Change) {
                 .min();
             let priority = master.map_or(0, |p| p.saturating_sub(*below));
             sim.forge(addr(family, *host), priority, *interval_cs);
+        }
+        Change::SpoofFlood { count } => {
+            let family = sim
+                .routers
+                .first()
+                .map(|r| r.ms[0].cfg.family)
+                .unwrap_or(Family::V4);
+            // Below every router: spoofers that claim more than a router would be
+            // followed by it, as by any VRRP router; against those, check_unicast_src
+            // and haxdp_allowed_peers. Below all of them, the room must never keep a
+            // router out (priority-aware admission).
+            let lowest = (0..sim.len())
+                .map(|i| sim.instance(i).effective_priority())
+                .min()
+                .unwrap_or(2);
+            // (A router at priority 1 leaves no room below it: no flood then.)
+            let priority = lowest.saturating_sub(1);
+            for k in 0..if priority == 0 { 0 } else { *count } {
+                sim.forge(addr(family, 150u8.wrapping_add(k)), priority, 100);
+            }
         }
         Change::HealAll => {
             let net = Net {

@@ -1236,10 +1236,7 @@ impl Engine {
     /// back (configured unicast peers stay protected).
     fn protect_followed_master(&mut self, i: usize) {
         let inst = &self.insts[i];
-        let want = match inst.core.state() {
-            State::Backup => inst.core.master_addr(),
-            _ => None,
-        };
+        let want = election::protected_master(inst);
         if want == inst.protected || inst.rx == RxPath::Socket {
             return;
         }
