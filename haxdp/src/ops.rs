@@ -185,7 +185,10 @@ pub fn write_file_nofollow(path: &Path, body: &[u8]) -> io::Result<()> {
         }
         Err(e) => return Err(e),
     };
-    let written = f.write_all(body).and_then(|_| f.sync_data());
+    // No fsync: readers need the rename's atomicity, not durability across a crash (state
+    // files live in /run), and an fsync per transition slowed the state writer behind
+    // busy disks.
+    let written = f.write_all(body);
     drop(f);
     if let Err(e) = written.and_then(|_| std::fs::rename(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
