@@ -210,6 +210,8 @@ struct Engine {
     last_reload: Option<control::ReloadStatus>,
     /// Instances waiting for their interface to appear (`dynamic_interfaces`).
     pending: Vec<InstanceSpec>,
+    /// Kernel reports the event queue dropped, as of the last re-request.
+    reports_dropped_seen: u64,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -288,6 +290,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         socket_drops: Default::default(),
         last_reload: None,
         pending: Vec::new(),
+        reports_dropped_seen: 0,
     };
     if let Some(f) = eng.fast.as_mut() {
         // The routers the previous daemon protected get their room in PEERS back before
@@ -300,8 +303,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         }
         let tx = tx.clone();
         // The ring's callback cannot wait: with the queue full the event is dropped and
-        // counted, as the ring itself drops reports when full (the election re-reads PEERS
-        // before a takeover, so a lost report never makes a second master).
+        // counted, and the engine then asks the program to report every live peer again
+        // (`rerequest_lost_reports`).
         f.spawn_events(move |ev| tx.offer(Ev::Kernel(Box::new(ev))).is_ok())?;
     }
     {
@@ -441,7 +444,31 @@ impl Engine {
             }
         }
         self.flush_sync().await;
+        self.rerequest_lost_reports();
         None
+    }
+
+    /// A kernel report dropped because the event queue was full is a change the core did
+    /// not hear (the delivery contract reports each change once): ask the XDP program to
+    /// report every live peer of every instance again.
+    fn rerequest_lost_reports(&mut self) {
+        let dropped = self
+            .tx
+            .stats
+            .dropped_kernel
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if dropped == self.reports_dropped_seen {
+            return;
+        }
+        self.reports_dropped_seen = dropped;
+        let Some(f) = self.fast.as_mut() else {
+            return;
+        };
+        for inst in self.insts.iter().filter(|i| i.rx != RxPath::Socket) {
+            if let Err(e) = f.request_reports(inst.ifindex, inst.core.config()) {
+                warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
+            }
+        }
     }
 
     /// `vrrp_sync_group`: members move together. When one member enters
