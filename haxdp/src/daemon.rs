@@ -566,26 +566,7 @@ impl Engine {
                     )
                 })?,
         };
-        let mut vips = Vec::new();
-        for v in &spec.vips {
-            let (ifindex, ifname) = match &v.dev {
-                Some(d) if d != &link.name => {
-                    let l = self.nl.link_by_name(d).await?;
-                    (l.ifindex, l.name)
-                }
-                _ => (link.ifindex, link.name.clone()),
-            };
-            vips.push(Vip {
-                addr: v.addr,
-                prefix_len: v.prefix_len,
-                ifindex,
-                ifname,
-                label: v.label.clone(),
-                scope: v.scope,
-                broadcast: v.broadcast,
-                nodad: v.nodad,
-            });
-        }
+        let vips = self.resolve_vips(&spec, link.ifindex).await?;
         let rx = self.receive_path(&link.name);
         let sock = self.socket(
             &link.name,
@@ -1602,20 +1583,7 @@ impl Engine {
             let acts = self.insts[i].core.handle(now, Input::Startup);
             self.apply(i, now, acts).await;
         }
-        if rx != RxPath::Socket {
-            let inst = &self.insts[i];
-            if let Some(f) = self.fast.as_mut() {
-                if let Err(e) = f.watch_instance(
-                    inst.ifindex,
-                    inst.core.config(),
-                    inst.spec.auth_type(),
-                    &inst.spec.unicast_peers,
-                    inst.spec.allowed_sources.as_deref(),
-                ) {
-                    warn!("{name} vrid {}: {e}", inst.spec.core.vrid);
-                }
-            }
-        }
+        watch_in_kernel(self.fast.as_mut(), &self.insts[i]);
         // The caller's link handling (by the new ifindex) now brings it out of Fault.
     }
 
@@ -1876,19 +1844,7 @@ impl Engine {
         for (_, inst) in built {
             // A replaced instance's stop took its (interface, VRID, family) out of the
             // XDP program's INSTANCES when only the version changed: watch it again.
-            if inst.rx != RxPath::Socket {
-                if let Some(f) = self.fast.as_mut() {
-                    if let Err(e) = f.watch_instance(
-                        inst.ifindex,
-                        inst.core.config(),
-                        inst.spec.auth_type(),
-                        &inst.spec.unicast_peers,
-                        inst.spec.allowed_sources.as_deref(),
-                    ) {
-                        warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
-                    }
-                }
-            }
+            watch_in_kernel(self.fast.as_mut(), &inst);
             self.insts.push(inst);
         }
         if checks_changed {
@@ -2003,23 +1959,8 @@ impl Engine {
             new.len(),
             gone.len()
         );
-        let rx = self.insts[i].rx;
-        let ifindex = self.insts[i].ifindex;
         self.insts[i].spec = s;
-        if rx != RxPath::Socket {
-            if let Some(f) = self.fast.as_mut() {
-                let inst = &self.insts[i];
-                if let Err(e) = f.watch_instance(
-                    ifindex,
-                    inst.core.config(),
-                    inst.spec.auth_type(),
-                    &inst.spec.unicast_peers,
-                    inst.spec.allowed_sources.as_deref(),
-                ) {
-                    warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
-                }
-            }
-        }
+        watch_in_kernel(self.fast.as_mut(), &self.insts[i]);
         if master {
             for v in &gone {
                 if let Err(e) = self.nl.remove_vip(v).await {
@@ -2428,6 +2369,24 @@ fn notify_state(s: State) -> crate::notify::NotifyState {
         State::Backup => NotifyState::Backup,
         State::Fault => NotifyState::Fault,
         State::Initialize => NotifyState::Stop,
+    }
+}
+
+/// Tells the XDP program (again) what instance `inst` accepts: its versions and
+/// authentication, its configured unicast peers protected, its source allowlist (a
+/// socket-path instance has nothing to tell).
+fn watch_in_kernel(fast: Option<&mut Fastpath>, inst: &Inst) {
+    let (Some(f), false) = (fast, inst.rx == RxPath::Socket) else {
+        return;
+    };
+    if let Err(e) = f.watch_instance(
+        inst.ifindex,
+        inst.core.config(),
+        inst.spec.auth_type(),
+        &inst.spec.unicast_peers,
+        inst.spec.allowed_sources.as_deref(),
+    ) {
+        warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
     }
 }
 
