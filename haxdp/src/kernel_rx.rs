@@ -244,9 +244,8 @@ impl KernelRx {
             bytes.extend_from_slice(bytemuck::bytes_of(k));
             bytes.extend_from_slice(bytemuck::bytes_of(st));
         }
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path)?;
+        // Never through a symlink planted in the state dir.
+        crate::ops::write_file_nofollow(path, &bytes)?;
         Ok(recs.len())
     }
 
