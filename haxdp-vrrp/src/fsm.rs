@@ -107,6 +107,11 @@ pub enum State {
 #[serde(rename_all = "snake_case")]
 pub enum Input {
     Startup,
+    /// Start again as the Master this instance was when its daemon died, without the
+    /// election's wait (the caller has checked that no other router advertised since):
+    /// the peer, still counting its Master_Down_Timer from the old process's last advert,
+    /// hears us before it fires.
+    Resume,
     /// A decoded advert for this VRID, with its kernel receive timestamp.
     Advert {
         src: IpAddr,
@@ -199,6 +204,8 @@ pub enum DiscardReason {
 #[serde(rename_all = "snake_case")]
 pub enum Event {
     Startup,
+    /// Resumed as Master after a crash of the daemon ([`Input::Resume`]).
+    Resumed,
     Shutdown,
     /// Master_Down_Timer fired (RFC 9568 6.4.2).
     MasterDown,
@@ -567,6 +574,7 @@ impl Instance {
     fn handle_input(&mut self, now: u64, input: Input, out: &mut Vec<Action>) {
         match input {
             Input::Startup => self.on_startup(now, out),
+            Input::Resume => self.on_resume(now, out),
             Input::Shutdown => self.on_shutdown(now, out),
             Input::Timer => self.on_timer(now, out),
             Input::Advert { src, advert, rx_ns } => {
@@ -634,6 +642,18 @@ impl Instance {
             return;
         }
         self.start_election(now, Event::Startup, out);
+    }
+
+    fn on_resume(&mut self, now: u64, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.faulty() {
+            self.on_startup(now, out);
+            return;
+        }
+        self.preempt_after_ns = now;
+        self.change_state(now, Event::Resumed, State::Master, out);
     }
 
     fn start_election(&mut self, now: u64, event: Event, out: &mut Vec<Action>) {

@@ -33,6 +33,9 @@ pub struct Status {
     /// The last reload: accepted or refused, and why.
     #[serde(default)]
     pub last_reload: Option<ReloadStatus>,
+    /// How the daemon started: fresh, or after a crash and what it resumed.
+    #[serde(default)]
+    pub start_mode: String,
     /// Instances waiting for their interface (`dynamic_interfaces`), as `NAME (IFNAME)`.
     #[serde(default)]
     pub waiting_for_interface: Vec<String>,
@@ -416,6 +419,9 @@ pub fn render(st: &Status) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "haxdp pid {} config {}", st.pid, st.config_file);
+    if !st.start_mode.is_empty() {
+        let _ = writeln!(o, "started {}", st.start_mode);
+    }
     if !st.waiting_for_interface.is_empty() {
         let _ = writeln!(
             o,

@@ -27,6 +27,26 @@ use crate::spec::{self, DaemonSpec, GarpTiming, InstanceSpec};
 use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
 use crate::vip::{NetEvent, Netlink, Vip};
 
+/// In the state dir: which instances are MASTER, rewritten every [`RESUME_EVERY`] and at
+/// every state change, removed at a clean stop; after a crash the next daemon reads it
+/// (`Engine::resume_candidates`).
+const RESUME_FILE: &str = "haxdp.resume";
+const RESUME_EVERY: Duration = Duration::from_millis(200);
+
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ResumeCheckpoint {
+    /// `/proc/sys/kernel/random/boot_id`: CLOCK_MONOTONIC restarts with the machine.
+    boot_id: String,
+    mono_ns: u64,
+    masters: Vec<String>,
+}
+
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// In the state dir: the protected PEERS records a stopping daemon leaves its successor.
 const PEERS_CHECKPOINT: &str = "peers.checkpoint";
 
@@ -62,6 +82,8 @@ enum Ev {
     Housekeeping,
     /// `haxdp status`: the engine answers with a snapshot.
     Status(tokio::sync::oneshot::Sender<Status>),
+    /// Time to rewrite the resume checkpoint (`RESUME_FILE`).
+    Checkpoint,
     /// A reload's configuration, read and checked off the engine thread.
     Reloaded(Box<Result<(DaemonSpec, Vec<haxdp_config::Diagnostic>), String>>),
 }
@@ -212,6 +234,10 @@ struct Engine {
     pending: Vec<InstanceSpec>,
     /// Kernel reports the event queue dropped, as of the last re-request.
     reports_dropped_seen: u64,
+    /// How this daemon started (fresh, resumed after a crash), for `status` and the log.
+    start_mode: String,
+    resume_write_failed: bool,
+    stopping: bool,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -230,6 +256,18 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     };
     let (tx, mut rx) = ev_channel();
     spawn_signals(tx.clone())?;
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(RESUME_EVERY);
+            loop {
+                every.tick().await;
+                if tx.offer(Ev::Checkpoint).is_err() {
+                    break;
+                }
+            }
+        });
+    }
     {
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -291,6 +329,9 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         last_reload: None,
         pending: Vec::new(),
         reports_dropped_seen: 0,
+        start_mode: String::new(),
+        resume_write_failed: false,
+        stopping: false,
     };
     if let Some(f) = eng.fast.as_mut() {
         // The routers the previous daemon protected get their room in PEERS back before
@@ -439,6 +480,7 @@ impl Engine {
             Ev::Net(n) => self.on_net(n).await,
             Ev::Track(t) => self.on_track(t).await,
             Ev::Housekeeping => self.housekeeping().await,
+            Ev::Checkpoint => self.write_resume(),
             Ev::Status(reply) => {
                 let _ = reply.send(self.snapshot());
             }
@@ -533,10 +575,117 @@ impl Engine {
         }
         self.restart_tracker().await;
         let now = netio::monotonic_ns();
+        let resume = self.resume_candidates(now);
         for i in 0..self.insts.len() {
-            self.start_instance(i, now).await;
+            if resume.contains(&i) {
+                self.resume_instance(i, now).await;
+            } else {
+                self.start_instance(i, now).await;
+            }
         }
         Ok(())
+    }
+
+    /// After a crash (the resume checkpoint of a daemon that did not stop cleanly is
+    /// there), the instances that were MASTER and may take the mastership straight back:
+    /// the peers count their Master_Down_Timer (3 of our intervals at least) from our last
+    /// advert, which went out at most one interval before the checkpoint's last rewrite;
+    /// if less than 1.75 intervals have passed since, none of them can have taken over
+    /// yet, and our advert reaches them before their timer fires. `start_mode` says what
+    /// was decided and why.
+    fn resume_candidates(&mut self, now: u64) -> Vec<usize> {
+        let path = self.opts.state_dir.join(RESUME_FILE);
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            self.start_mode = "fresh".into();
+            return Vec::new();
+        };
+        let _ = std::fs::remove_file(&path);
+        let cp: ResumeCheckpoint = match serde_json::from_str(&text) {
+            Ok(c) => c,
+            Err(e) => {
+                self.start_mode =
+                    format!("after a crash; {} unreadable ({e}): fresh", path.display());
+                warn!("{}", self.start_mode);
+                return Vec::new();
+            }
+        };
+        if cp.boot_id != boot_id() {
+            self.start_mode = "fresh (the checkpoint is from another boot)".into();
+            return Vec::new();
+        }
+        let elapsed = now.saturating_sub(cp.mono_ns);
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        for (i, inst) in self.insts.iter().enumerate() {
+            if !cp.masters.contains(&inst.spec.core.name) {
+                continue;
+            }
+            let int = u64::from(inst.core.config().advert_int_cs) * haxdp_vrrp::fsm::NS_PER_CS;
+            if elapsed < 2 * int - int / 4 {
+                out.push(i);
+                notes.push(format!("{} resumed as MASTER", inst.spec.core.name));
+            } else {
+                notes.push(format!(
+                    "{} was MASTER but {} ms have passed (a peer may have taken over): elected again",
+                    inst.spec.core.name,
+                    elapsed / 1_000_000
+                ));
+            }
+        }
+        self.start_mode = if notes.is_empty() {
+            "after a crash; no instance was MASTER: fresh".into()
+        } else {
+            format!(
+                "after a crash, {} ms after the last checkpoint: {}",
+                elapsed / 1_000_000,
+                notes.join("; ")
+            )
+        };
+        info!("started {}", self.start_mode);
+        out
+    }
+
+    /// [`Engine::start_instance`] for an instance that takes its mastership back after a
+    /// crash: its VIPs are still on the interface, it advertises at once.
+    async fn resume_instance(&mut self, i: usize, now: u64) {
+        if !self.insts[i].link_up && !self.insts[i].spec.dont_track_primary {
+            self.start_instance(i, now).await;
+            return;
+        }
+        self.recompute_priority(i, now).await;
+        let acts = self.insts[i].core.handle(now, Input::Resume);
+        self.apply(i, now, acts).await;
+    }
+
+    /// Rewrites the resume checkpoint: which instances are MASTER, when (CLOCK_MONOTONIC)
+    /// and on which boot. Every [`RESUME_EVERY`] and at every state change, so that a
+    /// daemon restarted after a crash knows how long its peers have been waiting.
+    fn write_resume(&mut self) {
+        if self.stopping {
+            return;
+        }
+        let cp = ResumeCheckpoint {
+            boot_id: boot_id(),
+            mono_ns: netio::monotonic_ns(),
+            masters: self
+                .insts
+                .iter()
+                .filter(|i| i.core.state() == State::Master)
+                .map(|i| i.spec.core.name.clone())
+                .collect(),
+        };
+        let path = self.opts.state_dir.join(RESUME_FILE);
+        if let Ok(body) = serde_json::to_vec(&cp) {
+            if let Err(e) = crate::ops::write_file_nofollow(&path, &body) {
+                if !self.resume_write_failed {
+                    warn!(
+                        "cannot write {}: {e}; a restart after a crash will not resume",
+                        path.display()
+                    );
+                    self.resume_write_failed = true;
+                }
+            }
+        }
     }
 
     /// Resolves an instance's interface, addresses and sockets, and tells the
@@ -1188,6 +1337,7 @@ impl Engine {
             }
         }
         let mut took_over = false;
+        let mut transitioned = false;
         let inst = &mut self.insts[i];
         let log = inst.core.transitions();
         if log.len() != before
@@ -1196,6 +1346,7 @@ impl Engine {
             if let Some(t) = log.last() {
                 if inst.transitions_wall.last().map(|w| w.0) != Some(t.at_ns) {
                     took_over = t.new == State::Master;
+                    transitioned = true;
                     info!("{}: {:?} -> {:?} ({:?})", t.instance, t.old, t.new, t.event);
                     inst.transitions_wall.push((t.at_ns, control::unix_ms()));
                     if inst.transitions_wall.len() > 64 {
@@ -1203,6 +1354,9 @@ impl Engine {
                     }
                 }
             }
+        }
+        if transitioned {
+            self.write_resume();
         }
         if took_over && self.insts[i].rx != RxPath::Socket {
             self.log_refused_peers(i, true);
@@ -1669,6 +1823,10 @@ impl Engine {
     }
 
     async fn shutdown_all(&mut self) {
+        // A clean stop is not a crash: the next start is elected afresh (keepalived's
+        // meaning of stop: priority 0, release), and the ticks stop writing it.
+        self.stopping = true;
+        let _ = std::fs::remove_file(self.opts.state_dir.join(RESUME_FILE));
         if let Some(f) = self.fast.as_ref() {
             let path = self.opts.state_dir.join(PEERS_CHECKPOINT);
             if let Err(e) = f.save_checkpoint(&path) {
@@ -2014,6 +2172,7 @@ impl Engine {
             event_queue: self.tx.status(),
             notify_fifo_dropped: self.notifier.fifo_dropped(),
             last_reload: self.last_reload.clone(),
+            start_mode: self.start_mode.clone(),
             waiting_for_interface: self
                 .pending
                 .iter()

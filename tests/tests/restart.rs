@@ -1,0 +1,134 @@
+//! A master's daemon killed (-9, a crash, `Restart=` bringing it back) must not fail the
+//! VIP over when it comes back in time, and must not become a second master when it comes
+//! back too late. Root only; run through `cargo xtask test`.
+
+use std::time::{Duration, Instant};
+
+use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, Node, Rx};
+use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns};
+
+/// Samples both nodes every 20 ms for `d`: (samples on both, on none, longest run on both).
+fn watch(a: &Netns, b: &Netns, d: Duration) -> (usize, usize, usize, usize) {
+    let (mut both, mut none, mut n, mut run, mut longest) = (0, 0, 0, 0, 0);
+    let end = Instant::now() + d;
+    while Instant::now() < end {
+        let (x, y) = (has_vip(a), has_vip(b));
+        both += usize::from(x && y);
+        none += usize::from(!x && !y);
+        run = if x && y { run + 1 } else { 0 };
+        longest = longest.max(run);
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (both, none, longest, n)
+}
+
+fn start_mode(ns: &Netns) -> String {
+    let out = ns.try_exec(&[
+        workspace_bin("haxdp").to_str().expect("path"),
+        "status",
+        "--json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v["start_mode"].as_str().unwrap_or("").to_string()
+}
+
+fn kill9(node: &mut Node<'_>) {
+    let p = node.proc.as_mut().expect("running");
+    p.signal(libc::SIGKILL);
+    assert!(p.wait_exit(Duration::from_secs(5)).is_some(), "did not die");
+}
+
+/// 1 s adverts: the backup (90) waits 3.65 s from the master's last advert.
+fn pair(lan: &Lan) -> (Node<'_>, Node<'_>) {
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "1", ""), Rx::Xdp);
+    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "1", ""), Rx::Xdp);
+    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", lb1.log());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(!has_vip(h2), "{}", lb2.log());
+    (lb1, lb2)
+}
+
+/// Killed and started again at once: the new daemon finds the checkpoint, resumes as
+/// MASTER and advertises before the backup's timer fires; the VIP never moves. Before,
+/// the new daemon started in BACKUP (removing the VIP), the backup took over after its
+/// Master_Down_Interval, and the old master preempted it back: two failovers.
+#[test]
+fn master_crash_restarted_in_time_keeps_the_vip() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (mut lb1, lb2) = pair(&lan);
+    kill9(&mut lb1);
+    lb1.start();
+    let (both, none, _, n) = watch(h1, h2, Duration::from_secs(6));
+    assert!(
+        !lb2.log().contains("Backup -> Master"),
+        "the backup took over:\n{}\nlb1:\n{}",
+        lb2.log(),
+        lb1.log()
+    );
+    assert_eq!((both, none), (0, 0), "{n} samples; lb1:\n{}", lb1.log());
+    let mode = start_mode(h1);
+    assert!(
+        mode.contains("VI_1 resumed as MASTER"),
+        "start mode: {mode}\n{}",
+        lb1.log()
+    );
+}
+
+/// Killed, and back only after the backup took over: not resumed (elected again, as a
+/// fresh start), so never a second master beyond the preemption handover.
+#[test]
+fn master_crash_restarted_too_late_is_elected_again() {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (mut lb1, lb2) = pair(&lan);
+    kill9(&mut lb1);
+    // kill -9 leaves the VIP on the interface, as a crash does: the backup's takeover is
+    // what matters; take it off as a rebooted host would not have it.
+    h1.exec(&["ip", "addr", "del", "192.0.2.100/24", "dev", "eth0"]);
+    assert!(
+        wait_vip(h2, true, Duration::from_secs(6)),
+        "no takeover:\n{}",
+        lb2.log()
+    );
+    lb1.start();
+    let back = wait_for(Duration::from_secs(8), || has_vip(h1).then_some(()));
+    assert!(back.is_some(), "lb1 never preempted back:\n{}", lb1.log());
+    let (both, none, longest, n) = watch(h1, h2, Duration::from_secs(3));
+    assert_eq!((both, none), (0, 0), "{n} samples after the handover");
+    let _ = longest;
+    let mode = start_mode(h1);
+    assert!(
+        mode.contains("elected again"),
+        "start mode: {mode}\n{}",
+        lb1.log()
+    );
+    assert!(!lb1.log().contains("resumed as MASTER"), "{}", lb1.log());
+}
+
+/// A clean stop is not a crash: the next start is fresh (keepalived's meaning of stop).
+#[test]
+fn clean_stop_then_start_is_fresh() {
+    require_root();
+    let lan = Lan::new(2);
+    let h1 = &lan.hosts[0];
+    let (mut lb1, _lb2) = pair(&lan);
+    lb1.proc().signal(libc::SIGTERM);
+    assert!(lb1
+        .proc
+        .as_mut()
+        .expect("running")
+        .wait_exit(Duration::from_secs(8))
+        .is_some());
+    lb1.start();
+    let mode = wait_for(Duration::from_secs(5), || {
+        let m = start_mode(h1);
+        (!m.is_empty()).then_some(m)
+    })
+    .unwrap_or_default();
+    assert_eq!(mode, "fresh", "{}", lb1.log());
+}
