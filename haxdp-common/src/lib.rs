@@ -29,7 +29,8 @@
 //!      [`CHANGE_ADDRS`], [`CHANGE_VERSION`]); every priority-0 advert
 //!      ([`CHANGE_PRIO_ZERO`]);
 //!    - the first advert after the source was silent for more than one and a half of
-//!      its own intervals, i.e. it missed at least one advert ([`CHANGE_RESUMED`]);
+//!      its own intervals, and more than one interval plus [`RESUMED_JITTER_NS`]: it
+//!      missed at least one advert ([`CHANGE_RESUMED`]);
 //!    - the first advert of every source after each report request of its instance
 //!      ([`CHANGE_REQUESTED`], see 4.).
 //!
@@ -390,6 +391,9 @@ pub const CHANGE_REQUESTED: u16 = 1 << 7;
 /// See [`CHANGE_RESUMED`]: 1.5 intervals. A master's adverts come one interval apart
 /// with little jitter; a gap of half an interval more means one was not sent or lost.
 pub const RESUMED_AFTER_HALF_INTERVALS: u64 = 3;
+/// See [`CHANGE_RESUMED`]: a gap counts as a skipped advert only when it is at least
+/// this much longer than one interval.
+pub const RESUMED_JITTER_NS: u64 = 20_000_000;
 
 /// `InstanceConf::flags`: adverts are accepted only from the sources in ALLOWED
 /// (keepalived's `check_unicast_src`, haxdp's `haxdp_allowed_peers`).
@@ -591,8 +595,17 @@ pub fn track_advert(st: &mut PeerState, obs: &Observed, report_epoch: u32) -> u1
             change |= CHANGE_VERSION;
         }
         // 1 cs = 10 ms, half of it 5 ms; the peer's previous interval decides what
-        // "silent" means.
-        if gap > RESUMED_AFTER_HALF_INTERVALS * (st.interval_cs as u64) * 5_000_000 {
+        // "silent" means, with at least RESUMED_JITTER_NS of scheduling jitter allowed
+        // past one interval (at 10 ms adverts half an interval is within a loaded
+        // sender's jitter, and every late advert would wake user space).
+        let interval_ns = (st.interval_cs as u64) * 10_000_000;
+        let silent_ns = RESUMED_AFTER_HALF_INTERVALS * (st.interval_cs as u64) * 5_000_000;
+        let silent_ns = if silent_ns < interval_ns + RESUMED_JITTER_NS {
+            interval_ns + RESUMED_JITTER_NS
+        } else {
+            silent_ns
+        };
+        if gap > silent_ns {
             change |= CHANGE_RESUMED;
         }
         if st.reported_epoch != report_epoch {
