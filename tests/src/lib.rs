@@ -129,9 +129,17 @@ impl Drop for Netns {
                 }
             }
         }
+        // A daemon killed with SIGKILL (crash drills) leaves its BPF pins, which bpffs
+        // keeps for the whole host, under the namespace's inode: remove them with it.
+        let inode = std::fs::metadata(format!("/run/netns/{}", self.name))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .ok();
         let _ = Command::new("ip")
             .args(["netns", "del", &self.name])
             .status();
+        if let Some(ino) = inode {
+            let _ = std::fs::remove_dir_all(format!("/sys/fs/bpf/haxdp/{ino}"));
+        }
     }
 }
 
