@@ -64,31 +64,6 @@ pub trait Member {
     fn set_held(&mut self, held: bool);
 }
 
-/// An instance that belongs to no sync group, as a [`Member`] (the simulator's routers).
-#[derive(Debug, Clone)]
-pub struct Standalone {
-    pub inst: Instance,
-    pub held: bool,
-}
-
-impl Member for Standalone {
-    fn core(&self) -> &Instance {
-        &self.inst
-    }
-    fn core_mut(&mut self) -> &mut Instance {
-        &mut self.inst
-    }
-    fn sync_group(&self) -> Option<&str> {
-        None
-    }
-    fn held(&self) -> bool {
-        self.held
-    }
-    fn set_held(&mut self, held: bool) {
-        self.held = held;
-    }
-}
-
 /// Actions produced for member `.0`, in the order the caller must perform them.
 pub type Out = Vec<(usize, Vec<Action>)>;
 
@@ -435,6 +410,31 @@ mod tests {
     use crate::fsm::InstanceConfig;
     use crate::packet::{Family, Version};
     use std::collections::HashMap;
+
+    /// An instance that belongs to no sync group.
+    #[derive(Debug, Clone)]
+    struct Standalone {
+        inst: Instance,
+        held: bool,
+    }
+
+    impl Member for Standalone {
+        fn core(&self) -> &Instance {
+            &self.inst
+        }
+        fn core_mut(&mut self) -> &mut Instance {
+            &mut self.inst
+        }
+        fn sync_group(&self) -> Option<&str> {
+            None
+        }
+        fn held(&self) -> bool {
+            self.held
+        }
+        fn set_held(&mut self, held: bool) {
+            self.held = held;
+        }
+    }
 
     struct K(HashMap<IpAddr, u64>);
     impl KernelView for K {

@@ -353,12 +353,7 @@ impl Fastpath {
 
     /// The instance's INSTANCES value, if it is watched.
     pub fn instance_conf(&self, key: &InstanceKey) -> Result<Option<InstanceConf>, FastpathError> {
-        let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
-        match map.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(MAP_INSTANCES)(e)),
-        }
+        self.lookup(MAP_INSTANCES, key)
     }
 
     fn put_instance(&mut self, key: InstanceKey, conf: InstanceConf) -> Result<(), FastpathError> {
@@ -369,12 +364,7 @@ impl Fastpath {
 
     /// The instance's admission counters (see `PEERS_MAX_ENTRIES`).
     pub fn room(&self, key: &InstanceKey) -> Result<Option<InstanceRoom>, FastpathError> {
-        let map: HashMap<&MapData, InstanceKey, InstanceRoom> = self.map(MAP_ROOM)?;
-        match map.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(MAP_ROOM)(e)),
-        }
+        self.lookup(MAP_ROOM, key)
     }
 
     /// Marks a source as known to its instance: it always has room in PEERS, does
@@ -586,12 +576,7 @@ impl Fastpath {
 
     /// One peer's record: the re-check before a takeover reads `last_ns` here.
     pub fn peer(&self, key: &PeerKey) -> Result<Option<PeerState>, FastpathError> {
-        let map: HashMap<&MapData, PeerKey, PeerState> = self.map(MAP_PEERS)?;
-        match map.get(key, 0) {
-            Ok(v) => Ok(Some(v)),
-            Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(map_err(MAP_PEERS)(e)),
-        }
+        self.lookup(MAP_PEERS, key)
     }
 
     /// Every peer's record.
@@ -709,6 +694,20 @@ impl Fastpath {
         let ring = RingBuf::try_from(map).map_err(map_err(MAP_EVENTS))?;
         let fd = register_readable(ring).map_err(FastpathError::Runtime)?;
         Ok(AdvertEvents { fd })
+    }
+
+    /// One value of the hash map `name`; `None` when the key is absent.
+    fn lookup<K: aya::Pod, V: aya::Pod>(
+        &self,
+        name: &'static str,
+        key: &K,
+    ) -> Result<Option<V>, FastpathError> {
+        let map: HashMap<&MapData, K, V> = self.map(name)?;
+        match map.get(key, 0) {
+            Ok(v) => Ok(Some(v)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(map_err(name)(e)),
+        }
     }
 
     fn map<'a, T>(&'a self, name: &'static str) -> Result<T, FastpathError>
