@@ -238,6 +238,34 @@ enum TimerKind {
     Adver,
 }
 
+/// Which timer a [`Handover`] carries, with its CLOCK_MONOTONIC deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoverTimer {
+    MasterDown(u64),
+    Adver(u64),
+}
+
+/// Everything an instance's state machine holds besides its configuration: what a daemon
+/// hands to its successor process in a planned restart (`haxdp upgrade`), which goes on
+/// from it with [`Instance::adopt`]. Deadlines and receive times are CLOCK_MONOTONIC,
+/// which both processes share on one boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handover {
+    pub state: State,
+    pub effective_priority: u8,
+    pub master_adver_int_cs: u16,
+    pub timer: Option<HandoverTimer>,
+    pub master_addr: Option<IpAddr>,
+    pub preempt_after_ns: u64,
+    pub interface_up: bool,
+    pub faults: Vec<String>,
+    /// Every remembered router: address, its last advert, when it was received.
+    pub peers: Vec<(IpAddr, Advert, u64)>,
+    pub transitions: Vec<Transition>,
+    pub stats: Stats,
+}
+
 /// A router an instance has heard, as [`Instance::known_peers`] lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KnownPeer {
@@ -431,6 +459,77 @@ impl Instance {
             _ => {}
         }
         Ok(out)
+    }
+
+    /// This instance's state for a successor process ([`Instance::adopt`]).
+    pub fn handover(&self) -> Handover {
+        Handover {
+            state: self.state,
+            effective_priority: self.effective_priority,
+            master_adver_int_cs: self.master_adver_int_cs,
+            timer: self.timer.map(|(kind, at)| match kind {
+                TimerKind::MasterDown => HandoverTimer::MasterDown(at),
+                TimerKind::Adver => HandoverTimer::Adver(at),
+            }),
+            master_addr: self.master_addr,
+            preempt_after_ns: self.preempt_after_ns,
+            interface_up: self.interface_up,
+            faults: self.faults.iter().cloned().collect(),
+            peers: self
+                .peers
+                .iter()
+                .map(|(a, p)| (*a, p.advert.clone(), p.rx_ns))
+                .collect(),
+            transitions: self.transitions.clone(),
+            stats: self.stats,
+        }
+    }
+
+    /// Goes on from a predecessor's [`Instance::handover`], in Initialize only (a fresh
+    /// instance), without a transition: no notify, no VIP change, no election. A Master
+    /// advertises at once (the predecessor stopped advertising when it handed over, so
+    /// the gap the backups see is the hand-over's, not an interval more) and keeps its
+    /// Adver_Timer from there; a Backup keeps its Master_Down_Timer, which the caller's
+    /// takeover re-check guards as any other (RFC 9568 6.4.2). Returns `None` when this
+    /// instance is not fresh or the handed state is not one to go on from.
+    pub fn adopt(&mut self, now: u64, h: Handover) -> Option<Vec<Action>> {
+        if self.state != State::Initialize || h.state == State::Initialize {
+            return None;
+        }
+        self.state = h.state;
+        self.effective_priority = h.effective_priority;
+        self.master_adver_int_cs = h.master_adver_int_cs;
+        self.master_addr = h.master_addr;
+        self.preempt_after_ns = h.preempt_after_ns;
+        self.interface_up = h.interface_up;
+        self.faults = h.faults.into_iter().collect();
+        self.peers = h
+            .peers
+            .into_iter()
+            .take(MAX_REMEMBERED_PEERS)
+            .map(|(a, advert, rx_ns)| (a, Peer { advert, rx_ns }))
+            .collect();
+        self.transitions = h.transitions;
+        self.stats = h.stats;
+        let mut out = Vec::new();
+        self.timer = match (h.state, h.timer) {
+            (State::Master, _) => {
+                self.master_adver_int_cs = self.cfg.advert_int_cs;
+                out.push(Action::SendAdvert {
+                    priority: self.effective_priority,
+                });
+                self.stats.advert_sent += 1;
+                Some((TimerKind::Adver, now + self.adver_step()))
+            }
+            (State::Backup, Some(HandoverTimer::MasterDown(at))) => {
+                Some((TimerKind::MasterDown, at))
+            }
+            (State::Backup, _) => {
+                Some((TimerKind::MasterDown, now + self.master_down_interval_ns()))
+            }
+            _ => None,
+        };
+        Some(out)
     }
 
     /// The counters since start or the last [`Instance::clear_stats`].

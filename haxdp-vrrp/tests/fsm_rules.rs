@@ -896,3 +896,45 @@ fn handover_from_a_live_master_waits_one_interval_more() {
         Some(1_500 * MS + i.master_down_interval_ns() + 1_000 * MS)
     );
 }
+
+/// A planned restart (`haxdp upgrade`): the successor's fresh instance goes on from the
+/// predecessor's Master without a transition, advertises at once and keeps the counters.
+#[test]
+fn adopt_master_advertises_at_once_without_a_transition() {
+    let (old, t) = master(cfg(Version::V3, 100));
+    let h = old.handover();
+    let mut new = inst(cfg(Version::V3, 100));
+    let acts = new.adopt(t + 30 * MS, h).expect("fresh instance adopts");
+    assert_eq!(acts, vec![Action::SendAdvert { priority: 100 }]);
+    assert_eq!(new.state(), State::Master);
+    assert_eq!(new.transitions(), old.transitions());
+    assert_eq!(new.next_deadline(), Some(t + 30 * MS + 100 * NS_PER_CS));
+    assert_eq!(new.stats().advert_sent, old.stats().advert_sent + 1);
+    // Only a fresh instance adopts.
+    assert!(new.adopt(t, old.handover()).is_none());
+}
+
+/// A Backup's Master_Down_Timer and the master it follows carry over unchanged: the
+/// successor neither restarts the countdown (a master that died during the hand-over is
+/// detected on time) nor forgets whom it follows.
+#[test]
+fn adopt_backup_keeps_its_master_down_deadline_and_master() {
+    let mut old = inst(cfg(Version::V3, 90));
+    old.handle(0, Input::Startup);
+    rx(&mut old, 10 * MS, "192.0.2.1", advert(Version::V3, 100, 50));
+    let deadline = old.next_deadline().expect("backup timer");
+    let mut new = inst(cfg(Version::V3, 90));
+    let acts = new.adopt(20 * MS, old.handover()).expect("adopts");
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(new.state(), State::Backup);
+    assert_eq!(new.next_deadline(), Some(deadline));
+    assert_eq!(new.master_addr(), Some(ip("192.0.2.1")));
+    assert_eq!(new.master_adver_int_cs(), old.master_adver_int_cs());
+    assert_eq!(new.known_peers(), old.known_peers());
+    // The timer fires when the predecessor's would have.
+    assert!(new.handle(deadline - 1, Input::Timer).is_empty());
+    assert_eq!(
+        new.handle(deadline, Input::Timer)[0],
+        Action::SendAdvert { priority: 90 }
+    );
+}

@@ -7,8 +7,8 @@
 //! the server checks the peer's credentials (SO_PEERCRED) and serves only
 //! root or its own user.
 //!
-//! Protocol: the client writes one line (`status`), the server answers with
-//! one JSON document and closes.
+//! Protocol: the client writes one line (`status`, or `upgrade` for a planned restart,
+//! see `crate::handover`), the server answers with one JSON document and closes.
 
 use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
@@ -22,6 +22,9 @@ pub const CONTROL_NAME: &[u8] = b"haxdp/control";
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Status {
     pub pid: u32,
+    /// The running build (`haxdp --version`).
+    #[serde(default)]
+    pub version: String,
     pub config_file: String,
     pub started_unix_ms: u64,
     /// Invalid adverts dropped by the socket receive path (the XDP path
@@ -313,14 +316,28 @@ fn bind_fallback(path: &std::path::Path) -> std::io::Result<std::os::unix::net::
     Ok(l)
 }
 
+/// How long `upgrade` waits for the hand-over's outcome.
+pub const UPGRADE_WITHIN: Duration = Duration::from_secs(60);
+
+/// The answer to `upgrade`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UpgradeAnswer {
+    pub ok: bool,
+    pub message: String,
+}
+
 /// Serves requests forever; `snapshot` asks the engine for the current
-/// status (`None` when it did not answer in time).
-pub async fn serve<F, Fut>(listener: tokio::net::UnixListener, snapshot: F)
+/// status (`None` when it did not answer in time), `upgrade` starts a hand-over to a
+/// successor process and waits for its outcome.
+pub async fn serve<F, Fut, U, UFut>(listener: tokio::net::UnixListener, snapshot: F, upgrade: U)
 where
     F: Fn() -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Option<Status>> + Send + 'static,
+    U: Fn() -> UFut + Send + Sync + 'static,
+    UFut: std::future::Future<Output = Option<(bool, String)>> + Send + 'static,
 {
     let snapshot = std::sync::Arc::new(snapshot);
+    let upgrade = std::sync::Arc::new(upgrade);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
@@ -330,6 +347,7 @@ where
             .map(|c| c.uid() == 0 || c.uid() == unsafe { libc::geteuid() })
             .unwrap_or(false);
         let snapshot = snapshot.clone();
+        let upgrade = upgrade.clone();
         tokio::spawn(async move {
             let mut stream = stream;
             if !allowed {
@@ -353,6 +371,23 @@ where
                     Ok(Some(st)) => serde_json::to_string(&st).unwrap_or_default(),
                     _ => "{\"error\":\"the daemon's engine did not answer within 2 s (it may be stalled); `haxdp maps` reads the kernel's view directly\"}".to_string(),
                 },
+                "upgrade" => {
+                    let answer = match tokio::time::timeout(UPGRADE_WITHIN, upgrade()).await {
+                        Ok(Some((ok, message))) => UpgradeAnswer { ok, message },
+                        Ok(None) => UpgradeAnswer {
+                            ok: false,
+                            message: "the daemon's engine did not take the request (busy?)".into(),
+                        },
+                        Err(_) => UpgradeAnswer {
+                            ok: false,
+                            message: format!(
+                                "no outcome within {} s; see the daemon's log and `haxdp status`",
+                                UPGRADE_WITHIN.as_secs()
+                            ),
+                        },
+                    };
+                    serde_json::to_string(&answer).unwrap_or_default()
+                }
                 other => format!("{{\"error\":\"unknown request {other:?}\"}}"),
             };
             let _ = w.write_all(body.as_bytes()).await;
@@ -365,6 +400,36 @@ where
 /// only from a daemon running as root (or as this user): a squatter on the abstract name
 /// is named and skipped, and the daemon's fallback socket ([`fallback_path`]) is tried.
 pub fn query() -> Result<Status, ControlError> {
+    let buf = request("status", Duration::from_secs(5))?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&buf) {
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(ControlError::Protocol(e.to_string()));
+        }
+    }
+    serde_json::from_str(&buf).map_err(|e| ControlError::Protocol(e.to_string()))
+}
+
+/// Client side of `haxdp upgrade`: the running daemon hands over to a successor started
+/// from the binary on disk, and says how it went.
+pub fn upgrade() -> Result<UpgradeAnswer, ControlError> {
+    let buf = request("upgrade", UPGRADE_WITHIN + Duration::from_secs(5))?;
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&buf) {
+        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(ControlError::Protocol(e.to_string()));
+        }
+    }
+    if buf.trim().is_empty() {
+        // The daemon that handed over exits right after answering; an empty answer
+        // means it went before the answer was written.
+        return Err(ControlError::Protocol(
+            "the daemon closed the connection without an answer; `haxdp status` shows which daemon runs now".into(),
+        ));
+    }
+    serde_json::from_str(&buf).map_err(|e| ControlError::Protocol(e.to_string()))
+}
+
+/// One request line to the trusted daemon of this namespace; its answer.
+fn request(line: &str, timeout: Duration) -> Result<String, ControlError> {
     let mut squatter = None;
     let mut s = match std::os::unix::net::UnixStream::connect_addr(
         &abstract_addr().map_err(ControlError::Connect)?,
@@ -400,18 +465,14 @@ pub fn query() -> Result<Status, ControlError> {
             )))
         }
     };
-    s.set_read_timeout(Some(Duration::from_secs(5)))
+    s.set_read_timeout(Some(timeout))
         .map_err(ControlError::Connect)?;
-    s.write_all(b"status\n").map_err(ControlError::Connect)?;
+    s.write_all(format!("{line}\n").as_bytes())
+        .map_err(ControlError::Connect)?;
     let mut buf = String::new();
     s.read_to_string(&mut buf)
         .map_err(|e| ControlError::Protocol(e.to_string()))?;
-    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&buf) {
-        if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
-            return Err(ControlError::Protocol(e.to_string()));
-        }
-    }
-    serde_json::from_str(&buf).map_err(|e| ControlError::Protocol(e.to_string()))
+    Ok(buf)
 }
 
 /// Renders the status for a terminal.

@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
+/// The engine's side of a planned restart (`crate::handover` is the protocol).
+mod handover;
+
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
 use crate::garp::GarpSender;
 use crate::kernel_rx::{self as fastpath, KernelRx as Fastpath};
@@ -64,6 +67,9 @@ pub struct RunOptions {
     pub config: PathBuf,
     pub state_dir: PathBuf,
     pub receive: ReceiveChoice,
+    /// Started by a running daemon's `haxdp upgrade`: its end of the hand-over socket
+    /// (`crate::handover`).
+    pub handover_fd: Option<i32>,
 }
 
 #[derive(Debug)]
@@ -86,6 +92,10 @@ enum Ev {
     Checkpoint,
     /// A reload's configuration, read and checked off the engine thread.
     Reloaded(Box<Result<(DaemonSpec, Vec<haxdp_config::Diagnostic>), String>>),
+    /// `haxdp upgrade`: hand over to a successor process; the answer for the operator.
+    Upgrade(tokio::sync::oneshot::Sender<(bool, String)>),
+    /// A step of a hand-over this daemon drives (`handover::Step`).
+    Handover(handover::Step),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -238,10 +248,31 @@ struct Engine {
     start_mode: String,
     resume_write_failed: bool,
     stopping: bool,
+    /// Handing over: timers stop until the successor confirms or fails.
+    frozen: bool,
+    /// Handing over, the state sent: events are ignored too.
+    handed: bool,
+    /// A TERM that arrived while frozen, acted on if the hand-over rolls back.
+    term_pending: bool,
+    /// A hand-over is under way (one at a time).
+    upgrading: bool,
+    /// The task reading the XDP event ring, stopped at a hand-over.
+    ring_task: Option<JoinHandle<()>>,
+    /// The control socket's accept loop, closed at a hand-over.
+    control_task: Option<JoinHandle<()>>,
+    /// A successor: the predecessor's pinned XDP links, by interface, with its receive
+    /// path there.
+    adopt_links: std::collections::BTreeMap<String, String>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
 pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
+    // A successor says hello once it has read its configuration, and is told to go on
+    // (the predecessor pinned its links) or refused.
+    let mut channel = match opts.handover_fd {
+        Some(fd) => Some(crate::handover::Channel::from_fd(fd)?),
+        None => None,
+    };
     let spec = match spec::load(&opts.config) {
         Ok((spec, diags)) => {
             for d in &diags {
@@ -251,9 +282,23 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         }
         Err(e) => {
             error!("{}", e.render());
+            if let Some(ch) = channel.as_mut() {
+                let why = format!("the new daemon refuses the configuration: {}", e.render());
+                let _ = ch.send(&crate::handover::Msg::Refuse { why }).await;
+            }
             return Ok(e.exit_code());
         }
     };
+    let mut adopt_links = std::collections::BTreeMap::new();
+    if let Some(ch) = channel.as_mut() {
+        match handover::hello(ch).await {
+            Ok(links) => adopt_links = links,
+            Err(why) => {
+                error!("hand-over: {why}; exiting, the running daemon goes on");
+                return Ok(1);
+            }
+        }
+    }
     let (tx, mut rx) = ev_channel();
     spawn_signals(tx.clone())?;
     {
@@ -282,7 +327,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         });
     }
 
-    let listener = control::bind()?;
+    // A successor binds the control socket when its predecessor has let it go.
+    let listener = match channel {
+        None => Some(control::bind()?),
+        Some(_) => None,
+    };
     let nl = Netlink::open()?;
     let mut netev = crate::vip::monitor()?;
     {
@@ -295,9 +344,17 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             }
         });
     }
-    let fast = match opts.receive {
-        ReceiveChoice::Socket => None,
-        ReceiveChoice::Auto => match Fastpath::load() {
+    let fast = match (opts.receive, channel.as_mut()) {
+        (ReceiveChoice::Socket, _) => None,
+        (ReceiveChoice::Auto, Some(ch)) => match handover::load_fast(&adopt_links) {
+            Ok(f) => f,
+            Err(why) => {
+                error!("hand-over refused: {why}");
+                let _ = ch.send(&crate::handover::Msg::Refuse { why }).await;
+                return Ok(1);
+            }
+        },
+        (ReceiveChoice::Auto, None) => match Fastpath::load() {
             Ok(f) => Some(f),
             Err(e) => {
                 warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}");
@@ -332,37 +389,25 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         start_mode: String::new(),
         resume_write_failed: false,
         stopping: false,
+        frozen: false,
+        handed: false,
+        term_pending: false,
+        upgrading: false,
+        ring_task: None,
+        control_task: None,
+        adopt_links,
     };
-    if let Some(f) = eng.fast.as_mut() {
-        // The routers the previous daemon protected get their room in PEERS back before
-        // any advert is tracked: spoofed sources cannot take it while we start.
-        let path = eng.opts.state_dir.join(PEERS_CHECKPOINT);
-        match f.restore_checkpoint(&path) {
-            Ok(0) => {}
-            Ok(n) => info!("{n} known VRRP router(s) carried over from the previous daemon"),
-            Err(e) => warn!("cannot read {}: {e}", path.display()),
+    if let Some(mut ch) = channel {
+        // The predecessor's maps are ours already (the same PEERS, the same ring): no
+        // checkpoint to restore; the ring is read once the predecessor stopped reading.
+        if let Err(why) = eng.take_over(&mut ch).await {
+            error!("hand-over failed: {why}; exiting, the running daemon goes on");
+            let _ = ch.send(&crate::handover::Msg::Refuse { why }).await;
+            return Ok(1);
         }
-        let tx = tx.clone();
-        // The ring's callback cannot wait: with the queue full the event is dropped and
-        // counted, and the engine then asks the program to report every live peer again
-        // (`rerequest_lost_reports`).
-        f.spawn_events(move |ev| tx.offer(Ev::Kernel(Box::new(ev))).is_ok())?;
+    } else {
+        eng.start_fresh(listener).await?;
     }
-    {
-        let tx = tx.clone();
-        tokio::spawn(control::serve(listener, move || {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let sent = matches!(tx.offer(Ev::Status(reply)), Ok(true));
-            async move {
-                if sent {
-                    answer.await.ok()
-                } else {
-                    None
-                }
-            }
-        }));
-    }
-    eng.start_all().await?;
     // Loading and verifying the XDP object and reading the configuration
     // leave megabytes of freed heap behind; give them back to the kernel.
     // SAFETY: malloc_trim only releases free memory of glibc's allocator.
@@ -375,7 +420,6 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     crate::sd::ready(&format!("running {} instance(s)", eng.insts.len()));
     let mut watchdog = crate::sd::Watchdog::from_env();
     let mut metrics = crate::metrics::Publisher::new();
-
     loop {
         // systemd's watchdog is fed from this loop, so a hung engine misses it.
         watchdog.tick();
@@ -385,7 +429,12 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         if metrics.due_now() || (changed && crate::metrics::enabled()) {
             eng.publish_metrics();
         }
-        let deadline = eng.next_deadline();
+        // Handing over: the timers wait for the outcome.
+        let deadline = if eng.frozen {
+            None
+        } else {
+            eng.next_deadline()
+        };
         let sleep = async {
             match deadline {
                 Some(at) => {
@@ -408,8 +457,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                         return Ok(code);
                     }
                 }
-                eng.on_deadlines(netio::monotonic_ns()).await;
-                eng.flush_sync().await;
+                if !eng.frozen {
+                    eng.on_deadlines(netio::monotonic_ns()).await;
+                    eng.flush_sync().await;
+                }
             }
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
@@ -420,6 +471,74 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
+}
+
+impl Engine {
+    /// A fresh start (or one after a crash): the checkpointed peers, the ring, the
+    /// control socket, every instance.
+    async fn start_fresh(
+        &mut self,
+        listener: Option<tokio::net::UnixListener>,
+    ) -> anyhow::Result<()> {
+        if let Some(f) = self.fast.as_mut() {
+            // The routers the previous daemon protected get their room in PEERS back before
+            // any advert is tracked: spoofed sources cannot take it while we start.
+            let path = self.opts.state_dir.join(PEERS_CHECKPOINT);
+            match f.restore_checkpoint(&path) {
+                Ok(0) => {}
+                Ok(n) => info!("{n} known VRRP router(s) carried over from the previous daemon"),
+                Err(e) => warn!("cannot read {}: {e}", path.display()),
+            }
+        }
+        self.spawn_ring()?;
+        if let Some(l) = listener {
+            self.spawn_control(l);
+        }
+        self.start_all().await
+    }
+
+    /// Reads the XDP event ring into the engine's queue. The ring's callback cannot wait:
+    /// with the queue full the event is dropped and counted, and the engine then asks the
+    /// program to report every live peer again (`rerequest_lost_reports`).
+    fn spawn_ring(&mut self) -> anyhow::Result<()> {
+        if let Some(f) = self.fast.as_mut() {
+            let tx = self.tx.clone();
+            self.ring_task =
+                Some(f.spawn_events(move |ev| tx.offer(Ev::Kernel(Box::new(ev))).is_ok())?);
+        }
+        Ok(())
+    }
+
+    /// Serves `haxdp status` and `haxdp upgrade` on the control socket.
+    fn spawn_control(&mut self, listener: tokio::net::UnixListener) {
+        let tx = self.tx.clone();
+        let utx = self.tx.clone();
+        self.control_task = Some(tokio::spawn(control::serve(
+            listener,
+            move || {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let sent = matches!(tx.offer(Ev::Status(reply)), Ok(true));
+                async move {
+                    if sent {
+                        answer.await.ok()
+                    } else {
+                        None
+                    }
+                }
+            },
+            move || {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let sent = matches!(utx.offer(Ev::Upgrade(reply)), Ok(true));
+                async move {
+                    if sent {
+                        answer.await.ok()
+                    } else {
+                        None
+                    }
+                }
+            },
+        )));
+    }
 }
 
 fn spawn_signals(tx: EvTx) -> anyhow::Result<()> {
@@ -457,7 +576,22 @@ fn spawn_signals(tx: EvTx) -> anyhow::Result<()> {
 impl Engine {
     /// Handles one event; `Some(code)` when the daemon must exit.
     async fn handle_event(&mut self, ev: Ev) -> Option<i32> {
+        if self.handed {
+            // The successor has this daemon's state: nothing may change it now. A TERM
+            // is kept for a rollback; on success the successor runs on.
+            match ev {
+                Ev::Handover(step) => return self.on_step(step).await,
+                Ev::Status(reply) => {
+                    let _ = reply.send(self.snapshot());
+                }
+                Ev::Signal(Sig::Term) => self.term_pending = true,
+                _ => {}
+            }
+            return None;
+        }
         match ev {
+            Ev::Handover(step) => return self.on_step(step).await,
+            Ev::Upgrade(reply) => self.start_upgrade(reply),
             Ev::Signal(Sig::Term) => {
                 info!("haxdp stopping");
                 crate::sd::stopping();
@@ -774,8 +908,22 @@ impl Engine {
         if let Some(p) = self.attached.get(ifname) {
             return *p;
         }
+        // A successor: the predecessor's link, our program on it (`handover`).
+        let adopt = self.adopt_links.remove(ifname);
+        let adopted = match (self.fast.as_mut(), adopt.as_deref()) {
+            (Some(f), Some(path)) => match f.adopt_link(ifname) {
+                Ok(()) if path == "xdp-skb" => Some(RxPath::XdpSkb),
+                Ok(()) => Some(RxPath::XdpNative),
+                Err(e) => {
+                    warn!("{ifname}: {e}; attaching afresh");
+                    None
+                }
+            },
+            _ => None,
+        };
         let p = match self.fast.as_mut() {
             None => RxPath::Socket,
+            Some(_) if adopted.is_some() => adopted.unwrap_or(RxPath::XdpNative),
             Some(f) => {
                 match f.attach(ifname) {
                     Ok(fastpath::XdpAttachMode::Native) => RxPath::XdpNative,
@@ -2166,6 +2314,7 @@ impl Engine {
         let now = netio::monotonic_ns();
         Status {
             pid: std::process::id(),
+            version: crate::handover::version().to_string(),
             config_file: self.opts.config.display().to_string(),
             started_unix_ms: self.started_unix_ms,
             socket_drops: self.socket_drops.values().sum(),

@@ -105,6 +105,18 @@ pub enum FastpathError {
     AllowlistTooLong { count: usize },
     #[error("{addr} is not of the instance's address family")]
     WrongFamily { addr: IpAddr },
+    #[error(
+        "BPF map {name} changed layout in this build (running: {running}; this build: {new}); \
+         it cannot take the running daemon's maps over: the running daemon keeps the VIPs, \
+         and `systemctl restart haxdp` (a failover) starts this build"
+    )]
+    LayoutChanged {
+        name: &'static str,
+        running: String,
+        new: String,
+    },
+    #[error("XDP link of {ifname}: {what}")]
+    Link { ifname: String, what: String },
 }
 
 fn program_err(e: ProgramError) -> FastpathError {
@@ -129,6 +141,10 @@ pub struct Fastpath {
     ebpf: Ebpf,
     pin_dir: PathBuf,
     links: StdHashMap<String, aya::programs::xdp::XdpLinkId>,
+    /// Links pinned for a successor process (`pin_links`), by interface.
+    pinned_links: StdHashMap<String, aya::programs::links::PinnedLink>,
+    /// Handed over: the successor uses the pins, they stay when this process exits.
+    keep_pins: bool,
 }
 
 impl Fastpath {
@@ -181,9 +197,167 @@ impl Fastpath {
             ebpf,
             pin_dir: dir,
             links: StdHashMap::new(),
+            pinned_links: StdHashMap::new(),
+            keep_pins: false,
         };
         fast.restore_peers(&carried)?;
         Ok(fast)
+    }
+
+    /// For a planned restart (`haxdp upgrade`): loads the embedded program on the maps a
+    /// running daemon pinned at `dir`, so that the kernel's view (PEERS, ROOM, the event
+    /// ring and its read position) goes on unbroken. Each pinned map's type, key and
+    /// value size and size are compared with this build's definition first: a build
+    /// with another layout is refused ([`FastpathError::LayoutChanged`]) rather than run
+    /// on maps it would misread.
+    pub fn load_handover(dir: PathBuf) -> Result<Fastpath, FastpathError> {
+        let obj = aya_obj::Object::parse(ebpf_object())
+            .map_err(|e| FastpathError::Load(Box::new(aya::EbpfError::ParseError(e))))?;
+        let mut loader = aya::EbpfLoader::new();
+        let paths: Vec<(&'static str, PathBuf)> =
+            PINNED_MAPS.iter().map(|n| (*n, dir.join(n))).collect();
+        for (name, path) in &paths {
+            let def = obj.maps.get(*name).ok_or(FastpathError::Missing(name))?;
+            let info = aya::maps::MapInfo::from_pin(path).map_err(map_err(name))?;
+            let running = (
+                info.map_type().map(|t| t as u32).unwrap_or(u32::MAX),
+                info.key_size(),
+                info.value_size(),
+                info.max_entries(),
+            );
+            let new = (
+                def.map_type(),
+                def.key_size(),
+                def.value_size(),
+                def.max_entries(),
+            );
+            // A ring buffer's "max entries" is its size in bytes; the kernel reports
+            // what it was created with, as the object says.
+            if running != new {
+                let show = |t: (u32, u32, u32, u32)| {
+                    format!("type {} key {} B value {} B entries {}", t.0, t.1, t.2, t.3)
+                };
+                return Err(FastpathError::LayoutChanged {
+                    name,
+                    running: show(running),
+                    new: show(new),
+                });
+            }
+            loader.map_pin_path(name, path.as_path());
+        }
+        let mut ebpf = loader
+            .load(ebpf_object())
+            .map_err(|e| FastpathError::Load(Box::new(e)))?;
+        forward_ebpf_logs(&mut ebpf);
+        let prog: &mut Xdp = ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(program_err)?;
+        prog.load().map_err(program_err)?;
+        Ok(Fastpath {
+            ebpf,
+            pin_dir: dir,
+            links: StdHashMap::new(),
+            pinned_links: StdHashMap::new(),
+            keep_pins: false,
+        })
+    }
+
+    fn link_pin(&self, ifname: &str) -> PathBuf {
+        self.pin_dir.join(format!("link-{ifname}"))
+    }
+
+    /// Pins the XDP link of every attached interface (`<pin dir>/link-IFNAME`), for a
+    /// successor that replaces the program on it ([`Fastpath::adopt_link`]): the link,
+    /// and the program on the NIC, outlive this process. Returns the interfaces.
+    pub fn pin_links(&mut self) -> Result<Vec<String>, FastpathError> {
+        let names: Vec<String> = self.links.keys().cloned().collect();
+        for ifname in &names {
+            let Some(id) = self.links.remove(ifname) else {
+                continue;
+            };
+            let path = self.link_pin(ifname);
+            let link_err = |what: String| FastpathError::Link {
+                ifname: ifname.clone(),
+                what,
+            };
+            let prog: &mut Xdp = self
+                .ebpf
+                .program_mut(PROG_XDP)
+                .ok_or(FastpathError::Missing(PROG_XDP))?
+                .try_into()
+                .map_err(program_err)?;
+            let link = prog.take_link(id).map_err(program_err)?;
+            let fd = aya::programs::links::FdLink::try_from(link)
+                .map_err(|e| link_err(format!("not a bpf_link ({e}); attached through netlink")))?;
+            let _ = std::fs::remove_file(&path);
+            let pinned = fd
+                .pin(&path)
+                .map_err(|e| link_err(format!("cannot pin at {}: {e}", path.display())))?;
+            self.pinned_links.insert(ifname.clone(), pinned);
+        }
+        Ok(names)
+    }
+
+    /// The successor's side of [`Fastpath::pin_links`]: replaces the program on the
+    /// pinned link of `ifname` with ours, atomically (`BPF_LINK_UPDATE`: there is no
+    /// moment without a program on the NIC). The pin stays until
+    /// [`Fastpath::release_link_pins`], so that the predecessor can take the link back
+    /// if this process dies before the hand-over completes.
+    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), FastpathError> {
+        let path = self.link_pin(ifname);
+        let link_err = |what: String| FastpathError::Link {
+            ifname: ifname.to_string(),
+            what,
+        };
+        let pinned = aya::programs::links::PinnedLink::from_pin(&path)
+            .map_err(|e| link_err(format!("no pinned link at {}: {e}", path.display())))?;
+        let link =
+            aya::programs::xdp::XdpLink::try_from(aya::programs::links::FdLink::from(pinned))
+                .map_err(|e| link_err(format!("the pin is not an XDP link: {e}")))?;
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(program_err)?;
+        let id = prog.attach_to_link(link).map_err(program_err)?;
+        self.links.insert(ifname.to_string(), id);
+        Ok(())
+    }
+
+    /// Removes the link pins once the hand-over is complete: the links are ours (and go
+    /// when this process does, as after a fresh start).
+    pub fn release_link_pins(&mut self) {
+        if let Ok(dir) = std::fs::read_dir(&self.pin_dir) {
+            for e in dir.flatten() {
+                if e.file_name().to_string_lossy().starts_with("link-") {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+
+    /// The predecessor's rollback when its successor died before completing: takes each
+    /// pinned link back and puts this process's program on it again.
+    pub fn take_back_links(&mut self) -> Vec<(String, FastpathError)> {
+        let mut failed = Vec::new();
+        let names: Vec<String> = self.pinned_links.keys().cloned().collect();
+        for ifname in names {
+            self.pinned_links.remove(&ifname);
+            if let Err(e) = self.adopt_link(&ifname) {
+                failed.push((ifname.clone(), e));
+            }
+            let _ = std::fs::remove_file(self.link_pin(&ifname));
+        }
+        failed
+    }
+
+    /// Handed over: the pins (maps and links) are the successor's now; dropping this
+    /// process's handles must not remove them.
+    pub fn keep_pins(&mut self) {
+        self.keep_pins = true;
     }
 
     /// The records of protected sources (configured peers, followed masters): what a
@@ -686,11 +860,15 @@ impl Fastpath {
     }
 
     /// Takes the advert ring buffer. Call once, inside a tokio runtime.
+    /// Taken a second time (a hand-over that rolled back), the ring is opened again from
+    /// its pin: the read position lives in the map, nothing is read twice or lost.
     pub fn take_events(&mut self) -> Result<AdvertEvents, FastpathError> {
-        let map = self
-            .ebpf
-            .take_map(MAP_EVENTS)
-            .ok_or(FastpathError::Missing(MAP_EVENTS))?;
+        let map = match self.ebpf.take_map(MAP_EVENTS) {
+            Some(m) => m,
+            None => aya::maps::Map::RingBuf(
+                MapData::from_pin(self.pin_dir.join(MAP_EVENTS)).map_err(map_err(MAP_EVENTS))?,
+            ),
+        };
         let ring = RingBuf::try_from(map).map_err(map_err(MAP_EVENTS))?;
         let fd = register_readable(ring).map_err(FastpathError::Runtime)?;
         Ok(AdvertEvents { fd })
@@ -732,6 +910,9 @@ impl Fastpath {
 
 impl Drop for Fastpath {
     fn drop(&mut self) {
+        if self.keep_pins {
+            return;
+        }
         // Links go with `self.ebpf`; the pins would keep the maps alive, so they go.
         if let Err(e) = std::fs::remove_dir_all(&self.pin_dir) {
             if e.kind() != io::ErrorKind::NotFound {

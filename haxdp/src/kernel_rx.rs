@@ -66,8 +66,46 @@ impl KernelRx {
         })
     }
 
+    /// See [`Fastpath::load_handover`]: the running daemon's maps, pinned at `dir`.
+    pub fn load_handover(dir: std::path::PathBuf) -> Result<Self, KernelRxError> {
+        Ok(Self {
+            fast: Fastpath::load_handover(dir)?,
+            auth: HashMap::new(),
+        })
+    }
+
+    /// The pin directory of this namespace's maps (a successor loads from it).
+    pub fn pin_dir(&self) -> &std::path::Path {
+        self.fast.pin_dir()
+    }
+
     pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, KernelRxError> {
         self.fast.attach(ifname)
+    }
+
+    /// See [`Fastpath::pin_links`].
+    pub fn pin_links(&mut self) -> Result<Vec<String>, KernelRxError> {
+        self.fast.pin_links()
+    }
+
+    /// See [`Fastpath::adopt_link`].
+    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), KernelRxError> {
+        self.fast.adopt_link(ifname)
+    }
+
+    /// See [`Fastpath::release_link_pins`].
+    pub fn release_link_pins(&mut self) {
+        self.fast.release_link_pins()
+    }
+
+    /// See [`Fastpath::take_back_links`].
+    pub fn take_back_links(&mut self) -> Vec<(String, KernelRxError)> {
+        self.fast.take_back_links()
+    }
+
+    /// See [`Fastpath::keep_pins`].
+    pub fn keep_pins(&mut self) {
+        self.fast.keep_pins()
     }
 
     /// See [`Fastpath::program_id`].
@@ -321,12 +359,15 @@ impl KernelRx {
 
     /// Starts a task that forwards every ring-buffer record to `f` (which
     /// returns false to stop).
-    pub fn spawn_events<F>(&mut self, mut f: F) -> Result<(), KernelRxError>
+    pub fn spawn_events<F>(
+        &mut self,
+        mut f: F,
+    ) -> Result<tokio::task::JoinHandle<()>, KernelRxError>
     where
         F: FnMut(AdvertEvent) -> bool + Send + 'static,
     {
         let mut events = self.fast.take_events()?;
-        tokio::spawn(async move {
+        Ok(tokio::spawn(async move {
             loop {
                 match events.next_batch().await {
                     Ok(batch) => {
@@ -342,7 +383,6 @@ impl KernelRx {
                     }
                 }
             }
-        });
-        Ok(())
+        }))
     }
 }

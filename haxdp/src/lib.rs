@@ -6,6 +6,7 @@ pub mod control;
 pub mod daemon;
 pub mod fastpath;
 pub mod garp;
+pub mod handover;
 pub mod kernel_rx;
 pub mod logging;
 pub mod maps_cmd;

@@ -53,6 +53,10 @@ struct RunArgs {
     /// Receive adverts on a raw socket only, without the XDP program.
     #[arg(long)]
     no_xdp: bool,
+    /// Internal: started by a running daemon's `haxdp upgrade`, which hands its state over
+    /// on this fd.
+    #[arg(long, value_name = "FD", hide = true)]
+    handover_fd: Option<i32>,
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (keepalived-exporter's names
     /// and labels); off by default.
     #[arg(long, value_name = "ADDR:PORT")]
@@ -215,6 +219,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Restart the daemon of this network namespace without moving a VIP: it starts the
+    /// binary now on disk with its own command line and hands it every instance's state
+    /// (the package's upgrade path; `systemctl restart` is a stop and a start, a failover).
+    Upgrade,
     /// Print the pinned BPF maps (peers, drop counters) of this network namespace.
     Maps {
         /// Machine-readable output.
@@ -227,11 +235,12 @@ enum Command {
 }
 
 fn main() {
+    haxdp::handover::record_exe();
     let cli = Cli::parse();
     if cli.version {
         eprintln!(
             "haxdp {} (VRRP daemon reading keepalived.conf; keepalived 2.2.7 command line)",
-            env!("CARGO_PKG_VERSION")
+            haxdp::handover::version()
         );
         std::process::exit(0);
     }
@@ -276,6 +285,21 @@ fn main() {
             }
             Err(e) => {
                 eprintln!("haxdp status: {e}");
+                1
+            }
+        },
+        Some(Command::Upgrade) => match haxdp::control::upgrade() {
+            Ok(a) => {
+                if a.ok {
+                    println!("haxdp upgrade: {}", a.message);
+                    0
+                } else {
+                    eprintln!("haxdp upgrade: {}", a.message);
+                    1
+                }
+            }
+            Err(e) => {
+                eprintln!("haxdp upgrade: {e}");
                 1
             }
         },
@@ -354,7 +378,8 @@ fn run_daemon(args: RunArgs) -> i32 {
         stop_timeout: std::time::Duration::from_secs_f64(args.stop_timeout.clamp(0.0, 3600.0)),
         metrics_listen: args.metrics_listen,
     });
-    if let Some(addr) = args.metrics_listen {
+    // A successor binds the metrics port once its predecessor has gone (`handover`).
+    if let Some(addr) = args.metrics_listen.filter(|_| args.handover_fd.is_none()) {
         if let Err(e) = haxdp::metrics::start(addr) {
             tracing::error!("cannot serve metrics on {addr}: {e}");
             return 1;
@@ -379,6 +404,7 @@ fn run_daemon(args: RunArgs) -> i32 {
         } else {
             haxdp::daemon::ReceiveChoice::Auto
         },
+        handover_fd: args.handover_fd,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -397,8 +423,11 @@ fn run_daemon(args: RunArgs) -> i32 {
             1
         }
     };
-    for p in &pid_files {
-        let _ = std::fs::remove_file(p);
+    // Handed over, the pid files name the successor (which wrote them).
+    if !haxdp::handover::HANDED_OVER.load(std::sync::atomic::Ordering::SeqCst) {
+        for p in &pid_files {
+            let _ = std::fs::remove_file(p);
+        }
     }
     code
 }

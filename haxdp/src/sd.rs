@@ -16,6 +16,12 @@ fn send(states: &[NotifyState]) {
     }
 }
 
+/// A successor after a hand-over (`crate::handover`): this process is the service's main
+/// process now (the unit's `NotifyAccess=all` lets systemd take it from a child).
+pub fn main_pid() {
+    send(&[NotifyState::MainPid(std::process::id())]);
+}
+
 /// Start-up finished: every instance runs.
 pub fn ready(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);

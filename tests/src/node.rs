@@ -40,6 +40,8 @@ pub struct Node<'a> {
     pub proc: Option<Proc>,
     pub conf: PathBuf,
     pub rx: Rx,
+    /// The binary `start` runs (the build's `haxdp` unless a test installs another).
+    pub bin: PathBuf,
 }
 
 impl<'a> Node<'a> {
@@ -53,6 +55,7 @@ impl<'a> Node<'a> {
             proc: None,
             conf,
             rx,
+            bin: workspace_bin("haxdp"),
         };
         n.start();
         n
@@ -60,7 +63,7 @@ impl<'a> Node<'a> {
 
     /// Starts (or restarts) the daemon; each start logs to a new file.
     pub fn start(&mut self) {
-        let bin = workspace_bin("haxdp");
+        let bin = self.bin.clone();
         let state = self.dir.path.join("state");
         let mut args = vec![
             bin.to_str().expect("utf-8 path").to_string(),

@@ -14,7 +14,7 @@ pub enum ItemKind {
 }
 
 /// State of a tracked check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckState {
     /// No result yet (keepalived's SCRIPT_INIT_STATE_INIT): contributes nothing, and a
