@@ -34,38 +34,80 @@ use aya_ebpf::{
 use aya_log_ebpf::info;
 use haxdp_common::*;
 
-#[map(name = "INSTANCES")]
+/// The object's license, which the loader passes to the kernel with each program (the
+/// kernel lets only GPL-compatible programs call GPL-only helpers). "GPL": the crate's
+/// license is GPL-2.0-or-later, and it is what aya assumed while the section was missing.
+#[no_mangle]
+#[link_section = "license"]
+pub static LICENSE: [u8; 4] = *b"GPL\0";
+
+// Each map's symbol, which is its name in the object, is its static's name: `#[map]`
+// without `name = "..."` (the macro takes only a string literal, so it cannot be given
+// haxdp-common's constant). The check below fails the build when a static's name and
+// the constant the loader looks up differ.
+const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+macro_rules! map_names {
+    ($($map:ident = $name:ident),* $(,)?) => {
+        $(const _: () = assert!(same_str(stringify!($map), $name));)*
+    };
+}
+
+map_names!(
+    INSTANCES = MAP_INSTANCES,
+    PEERS = MAP_PEERS,
+    ROOM = MAP_ROOM,
+    ALLOWED = MAP_ALLOWED,
+    EVENTS = MAP_EVENTS,
+    DROPS = MAP_DROPS,
+    STATS = MAP_STATS,
+);
+
+#[map]
 static INSTANCES: HashMap<InstanceKey, InstanceConf> =
     HashMap::with_max_entries(INSTANCES_MAX_ENTRIES, 0);
 
 // Preallocated (flags 0) and not LRU: see `PEERS_MAX_ENTRIES` for why a full room
 // refuses newcomers (only a higher-priority one takes the lowest-priority unknown
 // record's place, never a protected one's), and how the room is shared out.
-#[map(name = "PEERS")]
+#[map]
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(PEERS_MAX_ENTRIES, 0);
 
 // Per-instance admission counters and unknown-record slots, written here only
 // (atomic adds and compare-and-swaps, in place).
-#[map(name = "ROOM")]
+#[map]
 static ROOM: HashMap<InstanceKey, InstanceRoom> =
     HashMap::with_max_entries(INSTANCES_MAX_ENTRIES, 0);
 
 // Allowlisted sources (only consulted for instances with INSTANCE_F_ALLOWLIST).
 // Written by user space only, so not preallocated (BPF_F_NO_PREALLOC).
-#[map(name = "ALLOWED")]
+#[map]
 static ALLOWED: HashMap<PeerKey, u32> = HashMap::with_max_entries(ALLOWED_MAX_ENTRIES, 1);
 
-#[map(name = "EVENTS")]
+#[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_BYTE_SIZE, 0);
 
-#[map(name = "DROPS")]
+#[map]
 static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_REASON_COUNT, 0);
 
-#[map(name = "STATS")]
+#[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
 
 // Not pinned: per-CPU parse buffer, see `scratch()`.
-#[map(name = "SCRATCH")]
+#[map]
 static SCRATCH: PerCpuArray<AdvertEvent> = PerCpuArray::with_max_entries(1, 0);
 
 const ETH_HLEN: usize = 14;
