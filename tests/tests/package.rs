@@ -82,6 +82,11 @@ fn deb_contents_unit_and_install() {
         !starts,
         "postinst starts or restarts the daemon (a failover on upgrade):\n{postinst}"
     );
+    // The upgrade path that does not move a VIP: the running daemon hands over.
+    assert!(
+        postinst.contains("/usr/sbin/haxdp upgrade"),
+        "postinst does not hand over to the new binary:\n{postinst}"
+    );
     let _ = std::fs::remove_dir_all(&ctl);
 
     let was_installed = out(Command::new("dpkg").args(["-s", "haxdp"])).0;
@@ -91,6 +96,7 @@ fn deb_contents_unit_and_install() {
     let text = std::fs::read_to_string(unit).unwrap();
     for line in [
         "Type=notify",
+        "NotifyAccess=all",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
         "WatchdogSec=",

@@ -351,3 +351,69 @@ fn upgrade_with_a_bad_configuration_rolls_back() {
     assert!(!since1.contains("Entering") && !since2.contains("Entering"));
     assert!(has_vip(h1) && !has_vip(h2));
 }
+
+/// A successor loads its program on the running daemon's pinned maps and sees what the
+/// running program recorded; a pinned map of another layout (a build that changed a map)
+/// is refused by name, before anything is loaded on it.
+#[test]
+fn handover_load_shares_the_maps_and_refuses_another_layout() {
+    use haxdp::fastpath::{Fastpath, FastpathError};
+    require_root();
+    let dir = std::path::PathBuf::from(haxdp_common::PIN_ROOT)
+        .join(format!("test-upgrade-{}", haxdp_tests::unique_tag()));
+    let conf = haxdp_common::InstanceConf::new(haxdp_common::VERSION_MASK_V3, 0, &[]);
+    let key = haxdp_common::InstanceKey::new(7, 51, haxdp_common::FAMILY_V4);
+    let mut first = Fastpath::load_pinned_at(dir.clone()).expect("load");
+    first
+        .watch(7, 51, haxdp_common::FAMILY_V4, conf)
+        .expect("watch");
+    first.keep_pins();
+    drop(first);
+    let mut second = Fastpath::load_handover(dir.clone()).expect("load on the pinned maps");
+    assert!(
+        second.instance_conf(&key).expect("read").is_some(),
+        "the successor does not see the running daemon's INSTANCES"
+    );
+    second.keep_pins();
+    drop(second);
+    // Another ROOM: a value 4 bytes longer than this build's.
+    let room = dir.join(haxdp_common::MAP_ROOM);
+    let show = haxdp_tests::sh(&[
+        "bpftool",
+        "-j",
+        "map",
+        "show",
+        "pinned",
+        room.to_str().unwrap(),
+    ]);
+    let info: serde_json::Value = serde_json::from_slice(&show.stdout).expect("bpftool json");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let _ = std::fs::remove_file(&room);
+    let made = haxdp_tests::sh(&[
+        "bpftool",
+        "map",
+        "create",
+        room.to_str().unwrap(),
+        "type",
+        "hash",
+        "key",
+        &info["bytes_key"].to_string(),
+        "value",
+        &(info["bytes_value"].as_u64().unwrap() + 4).to_string(),
+        "entries",
+        &info["max_entries"].to_string(),
+        "name",
+        "ROOM",
+    ]);
+    assert!(made.status.success(), "{made:?}");
+    let refused = Fastpath::load_handover(dir.clone());
+    let _ = std::fs::remove_dir_all(&dir);
+    match refused {
+        Err(e @ FastpathError::LayoutChanged { name: "ROOM", .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("keeps the VIPs"), "{msg}");
+        }
+        Err(e) => panic!("refused for another reason: {e}"),
+        Ok(_) => panic!("a ROOM of another layout was taken over"),
+    }
+}
