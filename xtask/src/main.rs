@@ -1,5 +1,5 @@
 //! `cargo xtask`: the one place that builds the XDP object, installs the toolchain
-//! and test packages, runs the tests and the XDP benchmark.
+//! and test packages, runs the tests, the fuzz targets and the XDP benchmark.
 
 mod bench;
 mod frames;
@@ -119,6 +119,15 @@ enum Cmd {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Run a cargo-fuzz target (`decode`: the VRRP decoder, fuzz/; `parse`: the
+    /// configuration parser, haxdp-config/fuzz/) with libFuzzer for a while.
+    Fuzz {
+        /// The fuzz target, a file name of fuzz_targets/ without `.rs`.
+        target: String,
+        /// How long libFuzzer runs (`-max_total_time`).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -130,6 +139,7 @@ fn main() -> Result<()> {
         Cmd::Setup => setup(),
         Cmd::Deb => deb().map(|p| println!("xtask: package at {}", p.display())),
         Cmd::Test => test(),
+        Cmd::Fuzz { target, seconds } => fuzz(&target, seconds),
         Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
         Cmd::Soak {
             minutes,
@@ -500,6 +510,49 @@ fn test() -> Result<()> {
 /// its clap definitions by `haxdp generate-assets`), packaged by cargo-deb with the unit
 /// and /etc/default/haxdp (haxdp/Cargo.toml `[package.metadata.deb]`). Installs cargo-deb
 /// with `cargo install` when it is missing.
+/// The cargo-fuzz projects: each directory's parent is where `cargo fuzz` runs.
+const FUZZ_DIRS: &[&str] = &["fuzz", "haxdp-config/fuzz"];
+
+fn fuzz(target: &str, seconds: u64) -> Result<()> {
+    let root = workspace_root();
+    let mut known = Vec::new();
+    let mut found = None;
+    for dir in FUZZ_DIRS {
+        let targets = root.join(dir).join("fuzz_targets");
+        let entries = std::fs::read_dir(&targets)
+            .with_context(|| format!("could not read {}", targets.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                    if stem == target {
+                        found = Some(root.join(dir));
+                    }
+                    known.push(format!("{stem} ({dir})"));
+                }
+            }
+        }
+    }
+    let Some(dir) = found else {
+        known.sort();
+        bail!(
+            "no fuzz target {target:?}; the targets are: {}",
+            known.join(", ")
+        );
+    };
+    if !succeeds(Command::new("cargo").args(["fuzz", "--version"])) {
+        bail!("cargo-fuzz is not installed: cargo install cargo-fuzz");
+    }
+    let project = dir.parent().unwrap_or(&root);
+    // cargo-fuzz passes -Z flags (sanitizer, coverage); RUSTC_BOOTSTRAP lets the
+    // stable toolchain take them.
+    run(Command::new("cargo")
+        .args(["fuzz", "run", target, "--"])
+        .arg(format!("-max_total_time={seconds}"))
+        .current_dir(project)
+        .env("RUSTC_BOOTSTRAP", "1"))
+}
+
 fn deb() -> Result<PathBuf> {
     let root = workspace_root();
     if !succeeds(Command::new("cargo").args(["deb", "--version"])) {
