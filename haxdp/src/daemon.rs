@@ -20,6 +20,9 @@ use tracing::{debug, error, info, warn};
 
 /// The engine's side of a planned restart (`crate::handover` is the protocol).
 mod handover;
+/// The resume checkpoint: a restart after a crash takes the mastership back.
+mod resume;
+use resume::{RESUME_EVERY, RESUME_FILE};
 
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
 use crate::garp::GarpSender;
@@ -29,26 +32,6 @@ use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, GarpTiming, InstanceSpec};
 use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
 use crate::vip::{NetEvent, Netlink, Vip};
-
-/// In the state dir: which instances are MASTER, rewritten every [`RESUME_EVERY`] and at
-/// every state change, removed at a clean stop; after a crash the next daemon reads it
-/// (`Engine::resume_candidates`).
-const RESUME_FILE: &str = "haxdp.resume";
-const RESUME_EVERY: Duration = Duration::from_millis(200);
-
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct ResumeCheckpoint {
-    /// `/proc/sys/kernel/random/boot_id`: CLOCK_MONOTONIC restarts with the machine.
-    boot_id: String,
-    mono_ns: u64,
-    masters: Vec<String>,
-}
-
-fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
-}
 
 /// In the state dir: the protected PEERS records a stopping daemon leaves its successor.
 const PEERS_CHECKPOINT: &str = "peers.checkpoint";
@@ -263,6 +246,8 @@ struct Engine {
     /// A successor: the predecessor's pinned XDP links, by interface, with its receive
     /// path there.
     adopt_links: std::collections::BTreeMap<String, String>,
+    /// After a crash: the masters' adverts, sent while this process starts.
+    bridge: Option<resume::Bridge>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -272,6 +257,11 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     let mut channel = match opts.handover_fd {
         Some(fd) => Some(crate::handover::Channel::from_fd(fd)?),
         None => None,
+    };
+    // After a crash, first of all: keep advertising the masters (`resume`).
+    let bridge = match channel {
+        None => resume::Bridge::start(&opts.state_dir),
+        Some(_) => None,
     };
     let spec = match spec::load(&opts.config) {
         Ok((spec, diags)) => {
@@ -396,6 +386,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         ring_task: None,
         control_task: None,
         adopt_links,
+        bridge,
     };
     if let Some(mut ch) = channel {
         // The predecessor's maps are ours already (the same PEERS, the same ring): no
@@ -710,6 +701,10 @@ impl Engine {
         self.restart_tracker().await;
         let now = netio::monotonic_ns();
         let resume = self.resume_candidates(now);
+        // The resumed instances advertise themselves from here on.
+        if let Some(b) = self.bridge.take() {
+            b.stop();
+        }
         for i in 0..self.insts.len() {
             if resume.contains(&i) {
                 self.resume_instance(i, now).await;
@@ -718,108 +713,6 @@ impl Engine {
             }
         }
         Ok(())
-    }
-
-    /// After a crash (the resume checkpoint of a daemon that did not stop cleanly is
-    /// there), the instances that were MASTER and may take the mastership straight back:
-    /// the peers count their Master_Down_Timer (3 of our intervals at least) from our last
-    /// advert, which went out at most one interval before the checkpoint's last rewrite;
-    /// if less than 1.75 intervals have passed since, none of them can have taken over
-    /// yet, and our advert reaches them before their timer fires. `start_mode` says what
-    /// was decided and why.
-    fn resume_candidates(&mut self, now: u64) -> Vec<usize> {
-        let path = self.opts.state_dir.join(RESUME_FILE);
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            self.start_mode = "fresh".into();
-            return Vec::new();
-        };
-        let _ = std::fs::remove_file(&path);
-        let cp: ResumeCheckpoint = match serde_json::from_str(&text) {
-            Ok(c) => c,
-            Err(e) => {
-                self.start_mode =
-                    format!("after a crash; {} unreadable ({e}): fresh", path.display());
-                warn!("{}", self.start_mode);
-                return Vec::new();
-            }
-        };
-        if cp.boot_id != boot_id() {
-            self.start_mode = "fresh (the checkpoint is from another boot)".into();
-            return Vec::new();
-        }
-        let elapsed = now.saturating_sub(cp.mono_ns);
-        let mut out = Vec::new();
-        let mut notes = Vec::new();
-        for (i, inst) in self.insts.iter().enumerate() {
-            if !cp.masters.contains(&inst.spec.core.name) {
-                continue;
-            }
-            let int = u64::from(inst.core.config().advert_int_cs) * haxdp_vrrp::fsm::NS_PER_CS;
-            if elapsed < 2 * int - int / 4 {
-                out.push(i);
-                notes.push(format!("{} resumed as MASTER", inst.spec.core.name));
-            } else {
-                notes.push(format!(
-                    "{} was MASTER but {} ms have passed (a peer may have taken over): elected again",
-                    inst.spec.core.name,
-                    elapsed / 1_000_000
-                ));
-            }
-        }
-        self.start_mode = if notes.is_empty() {
-            "after a crash; no instance was MASTER: fresh".into()
-        } else {
-            format!(
-                "after a crash, {} ms after the last checkpoint: {}",
-                elapsed / 1_000_000,
-                notes.join("; ")
-            )
-        };
-        info!("started {}", self.start_mode);
-        out
-    }
-
-    /// [`Engine::start_instance`] for an instance that takes its mastership back after a
-    /// crash: its VIPs are still on the interface, it advertises at once.
-    async fn resume_instance(&mut self, i: usize, now: u64) {
-        if !self.insts[i].link_up && !self.insts[i].spec.dont_track_primary {
-            self.start_instance(i, now).await;
-            return;
-        }
-        self.recompute_priority(i, now).await;
-        let acts = self.insts[i].core.handle(now, Input::Resume);
-        self.apply(i, now, acts).await;
-    }
-
-    /// Rewrites the resume checkpoint: which instances are MASTER, when (CLOCK_MONOTONIC)
-    /// and on which boot. Every [`RESUME_EVERY`] and at every state change, so that a
-    /// daemon restarted after a crash knows how long its peers have been waiting.
-    fn write_resume(&mut self) {
-        if self.stopping {
-            return;
-        }
-        let cp = ResumeCheckpoint {
-            boot_id: boot_id(),
-            mono_ns: netio::monotonic_ns(),
-            masters: self
-                .insts
-                .iter()
-                .filter(|i| i.core.state() == State::Master)
-                .map(|i| i.spec.core.name.clone())
-                .collect(),
-        };
-        let path = self.opts.state_dir.join(RESUME_FILE);
-        if let Ok(body) = serde_json::to_vec(&cp) {
-            if let Err(e) = crate::ops::write_file_nofollow(&path, &body) {
-                if !self.resume_write_failed {
-                    warn!(
-                        "cannot write {}: {e}; a restart after a crash will not resume",
-                        path.display()
-                    );
-                    self.resume_write_failed = true;
-                }
-            }
-        }
     }
 
     /// Resolves an instance's interface, addresses and sockets, and tells the

@@ -143,3 +143,72 @@ fn clean_stop_then_start_is_fresh() {
     .unwrap_or_default();
     assert_eq!(mode, "fresh", "{}", lb1.log());
 }
+
+/// `kill -9` of the master's daemon, restarted at once, 20 times, 1 s adverts: every
+/// restart resumes; the backup never takes over or speaks, the master's longest advert
+/// gap stays under 1.5 intervals (the restarted process advertises from the checkpoint
+/// before it loads its XDP program), and the VIP never leaves the master.
+#[test]
+fn master_killed_twenty_times_keeps_the_vip() {
+    use haxdp_tests::observe::{Capture, Seen};
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
+    let dir = haxdp_tests::TempDir::new("kill9");
+    let cap = Capture::start(client, "eth0", &dir.path.join("tcpdump.log"));
+    let (mut lb1, lb2) = pair(&lan);
+    let mark2 = lb2.log().len();
+    let t0 = haxdp_tests::prober::wall_now();
+    let mut lost = Vec::new();
+    for k in 0..20 {
+        // A crash comes at any moment of the advert cycle: spread them over it.
+        std::thread::sleep(Duration::from_millis((k * 397 % 1000) as u64));
+        kill9(&mut lb1);
+        lb1.start();
+        let back = wait_for(Duration::from_secs(5), || {
+            let m = start_mode(h1);
+            (!m.is_empty()).then_some(m)
+        })
+        .unwrap_or_default();
+        assert!(
+            back.contains("VI_1 resumed as MASTER"),
+            "restart {k}: {back}\n{}",
+            lb1.log()
+        );
+        if !has_vip(h1) || has_vip(h2) {
+            lost.push(k);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let t1 = haxdp_tests::prober::wall_now();
+    let seen = cap.events();
+    let ts: Vec<f64> = seen
+        .iter()
+        .filter_map(|s| match s {
+            Seen::Advert { t, src, .. } if src == "192.0.2.10" && *t >= t0 && *t <= t1 => Some(*t),
+            _ => None,
+        })
+        .collect();
+    let gap = ts.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+    eprintln!(
+        "20 kill -9 restarts: longest advert gap {:.0} ms",
+        gap * 1e3
+    );
+    let since2 = lb2.log().get(mark2..).unwrap_or_default().to_string();
+    assert!(
+        !since2.contains("Entering") && !since2.contains(" -> "),
+        "the backup changed state:\n{since2}"
+    );
+    assert!(
+        !seen.iter().any(|s| match s {
+            Seen::Advert { src, t, prio, .. } => *t >= t0 && (src == "192.0.2.11" || *prio == 0),
+            Seen::Garp { mac, t, .. } => *t >= t0 && mac.ends_with(":0b"),
+        }),
+        "the backup spoke, or a priority-0 advert went out"
+    );
+    assert!(
+        lost.is_empty(),
+        "the VIP was not on the master after restarts {lost:?}"
+    );
+    assert!(gap > 0.0 && gap < 1.5, "longest advert gap {gap:.3} s");
+}
