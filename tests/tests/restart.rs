@@ -112,6 +112,16 @@ fn master_crash_restarted_too_late_is_elected_again() {
     let (both, none, longest, n) = watch(h1, h2, Duration::from_secs(3));
     assert_eq!((both, none), (0, 0), "{n} samples after the handover");
     let _ = longest;
+    // The peer took over exactly once, and handed back once (preemption).
+    let log2 = lb2.log();
+    assert_eq!(
+        (
+            log2.matches("Backup -> Master").count(),
+            log2.matches("Master -> Backup").count()
+        ),
+        (1, 1),
+        "{log2}"
+    );
     let mode = start_mode(h1);
     assert!(
         mode.contains("elected again"),
