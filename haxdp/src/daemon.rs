@@ -94,6 +94,13 @@ enum Sig {
     Json,
 }
 
+/// An advert waiting for the end of a deadline pass: the socket, the message (or
+/// messages) and where to, the instance it is for.
+struct Batched<T = Frame>(Arc<AdvertSocket>, T, usize);
+
+/// An encoded advert and its destination.
+type Frame = (Vec<u8>, IpAddr);
+
 /// Where an instance's adverts come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RxPath {
@@ -248,6 +255,8 @@ struct Engine {
     adopt_links: std::collections::BTreeMap<String, String>,
     /// After a crash: the masters' adverts, sent while this process starts.
     bridge: Option<resume::Bridge>,
+    /// Adverts collected during a deadline pass, sent together (`flush_batch`).
+    batch: Option<Vec<Batched>>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -387,6 +396,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         control_task: None,
         adopt_links,
         bridge,
+        batch: None,
     };
     if let Some(mut ch) = channel {
         // The predecessor's maps are ours already (the same PEERS, the same ring): no
@@ -411,6 +421,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
     crate::sd::ready(&format!("running {} instance(s)", eng.insts.len()));
     let mut watchdog = crate::sd::Watchdog::from_env();
     let mut metrics = crate::metrics::Publisher::new();
+    let mut timer = crate::deadline::DeadlineTimer::new()?;
     loop {
         // systemd's watchdog is fed from this loop, so a hung engine misses it.
         watchdog.tick();
@@ -426,19 +437,19 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         } else {
             eng.next_deadline()
         };
-        let sleep = async {
-            match deadline {
-                Some(at) => {
-                    let now = netio::monotonic_ns();
-                    tokio::time::sleep(Duration::from_nanos(at.saturating_sub(now))).await
-                }
-                None => std::future::pending().await,
-            }
-        };
+        // An absolute CLOCK_MONOTONIC deadline on a timerfd: no millisecond rounding
+        // (`crate::deadline`).
+        if let Err(e) = timer.set(deadline) {
+            error!("cannot arm the engine's timer: {e}");
+        }
         tokio::select! {
             _ = watchdog.due() => {}
             _ = metrics.due() => {}
-            _ = sleep => {
+            r = timer.fired() => {
+                if let Err(e) = r {
+                    error!("the engine's timer failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 // Events already queued happened before this deadline was
                 // acted on: handle them first (bounded, so that a flood
                 // cannot starve a master's advert timer).
@@ -978,7 +989,32 @@ impl Engine {
                 );
             }
         }
+        self.batch = Some(Vec::new());
         self.apply_out(now, out).await;
+        self.flush_batch();
+    }
+
+    /// Sends the adverts `send_advert` collected in this wake-up, one sendmmsg(2) per
+    /// socket.
+    fn flush_batch(&mut self) {
+        let Some(batch) = self.batch.take() else {
+            return;
+        };
+        let mut by_sock: Vec<Batched<Vec<Frame>>> = Vec::new();
+        for Batched(sock, (bytes, dst), i) in batch {
+            match by_sock.iter_mut().find(|b| Arc::ptr_eq(&b.0, &sock)) {
+                Some(b) => b.1.push((bytes, dst)),
+                None => by_sock.push(Batched(sock, vec![(bytes, dst)], i)),
+            }
+        }
+        for Batched(sock, msgs, i) in by_sock {
+            if let Err(e) = sock.send_many(&msgs) {
+                warn!(
+                    "{} vrid {}: {e}",
+                    self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
+                );
+            }
+        }
     }
 
     fn find(&self, ifindex: u32, family: Family, vrid: u8) -> Option<usize> {
@@ -1319,9 +1355,11 @@ impl Engine {
     async fn apply(&mut self, i: usize, _now: u64, acts: Vec<Action>) {
         let before = self.insts[i].core.transitions().len();
         let was_fault = self.insts[i].in_fault;
+        // A list with the VIPs in it is a takeover: its advert goes first, at once.
+        let periodic = acts.len() == 1;
         for a in acts {
             match a {
-                Action::SendAdvert { priority } => self.send_advert(i, priority),
+                Action::SendAdvert { priority } => self.send_advert(i, priority, periodic),
                 Action::AddVips => self.add_vips(i).await,
                 Action::RemoveVips => {
                     // No retry or lower-priority GARP may outlive mastership.
@@ -1816,11 +1854,19 @@ impl Engine {
         }
     }
 
-    fn send_advert(&self, i: usize, priority: u8) {
+    /// `periodic`: an Adver_Timer advert, which may wait for the end of this wake-up's
+    /// deadline pass (`flush_batch`); a takeover's or a priority change's goes at once.
+    fn send_advert(&mut self, i: usize, priority: u8, periodic: bool) {
         let inst = &self.insts[i];
         let advert = inst.core.advert(priority);
         for dst in &inst.dsts {
             match haxdp_vrrp::encode(&advert, inst.sock.source(), *dst) {
+                Ok(bytes) if periodic && self.batch.is_some() => {
+                    let sock = inst.sock.clone();
+                    if let Some(b) = self.batch.as_mut() {
+                        b.push(Batched(sock, (bytes, *dst), i));
+                    }
+                }
                 Ok(bytes) => {
                     if let Err(e) = inst.sock.send(&bytes, *dst) {
                         warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);

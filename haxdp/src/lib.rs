@@ -4,6 +4,7 @@
 
 pub mod control;
 pub mod daemon;
+pub mod deadline;
 pub mod fastpath;
 pub mod garp;
 pub mod handover;

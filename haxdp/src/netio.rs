@@ -59,6 +59,28 @@ pub struct Received {
     pub rx_ns: u64,
 }
 
+/// The buffers one msghdr points at: payload vector, control message, address.
+struct MsgParts {
+    iov: libc::iovec,
+    cmsg: [u64; 8],
+    sa4: libc::sockaddr_in,
+    sa6: libc::sockaddr_in6,
+}
+
+impl MsgParts {
+    fn new() -> Self {
+        MsgParts {
+            iov: libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            },
+            cmsg: [0; 8],
+            sa4: sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+            sa6: sockaddr_v6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0)),
+        }
+    }
+}
+
 pub struct AdvertSocket {
     fd: AsyncFd<OwnedFd>,
     ifname: String,
@@ -285,17 +307,80 @@ impl AdvertSocket {
     /// a unicast peer.
     pub fn send(&self, payload: &[u8], dst: IpAddr) -> Result<(), NetError> {
         let s = self.fd.get_ref().as_raw_fd();
-        let mut iov = libc::iovec {
+        let mut parts = MsgParts::new();
+        let msg = self.fill(&mut parts, payload, dst)?;
+        // SAFETY: msg points at live buffers (`parts`, `payload`) for the call.
+        let r = unsafe { libc::sendmsg(s, &msg, 0) };
+        if r < 0 {
+            return Err(NetError::Send {
+                ifname: self.ifname.clone(),
+                dst,
+                source: io::Error::last_os_error(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends several messages with one sendmmsg(2): a master's adverts due in the same
+    /// wake-up. Returns how many went out; the first failure, if any, is the error of
+    /// the message it stopped at.
+    pub fn send_many(&self, msgs: &[(Vec<u8>, IpAddr)]) -> Result<usize, NetError> {
+        if msgs.is_empty() {
+            return Ok(0);
+        }
+        let s = self.fd.get_ref().as_raw_fd();
+        let mut parts: Vec<Box<MsgParts>> =
+            msgs.iter().map(|_| Box::new(MsgParts::new())).collect();
+        let mut hdrs = Vec::with_capacity(msgs.len());
+        for ((payload, dst), p) in msgs.iter().zip(parts.iter_mut()) {
+            hdrs.push(libc::mmsghdr {
+                msg_hdr: self.fill(p, payload, *dst)?,
+                msg_len: 0,
+            });
+        }
+        let mut sent = 0;
+        while sent < hdrs.len() {
+            // SAFETY: every header points at boxed parts and payloads alive until return.
+            let r = unsafe {
+                libc::sendmmsg(
+                    s,
+                    hdrs[sent..].as_mut_ptr(),
+                    (hdrs.len() - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if r <= 0 {
+                return Err(NetError::Send {
+                    ifname: self.ifname.clone(),
+                    dst: msgs[sent].1,
+                    source: io::Error::last_os_error(),
+                });
+            }
+            sent += r as usize;
+        }
+        Ok(sent)
+    }
+
+    /// The msghdr for `payload` to `dst` from our source address on our interface
+    /// (IP_PKTINFO / IPV6_PKTINFO), its buffers in `parts`.
+    fn fill(
+        &self,
+        parts: &mut MsgParts,
+        payload: &[u8],
+        dst: IpAddr,
+    ) -> Result<libc::msghdr, NetError> {
+        let p = parts;
+        p.iov = libc::iovec {
             iov_base: payload.as_ptr() as *mut libc::c_void,
             iov_len: payload.len(),
         };
-        let mut cmsg = [0u64; 8];
+        // SAFETY: msghdr is plain data; every pointer is set below.
         let mut msg: libc::msghdr = unsafe { zeroed() };
-        msg.msg_iov = &mut iov;
+        msg.msg_iov = &mut p.iov;
         msg.msg_iovlen = 1;
-        msg.msg_control = cmsg.as_mut_ptr().cast();
-        let mut sa4 = sockaddr_v4(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
-        let mut sa6 = sockaddr_v6(SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0));
+        msg.msg_control = p.cmsg.as_mut_ptr().cast();
+        let sa4 = &mut p.sa4;
+        let sa6 = &mut p.sa6;
         // SAFETY: the control buffer is large enough for one in_pktinfo or
         // in6_pktinfo (CMSG_SPACE of either is < 64 bytes); the libc CMSG
         // macros compute every offset.
@@ -303,7 +388,7 @@ impl AdvertSocket {
             match (dst, self.src) {
                 (IpAddr::V4(d), IpAddr::V4(src)) => {
                     sa4.sin_addr.s_addr = u32::from(d).to_be();
-                    msg.msg_name = (&mut sa4 as *mut libc::sockaddr_in).cast();
+                    msg.msg_name = (sa4 as *mut libc::sockaddr_in).cast();
                     msg.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
                     msg.msg_controllen =
                         libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
@@ -330,7 +415,7 @@ impl AdvertSocket {
                     };
                     sa6.sin6_addr.s6_addr = d.octets();
                     sa6.sin6_scope_id = scope;
-                    msg.msg_name = (&mut sa6 as *mut libc::sockaddr_in6).cast();
+                    msg.msg_name = (sa6 as *mut libc::sockaddr_in6).cast();
                     msg.msg_namelen = size_of::<libc::sockaddr_in6>() as u32;
                     msg.msg_controllen =
                         libc::CMSG_SPACE(size_of::<libc::in6_pktinfo>() as u32) as usize;
@@ -355,16 +440,7 @@ impl AdvertSocket {
                 }
             }
         }
-        // SAFETY: msg points at live buffers for the duration of the call.
-        let r = unsafe { libc::sendmsg(s, &msg, 0) };
-        if r < 0 {
-            return Err(NetError::Send {
-                ifname: self.ifname.clone(),
-                dst,
-                source: io::Error::last_os_error(),
-            });
-        }
-        Ok(())
+        Ok(msg)
     }
 
     /// Reads every advert already queued, without waiting (socket receive

@@ -232,7 +232,7 @@ fn master_upgraded_twenty_times_keeps_the_vip() {
     assert_eq!(st["instances"][0]["state"], "MASTER", "{st}");
 }
 
-/// The same for the backup: upgraded 10 times, it never takes over and the master sees
+/// The same for the backup: upgraded 20 times, it never takes over and the master sees
 /// nothing but its adverts (no preemption, no transition).
 #[test]
 fn backup_upgraded_keeps_following() {
@@ -244,7 +244,7 @@ fn backup_upgraded_keeps_following() {
     let (lb1, lb2) = pair(&lan);
     let (mark1, mark2) = (lb1.log().len(), lb2.log().len());
     let t0 = wall();
-    upgrade_times(&lb2, &workspace_bin("haxdp"), 10);
+    upgrade_times(&lb2, &workspace_bin("haxdp"), 20);
     // A Master_Down_Interval after the last hand-over: the backup still follows.
     std::thread::sleep(Duration::from_millis(1000));
     let seen = cap.events();
