@@ -150,6 +150,8 @@ struct Inst {
     refused_logged: u64,
     /// VIP retries and lower-priority GARPs (issue 17).
     upkeep: Upkeep,
+    /// (last transition, priority-0 adverts sent) as `log_keepalived_lines` last saw.
+    lines_seen: (u64, u64),
 }
 
 impl Member for Inst {
@@ -177,6 +179,9 @@ struct PeersView<'a> {
     fast: Option<&'a Fastpath>,
     /// Per member: (ifindex, family, vrid) when it receives through XDP.
     keys: Vec<Option<(u32, Family, u8)>>,
+    /// Every source's last advert, read at once (`prefetch`) for a wake-up that
+    /// re-checks many backups.
+    snapshot: Option<HashMap<haxdp_common::PeerKey, u64>>,
 }
 
 impl<'a> PeersView<'a> {
@@ -190,13 +195,40 @@ impl<'a> PeersView<'a> {
                 })
             })
             .collect();
-        PeersView { fast, keys }
+        PeersView {
+            fast,
+            keys,
+            snapshot: None,
+        }
+    }
+
+    /// Reads every PEERS record with one batched call (`Fastpath::peers_batch`); the
+    /// lookups of this wake-up then cost no syscall. On error the view looks up one by
+    /// one, as without it.
+    fn prefetch(&mut self) {
+        let Some(f) = self.fast else { return };
+        match f.peers_batch() {
+            Ok(recs) => {
+                self.snapshot = Some(
+                    recs.into_iter()
+                        .filter(|(_, st)| st.count > 0)
+                        .map(|(k, st)| (k, st.last_ns))
+                        .collect(),
+                )
+            }
+            Err(e) => debug!("PEERS batch read failed, reading one by one: {e}"),
+        }
     }
 }
 
 impl KernelView for PeersView<'_> {
     fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
         let (ifindex, family, vrid) = self.keys.get(member).copied().flatten()?;
+        if let Some(snap) = &self.snapshot {
+            return snap
+                .get(&haxdp_common::PeerKey::new(ifindex, vrid, src))
+                .copied();
+        }
         match self.fast?.peer_last_ns(ifindex, family, vrid, src) {
             Ok(v) => v,
             Err(e) => {
@@ -803,6 +835,7 @@ impl Engine {
             protected: None,
             refused_logged: 0,
             upkeep: Upkeep::default(),
+            lines_seen: (0, 0),
             spec,
         })
     }
@@ -956,19 +989,57 @@ impl Engine {
                 }
             }
         }
-        // No master-down decision from a receive path that is not live: before an XDP
-        // backup's timer may fire, check that the program is still attached.
-        let due: Vec<String> = self
+        // Backups this pass re-checks in the kernel (due, or within half a
+        // Master_Down_Interval): from four on, one batched read of PEERS is cheaper
+        // than a lookup each.
+        let rechecks = self
             .insts
             .iter()
             .filter(|i| {
                 i.rx != RxPath::Socket
                     && i.core.state() == State::Backup
-                    && i.core.next_deadline().is_some_and(|at| at <= now)
+                    && i.core
+                        .next_deadline()
+                        .is_some_and(|at| at <= now + i.core.master_down_interval_ns() / 2)
             })
-            .map(|i| i.spec.ifname.clone())
-            .collect();
-        for ifname in due {
+            .count();
+        let snapshot = {
+            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+            if rechecks >= 4 {
+                view.prefetch();
+            }
+            view.snapshot
+        };
+        // No master-down decision from a receive path that is not live: before an XDP
+        // backup's timer may fire, check that the program is still attached. Only where
+        // a due backup's master looks silent in the kernel too (a backup whose master
+        // the kernel heard within its Master_Down_Interval is refreshed, not fired), and
+        // once per interface: with 100 VRIDs on one link, every wake-up asked netlink.
+        let mut suspect: Vec<String> = {
+            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+            view.snapshot = snapshot.clone();
+            let mut v = Vec::new();
+            for (i, inst) in self.insts.iter().enumerate() {
+                if inst.rx == RxPath::Socket
+                    || inst.core.state() != State::Backup
+                    || inst.core.next_deadline().is_none_or(|at| at > now)
+                {
+                    continue;
+                }
+                let heard = inst
+                    .core
+                    .master_addr()
+                    .and_then(|m| view.last_advert_ns(i, m))
+                    .is_some_and(|t| t + inst.core.master_down_interval_ns() > now);
+                if !heard {
+                    v.push(inst.spec.ifname.clone());
+                }
+            }
+            v
+        };
+        suspect.sort_unstable();
+        suspect.dedup();
+        for ifname in suspect {
             if !self.check_receive_path(&ifname).await {
                 for inst in self.insts.iter_mut().filter(|i| i.spec.ifname == ifname) {
                     inst.core.restart_master_down_timer(now);
@@ -978,6 +1049,7 @@ impl Engine {
         let mut out = election::Out::new();
         let done = {
             let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+            view.snapshot = snapshot;
             election::on_deadlines(&mut self.insts, now, &mut view, &mut out)
         };
         for (i, e) in done {
@@ -2521,13 +2593,19 @@ impl Engine {
     /// `(VI_1) Entering BACKUP STATE (init)`, `(VI_1) Entering FAULT STATE`,
     /// `(VI_1) sent 0 priority`, so that log alerts written for keepalived still match.
     /// Returns whether anything changed since the last call.
-    fn log_keepalived_lines(&self) -> bool {
+    fn log_keepalived_lines(&mut self) -> bool {
         let mut changed = false;
-        for i in &self.insts {
+        for i in &mut self.insts {
             let name = &i.spec.core.name;
             let last = i.core.transitions().last();
             let at = last.map(|t| t.at_ns).unwrap_or(0);
             let pri0 = i.core.stats().pri_zero_sent;
+            // Nothing new since this loop last looked: no lock, no map (this runs at
+            // every turn of the engine's loop).
+            if i.lines_seen == (at, pri0) {
+                continue;
+            }
+            i.lines_seen = (at, pri0);
             let (seen_at, seen_pri0) = crate::ops::keepalived_lines_seen(name, at, pri0);
             if pri0 > seen_pri0 {
                 info!("({name}) sent 0 priority");

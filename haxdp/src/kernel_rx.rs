@@ -240,6 +240,11 @@ impl KernelRx {
             .map(|p| p.last_ns))
     }
 
+    /// Every PEERS record in one batched read (see [`Fastpath::peers_batch`]).
+    pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, KernelRxError> {
+        self.fast.peers_batch()
+    }
+
     /// The kernel's whole record of one source of the instance.
     pub fn peer_state(
         &self,

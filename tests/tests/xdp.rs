@@ -1084,3 +1084,26 @@ fn the_slots_follow_priority_changes_pruning_and_unprotecting() {
     fill_unknown_room(&mut t, 50);
     assert_eq!(t.verdict(&a.frame()), XDP_PASS, "{:?}", t.drops());
 }
+
+/// The batched read of PEERS (one bpf(2) call per 256 records, what a wake-up that
+/// re-checks many backups uses) returns exactly what iterating the map returns, across
+/// several chunks: 40 VRIDs x 8 sources = 320 records.
+#[test]
+fn batched_peers_read_equals_the_iteration() {
+    let mut t = Tracker::new();
+    for vrid in 1..=40u8 {
+        t.watch(vrid, FAMILY_V4, v3_conf());
+        for host in 1..=8u8 {
+            let src = ip(&format!("192.0.2.{host}"));
+            let frame = Advert::v3(vrid, 100, src, vec![ip("192.0.2.100")]).frame();
+            assert_eq!(t.run(&frame).0, XDP_PASS, "vrid {vrid} host {host}");
+        }
+    }
+    let mut iterated = t.fp.peers().expect("PEERS");
+    let mut batched = t.fp.peers_batch().expect("PEERS batch");
+    assert_eq!(iterated.len(), 320);
+    let key = |p: &(haxdp_common::PeerKey, haxdp_common::PeerState)| (p.0.vrid, p.0.addr);
+    iterated.sort_by_key(key);
+    batched.sort_by_key(key);
+    assert_eq!(batched, iterated);
+}
