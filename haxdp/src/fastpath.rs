@@ -145,6 +145,9 @@ pub struct Fastpath {
     pinned_links: StdHashMap<String, aya::programs::links::PinnedLink>,
     /// Handed over: the successor uses the pins, they stay when this process exits.
     keep_pins: bool,
+    /// The PEERS records a crashed predecessor's pins held (what its program saw until
+    /// it died).
+    previous: Vec<(PeerKey, PeerState)>,
 }
 
 impl Fastpath {
@@ -159,12 +162,18 @@ impl Fastpath {
     /// As [`Fastpath::load`], pinning under `dir` (tests use a private directory).
     pub fn load_pinned_at(dir: PathBuf) -> Result<Fastpath, FastpathError> {
         ensure_bpffs()?;
-        let mut carried = Vec::new();
+        let mut carried: Vec<(PeerKey, PeerState)> = Vec::new();
+        let mut previous = Vec::new();
         if dir.exists() {
             // Pins of a daemon that did not exit cleanly. Its maps are not reused (a
             // newer build may have another layout), but the records of the routers it
             // protected are carried over, see `protected_peers_at`.
-            carried = protected_peers_at(&dir);
+            previous = previous_peers_at(&dir);
+            carried = previous
+                .iter()
+                .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
+                .copied()
+                .collect();
             tracing::warn!(
                 dir = %dir.display(),
                 carried = carried.len(),
@@ -199,6 +208,7 @@ impl Fastpath {
             links: StdHashMap::new(),
             pinned_links: StdHashMap::new(),
             keep_pins: false,
+            previous,
         };
         fast.restore_peers(&carried)?;
         Ok(fast)
@@ -261,7 +271,20 @@ impl Fastpath {
             links: StdHashMap::new(),
             pinned_links: StdHashMap::new(),
             keep_pins: false,
+            previous: Vec::new(),
         })
+    }
+
+    /// The newest advert (priority > 0) a crashed predecessor's program recorded for VRID
+    /// `vrid` on `ifindex`, from any source: the kernel's view until the crash.
+    pub fn previous_advert_ns(&self, ifindex: u32, vrid: u8) -> Option<(u64, IpAddr)> {
+        self.previous
+            .iter()
+            .filter(|(k, st)| {
+                k.ifindex == ifindex && k.vrid == vrid && st.priority > 0 && st.count > 0
+            })
+            .map(|(k, st)| (st.last_ns, k.ip()))
+            .max_by_key(|(t, _)| *t)
     }
 
     fn link_pin(&self, ifname: &str) -> PathBuf {
@@ -1003,19 +1026,15 @@ impl Drop for Fastpath {
     }
 }
 
-/// Protected PEERS records from the pins at `dir`; empty (and logged) when they cannot
-/// be read, e.g. because an older build pinned another record layout.
-fn protected_peers_at(dir: &Path) -> Vec<(PeerKey, PeerState)> {
+/// The PEERS records of the pins at `dir`; empty (and logged) when they cannot be read,
+/// e.g. because an older build pinned another record layout.
+fn previous_peers_at(dir: &Path) -> Vec<(PeerKey, PeerState)> {
     let path = dir.join(MAP_PEERS);
     let read = || -> Result<Vec<(PeerKey, PeerState)>, MapError> {
         let data = MapData::from_pin(&path)?;
         let map: HashMap<MapData, PeerKey, PeerState> =
             HashMap::try_from(aya::maps::Map::HashMap(data))?;
-        Ok(map
-            .iter()
-            .filter_map(Result::ok)
-            .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
-            .collect())
+        Ok(map.iter().filter_map(Result::ok).collect())
     };
     match read() {
         Ok(v) => v,

@@ -96,6 +96,28 @@ impl Netns {
             .unwrap_or_else(|e| panic!("cannot run {args:?} in {}: {e}", self.name))
     }
 
+    /// Starts a long-running process in the namespace's network only (`nsenter --net`),
+    /// in the host's mount namespace: unlike `ip netns exec`, which gives each process a
+    /// mount namespace of its own with a fresh /sys (and so a private bpffs when the
+    /// daemon mounts one), the BPF pins outlive the process, as under systemd.
+    pub fn spawn_net_only(&self, args: &[&str], log: &Path) -> Proc {
+        let f = fs::File::create(log).unwrap_or_else(|e| panic!("cannot create {log:?}: {e}"));
+        let f2 = f.try_clone().expect("dup log file");
+        let child = Command::new("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(f)
+            .stderr(f2)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name));
+        Proc {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
     /// Starts a long-running process inside the namespace.
     pub fn spawn(&self, args: &[&str], log: &Path) -> Proc {
         let f = fs::File::create(log).unwrap_or_else(|e| panic!("cannot create {log:?}: {e}"));

@@ -42,6 +42,9 @@ pub struct Node<'a> {
     pub rx: Rx,
     /// The binary `start` runs (the build's `haxdp` unless a test installs another).
     pub bin: PathBuf,
+    /// Start in the namespace's network only, in the host's mount namespace (BPF pins
+    /// outlive the process, as under systemd); `ip netns exec` otherwise.
+    pub net_only: bool,
 }
 
 impl<'a> Node<'a> {
@@ -56,6 +59,7 @@ impl<'a> Node<'a> {
             conf,
             rx,
             bin: workspace_bin("haxdp"),
+            net_only: false,
         };
         n.start();
         n
@@ -80,10 +84,12 @@ impl<'a> Node<'a> {
         }
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let n = self.dir.path.read_dir().map(|d| d.count()).unwrap_or(0);
-        self.proc = Some(
-            self.ns
-                .spawn(&argv, &self.dir.path.join(format!("haxdp-{n}.log"))),
-        );
+        let log = self.dir.path.join(format!("haxdp-{n}.log"));
+        self.proc = Some(if self.net_only {
+            self.ns.spawn_net_only(&argv, &log)
+        } else {
+            self.ns.spawn(&argv, &log)
+        });
     }
 
     pub fn proc(&self) -> &Proc {

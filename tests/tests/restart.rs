@@ -222,3 +222,58 @@ fn master_killed_twenty_times_keeps_the_vip() {
     );
     assert!(gap > 0.0 && gap < 1.5, "longest advert gap {gap:.3} s");
 }
+
+/// The kernel's view until the crash decides too: the master's daemon stops (SIGSTOP, so
+/// it writes no checkpoint), another router advertises (its XDP program records it in
+/// PEERS), then the daemon dies. The restarted daemon finds that advert newer than its
+/// last checkpoint in the crashed program's pinned PEERS and does not resume: it is
+/// elected again. Without the check it resumed as MASTER beside the other router.
+#[test]
+fn master_crash_after_another_router_spoke_is_elected_again() {
+    use haxdp_tests::forge::{parse_mac, Forged, Injector};
+    require_root();
+    let lan = Lan::new(3);
+    let (h1, h3) = (&lan.hosts[0], &lan.hosts[2]);
+    let (mut lb1, _lb2) = pair(&lan);
+    // Run lb1 where its pins outlive it (the host's mount namespace, as under systemd):
+    // `ip netns exec` gives each process a private bpffs.
+    lb1.proc().signal(libc::SIGTERM);
+    let _ = lb1
+        .proc
+        .as_mut()
+        .map(|p| p.wait_exit(Duration::from_secs(8)));
+    lb1.net_only = true;
+    lb1.start();
+    assert!(
+        wait_for(Duration::from_secs(8), || (start_mode(h1) == "fresh"
+            && has_vip(h1))
+        .then_some(()))
+        .is_some(),
+        "{}",
+        lb1.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    lb1.proc().signal(libc::SIGSTOP);
+    std::thread::sleep(Duration::from_millis(300));
+    let inj = Injector::open(&h3.name, "eth0", parse_mac("02:00:00:00:01:0c"));
+    inj.send_v3(&Forged {
+        vrid: 51,
+        priority: 120,
+        max_adver_int_cs: 100,
+        src: "192.0.2.12".parse().expect("addr"),
+        vips: vec!["192.0.2.100".parse().expect("addr")],
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    kill9(&mut lb1);
+    lb1.start();
+    let mode = wait_for(Duration::from_secs(5), || {
+        let m = start_mode(h1);
+        (!m.is_empty()).then_some(m)
+    })
+    .unwrap_or_default();
+    assert!(
+        mode.contains("192.0.2.12 advertised after the last checkpoint: elected again"),
+        "start mode: {mode}\n{}",
+        lb1.log()
+    );
+}

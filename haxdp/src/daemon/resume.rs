@@ -208,6 +208,20 @@ impl Engine {
             if !cp.masters.contains(&inst.spec.core.name) {
                 continue;
             }
+            // The kernel's view until the crash: another router that advertised for this
+            // VRID after our last checkpoint was taking over (or preempting) already.
+            let other = self
+                .fast
+                .as_ref()
+                .and_then(|f| f.previous_advert_ns(inst.ifindex, inst.spec.core.vrid))
+                .filter(|(t, src)| *t > cp.mono_ns && *src != inst.sock.source());
+            if let Some((_, src)) = other {
+                notes.push(format!(
+                    "{} was MASTER but {src} advertised after the last checkpoint: elected again",
+                    inst.spec.core.name
+                ));
+                continue;
+            }
             let int = u64::from(inst.core.config().advert_int_cs) * haxdp_vrrp::fsm::NS_PER_CS;
             // The bridge kept advertising while this process started: count from its
             // last advert.
