@@ -188,13 +188,22 @@ impl Fastpath {
             path: dir.clone(),
             source,
         })?;
-        let mut ebpf = Ebpf::load(ebpf_object()).map_err(|e| FastpathError::Load(Box::new(e)))?;
+        let ebpf = Ebpf::load(ebpf_object()).map_err(|e| FastpathError::Load(Box::new(e)))?;
         for name in PINNED_MAPS {
             let map = ebpf.map(name).ok_or(FastpathError::Missing(name))?;
             let path = dir.join(name);
             map.pin(&path)
                 .map_err(|source| FastpathError::Pin { name, path, source })?;
         }
+        let mut fast = Self::verified(ebpf, dir)?;
+        fast.previous = previous;
+        fast.restore_peers(&carried)?;
+        Ok(fast)
+    }
+
+    /// The tracker of `ebpf` (its maps created or opened), its logs forwarded and its
+    /// program through the verifier.
+    fn verified(mut ebpf: Ebpf, pin_dir: PathBuf) -> Result<Fastpath, FastpathError> {
         forward_ebpf_logs(&mut ebpf);
         let prog: &mut Xdp = ebpf
             .program_mut(PROG_XDP)
@@ -202,16 +211,14 @@ impl Fastpath {
             .try_into()
             .map_err(program_err)?;
         prog.load().map_err(program_err)?;
-        let mut fast = Fastpath {
+        Ok(Fastpath {
             ebpf,
-            pin_dir: dir,
+            pin_dir,
             links: StdHashMap::new(),
             pinned_links: StdHashMap::new(),
             keep_pins: false,
-            previous,
-        };
-        fast.restore_peers(&carried)?;
-        Ok(fast)
+            previous: Vec::new(),
+        })
     }
 
     /// For a planned restart (`haxdp upgrade`): loads the embedded program on the maps a
@@ -255,24 +262,10 @@ impl Fastpath {
             }
             loader.map_pin_path(name, path.as_path());
         }
-        let mut ebpf = loader
+        let ebpf = loader
             .load(ebpf_object())
             .map_err(|e| FastpathError::Load(Box::new(e)))?;
-        forward_ebpf_logs(&mut ebpf);
-        let prog: &mut Xdp = ebpf
-            .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
-            .try_into()
-            .map_err(program_err)?;
-        prog.load().map_err(program_err)?;
-        Ok(Fastpath {
-            ebpf,
-            pin_dir: dir,
-            links: StdHashMap::new(),
-            pinned_links: StdHashMap::new(),
-            keep_pins: false,
-            previous: Vec::new(),
-        })
+        Self::verified(ebpf, dir)
     }
 
     /// The newest advert (priority > 0) a crashed predecessor's program recorded for VRID

@@ -101,29 +101,23 @@ impl Netns {
     /// mount namespace of its own with a fresh /sys (and so a private bpffs when the
     /// daemon mounts one), the BPF pins outlive the process, as under systemd.
     pub fn spawn_net_only(&self, args: &[&str], log: &Path) -> Proc {
-        let f = fs::File::create(log).unwrap_or_else(|e| panic!("cannot create {log:?}: {e}"));
-        let f2 = f.try_clone().expect("dup log file");
-        let child = Command::new("nsenter")
-            .arg(format!("--net=/run/netns/{}", self.name))
-            .arg("--")
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(f)
-            .stderr(f2)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {args:?} in {}: {e}", self.name));
-        Proc {
-            child: Some(child),
-            log: log.to_path_buf(),
-        }
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name)).arg("--");
+        self.spawn_with(cmd, args, log)
     }
 
     /// Starts a long-running process inside the namespace.
     pub fn spawn(&self, args: &[&str], log: &Path) -> Proc {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name]);
+        self.spawn_with(cmd, args, log)
+    }
+
+    /// `cmd args`, its output to `log`.
+    fn spawn_with(&self, mut cmd: Command, args: &[&str], log: &Path) -> Proc {
         let f = fs::File::create(log).unwrap_or_else(|e| panic!("cannot create {log:?}: {e}"));
         let f2 = f.try_clone().expect("dup log file");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.name])
+        let child = cmd
             .args(args)
             .stdin(Stdio::null())
             .stdout(f)
