@@ -298,12 +298,7 @@ impl Fastpath {
                 ifname: ifname.clone(),
                 what,
             };
-            let prog: &mut Xdp = self
-                .ebpf
-                .program_mut(PROG_XDP)
-                .ok_or(FastpathError::Missing(PROG_XDP))?
-                .try_into()
-                .map_err(program_err)?;
+            let prog = self.xdp()?;
             let link = prog.take_link(id).map_err(program_err)?;
             let fd = aya::programs::links::FdLink::try_from(link)
                 .map_err(|e| link_err(format!("not a bpf_link ({e}); attached through netlink")))?;
@@ -332,12 +327,7 @@ impl Fastpath {
         let link =
             aya::programs::xdp::XdpLink::try_from(aya::programs::links::FdLink::from(pinned))
                 .map_err(|e| link_err(format!("the pin is not an XDP link: {e}")))?;
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
-            .try_into()
-            .map_err(program_err)?;
+        let prog = self.xdp()?;
         let id = prog.attach_to_link(link).map_err(program_err)?;
         self.links.insert(ifname.to_string(), id);
         Ok(())
@@ -407,6 +397,15 @@ impl Fastpath {
         Ok(n)
     }
 
+    /// The XDP program.
+    fn xdp(&mut self) -> Result<&mut Xdp, FastpathError> {
+        self.ebpf
+            .program_mut(PROG_XDP)
+            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .try_into()
+            .map_err(program_err)
+    }
+
     /// Where the maps are pinned.
     pub fn pin_dir(&self) -> &Path {
         &self.pin_dir
@@ -414,12 +413,7 @@ impl Fastpath {
 
     /// Attaches to `ifname`: native mode, falling back to generic (skb) mode.
     pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, FastpathError> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
-            .try_into()
-            .map_err(program_err)?;
+        let prog = self.xdp()?;
         let native = match prog.attach(ifname, XdpMode::Driver) {
             Ok(link) => {
                 self.links.insert(ifname.to_string(), link);
@@ -474,12 +468,7 @@ impl Fastpath {
             .links
             .remove(ifname)
             .ok_or_else(|| FastpathError::NotAttached(ifname.to_string()))?;
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
-            .try_into()
-            .map_err(program_err)?;
+        let prog = self.xdp()?;
         prog.detach(link).map_err(program_err)
     }
 
@@ -941,12 +930,7 @@ impl Fastpath {
     /// (ifindex 1), against the same maps. Returns the verdict (`XDP_*`) and the frame
     /// as the program left it. For tests and benchmarks.
     pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), FastpathError> {
-        let prog: &mut Xdp = self
-            .ebpf
-            .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
-            .try_into()
-            .map_err(program_err)?;
+        let prog = self.xdp()?;
         let mut out = vec![0u8; frame.len() + 256];
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
