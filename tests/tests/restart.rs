@@ -33,6 +33,15 @@ fn start_mode(ns: &Netns) -> String {
     v["start_mode"].as_str().unwrap_or("").to_string()
 }
 
+/// The restarted daemon's start mode, once it answers (empty after 5 s without).
+fn wait_start_mode(ns: &Netns) -> String {
+    wait_for(Duration::from_secs(5), || {
+        let m = start_mode(ns);
+        (!m.is_empty()).then_some(m)
+    })
+    .unwrap_or_default()
+}
+
 fn kill9(node: &mut Node<'_>) {
     let p = node.proc.as_mut().expect("running");
     p.signal(libc::SIGKILL);
@@ -146,11 +155,7 @@ fn clean_stop_then_start_is_fresh() {
         .wait_exit(Duration::from_secs(8))
         .is_some());
     lb1.start();
-    let mode = wait_for(Duration::from_secs(5), || {
-        let m = start_mode(h1);
-        (!m.is_empty()).then_some(m)
-    })
-    .unwrap_or_default();
+    let mode = wait_start_mode(h1);
     assert_eq!(mode, "fresh", "{}", lb1.log());
 }
 
@@ -175,11 +180,7 @@ fn master_killed_twenty_times_keeps_the_vip() {
         std::thread::sleep(Duration::from_millis((k * 397 % 1000) as u64));
         kill9(&mut lb1);
         lb1.start();
-        let back = wait_for(Duration::from_secs(5), || {
-            let m = start_mode(h1);
-            (!m.is_empty()).then_some(m)
-        })
-        .unwrap_or_default();
+        let back = wait_start_mode(h1);
         assert!(
             back.contains("VI_1 resumed as MASTER"),
             "restart {k}: {back}\n{}",
@@ -266,11 +267,7 @@ fn master_crash_after_another_router_spoke_is_elected_again() {
     std::thread::sleep(Duration::from_millis(100));
     kill9(&mut lb1);
     lb1.start();
-    let mode = wait_for(Duration::from_secs(5), || {
-        let m = start_mode(h1);
-        (!m.is_empty()).then_some(m)
-    })
-    .unwrap_or_default();
+    let mode = wait_start_mode(h1);
     assert!(
         mode.contains("192.0.2.12 advertised after the last checkpoint: elected again"),
         "start mode: {mode}\n{}",

@@ -3,7 +3,6 @@
 //! such path (its restart sends priority 0: a failover, and back with preemption).
 //! Root only; run through `cargo xtask test`.
 
-use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -138,6 +137,24 @@ fn wall() -> f64 {
     haxdp_tests::prober::wall_now()
 }
 
+/// Neither log has a transition line (haxdp's `A -> B` or keepalived's `Entering`).
+fn assert_no_transition(logs: &[(&str, &String)]) {
+    for (who, log) in logs {
+        assert!(
+            !log.contains("Entering") && !log.contains(" -> "),
+            "{who} logged a transition:\n{log}"
+        );
+    }
+}
+
+/// Whether the backup (lb2) advertised or announced the VIP from `t0` on.
+fn backup_spoke(seen: &[Seen], t0: f64) -> bool {
+    seen.iter().any(|s| match s {
+        Seen::Advert { src, t, .. } => src == LB2 && *t >= t0,
+        Seen::Garp { mac, t, .. } => mac.ends_with(":0b") && *t >= t0,
+    })
+}
+
 /// Upgrades `node` `times` times through `bin`, each checked: the CLI says it handed
 /// over, and the daemon answering is a new process.
 fn upgrade_times(node: &Node<'_>, bin: &Path, times: usize) -> Vec<String> {
@@ -195,12 +212,7 @@ fn master_upgraded_twenty_times_keeps_the_vip() {
         "pings {received}/{sent}, {tcp}, longest advert gap {:.0} ms",
         gap * 1e3
     );
-    for (who, log) in [("lb1", &since1), ("lb2", &since2)] {
-        assert!(
-            !log.contains("Entering") && !log.contains(" -> "),
-            "{who} logged a transition:\n{log}"
-        );
-    }
+    assert_no_transition(&[("lb1", &since1), ("lb2", &since2)]);
     assert!(
         !seen
             .iter()
@@ -208,10 +220,7 @@ fn master_upgraded_twenty_times_keeps_the_vip() {
         "a priority-0 advert went out"
     );
     assert!(
-        !seen.iter().any(|s| match s {
-            Seen::Advert { src, t, .. } => src == LB2 && *t >= t0,
-            Seen::Garp { mac, t, .. } => mac.ends_with(":0b") && *t >= t0,
-        }),
+        !backup_spoke(&seen, t0),
         "the backup advertised or announced the VIP"
     );
     assert!(
@@ -250,23 +259,14 @@ fn backup_upgraded_keeps_following() {
     let seen = cap.events();
     let since1 = lb1.log().get(mark1..).unwrap_or_default().to_string();
     let since2 = lb2.log().get(mark2..).unwrap_or_default().to_string();
-    for (who, log) in [("lb1", &since1), ("lb2", &since2)] {
-        assert!(
-            !log.contains("Entering") && !log.contains(" -> "),
-            "{who} logged a transition:\n{log}"
-        );
-    }
+    assert_no_transition(&[("lb1", &since1), ("lb2", &since2)]);
     assert!(
-        !seen.iter().any(|s| match s {
-            Seen::Advert { src, t, .. } => src == LB2 && *t >= t0,
-            Seen::Garp { mac, t, .. } => mac.ends_with(":0b") && *t >= t0,
-        }),
+        !backup_spoke(&seen, t0),
         "the backup advertised or announced the VIP"
     );
     assert!(has_vip(h1) && !has_vip(h2));
     let st = status(h2);
     assert_eq!(st["instances"][0]["state"], "BACKUP", "{st}");
-    let _ = Ipv4Addr::LOCALHOST;
 }
 
 /// A binary upgrade as a package does it: the file the daemon was started from is

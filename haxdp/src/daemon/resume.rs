@@ -54,6 +54,13 @@ struct KeptAdvert {
     advert: haxdp_vrrp::Advert,
 }
 
+/// Whether a master silent for `elapsed_ns` may take its mastership back: the peers count
+/// their Master_Down_Timer (3 intervals at least) from its last advert, which went out at
+/// most one interval before the checkpoint; under 1.75 intervals none can have fired.
+fn within_resume_window(elapsed_ns: u64, interval_ns: u64) -> bool {
+    elapsed_ns < 2 * interval_ns - interval_ns / 4
+}
+
 fn boot_id() -> String {
     std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
         .map(|s| s.trim().to_string())
@@ -88,7 +95,7 @@ impl Bridge {
         let mut sends = Vec::new();
         for k in cp.adverts {
             let int = u64::from(k.interval_cs) * haxdp_vrrp::fsm::NS_PER_CS;
-            if now.saturating_sub(cp.mono_ns) >= 2 * int - int / 4 {
+            if !within_resume_window(now.saturating_sub(cp.mono_ns), int) {
                 continue;
             }
             let frames: Vec<(IpAddr, Vec<u8>)> = k
@@ -230,7 +237,7 @@ impl Engine {
                 .as_ref()
                 .and_then(|b| b.last_sent(&inst.spec.core.name))
                 .map_or(elapsed, |at| now.saturating_sub(at).min(elapsed));
-            if elapsed < 2 * int - int / 4 {
+            if within_resume_window(elapsed, int) {
                 out.push(i);
                 notes.push(format!("{} resumed as MASTER", inst.spec.core.name));
             } else {
