@@ -1,0 +1,67 @@
+use std::time::Duration;
+
+use anyhow::Result;
+use haxdp_tests::Lan;
+
+use crate::bench::config::*;
+use crate::bench::harness::*;
+use crate::bench::report::*;
+use crate::bench::{per_map, Ctx, Kind, Per};
+
+pub(crate) fn row3_stall(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    let advert_s = 0.1;
+    let mdi = master_down_interval(3, 90, advert_s);
+    let mut false_to: Per<u32> = Per::default();
+    let mut runs_with: Per<u32> = Per::default();
+    for kind in Kind::BOTH {
+        let lan = Lan::new(2);
+        let mk = |prio| {
+            config(
+                "lb",
+                "",
+                &[InstanceConf::new(51, prio, 3, "0.1", &format!("{VIP}/24"))],
+            )
+        };
+        let mut pair = Pair::start(ctx, &lan, kind, "r3", &mk(100), &mk(90))?;
+        for _ in 0..ctx.opts.runs {
+            wait_converged(&pair.lb1, &pair.lb2, 1, Duration::from_secs(10))?;
+            std::thread::sleep(Duration::from_millis(500));
+            let (b1, b2) = pair.transitions();
+            let pid = pair.lb2.vrrp_pid()?;
+            kill_pid(pid, libc::SIGSTOP);
+            std::thread::sleep(Duration::from_secs_f64(3.0 * mdi));
+            kill_pid(pid, libc::SIGCONT);
+            std::thread::sleep(Duration::from_secs(1));
+            let (a1, a2) = pair.transitions();
+            let n = a2.since(b2).to_master + a1.since(b1).to_backup;
+            *false_to.get_mut(kind) += a2.since(b2).to_master as u32;
+            if n > 0 {
+                *runs_with.get_mut(kind) += 1;
+            }
+        }
+        note_rx(report, 3, &pair);
+        pair.stop();
+    }
+    let scen = format!(
+        "backup SIGSTOPped for 3 x MDI ({:.0} ms), v3 0.1 s",
+        3.0 * mdi * 1e3
+    );
+    let f = |p: &Per<u32>| per_map(p, |v| Some(f64::from(*v)));
+    report.push(
+        3,
+        &scen,
+        "false takeovers (backup -> MASTER)",
+        Unit::Count,
+        &f(&false_to),
+        format!("{} runs", ctx.opts.runs),
+    );
+    report.push(
+        3,
+        &scen,
+        "runs with any transition",
+        Unit::Count,
+        &f(&runs_with),
+        String::new(),
+    );
+    Ok(())
+}
