@@ -9,6 +9,7 @@
 pub mod chaos;
 pub mod flood;
 pub mod forge;
+pub mod frames;
 pub mod node;
 pub mod observe;
 pub mod prober;

@@ -4,15 +4,12 @@
 //!
 //! Needs root; run through `cargo xtask test`. Nothing here skips.
 
-#[path = "../../xtask/src/frames.rs"]
-mod frames;
-
 use std::net::IpAddr;
 use std::time::Duration;
 
-use frames::Advert;
 use haxdp::fastpath::{AdvertEvents, Fastpath};
 use haxdp_common::*;
+use haxdp_tests::frames::{self, Advert};
 use haxdp_tests::{require_root, wait_for, Netns, TempDir};
 
 const XDP_DROP: u32 = 1;

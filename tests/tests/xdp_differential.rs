@@ -1,5 +1,5 @@
 //! One acceptance rule, checked: thousands of generated frames (valid VRRPv2/v3
-//! adverts from `xtask/src/frames.rs`, then mutated: bit flips, truncation, trailing
+//! adverts from `haxdp_tests::frames`, then mutated: bit flips, truncation, trailing
 //! bytes, interval 0, TTL, version/type, count, checksum, IP header fields, IPv4
 //! options, IPv6) are judged by the XDP program under BPF_PROG_TEST_RUN and by the
 //! socket path's rule (`haxdp_vrrp::packet::accept_frame`: the stack's IP checks,
@@ -11,15 +11,12 @@
 //! Needs root; seeded (`HAXDP_DIFF_SEED`, `HAXDP_DIFF_FRAMES` to change), bounded in
 //! time.
 
-#[path = "../../xtask/src/frames.rs"]
-mod frames;
-
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use frames::Advert;
 use haxdp::fastpath::{AdvertEvents, Fastpath};
 use haxdp_common::*;
+use haxdp_tests::frames::{self, Advert};
 use haxdp_tests::require_root;
 use haxdp_vrrp::packet::{accept_frame, pass_auth, FrameVerdict, Watched};
 use haxdp_vrrp::{Family, Version};

@@ -2,7 +2,6 @@
 //! and test packages, runs the tests, the fuzz targets and the XDP benchmark.
 
 mod bench;
-mod frames;
 mod lab;
 mod soak;
 
@@ -12,6 +11,7 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use haxdp_tests::frames;
 
 /// Debian packages of the eBPF toolchain (see ../shared/TOOLCHAIN.md).
 const TOOLCHAIN_APT: &[&str] = &[

@@ -1,5 +1,5 @@
-//! Hand-built Ethernet frames carrying VRRP adverts, for `bench-xdp` and the XDP
-//! tests (`tests/tests/xdp.rs` includes this file). Written from the RFCs, not
+//! Hand-built Ethernet frames carrying VRRP adverts, for `cargo xtask bench-xdp` and the
+//! XDP tests (`tests/tests/xdp.rs`, `xdp_differential.rs`). Written from the RFCs, not
 //! from the code under test, so a shared misreading cannot hide.
 
 use std::net::IpAddr;
