@@ -4,7 +4,7 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::value::parse_seconds_us;
-use super::{B, MAIL_KEYWORDS};
+use super::{Builder, MAIL_KEYWORDS};
 use crate::diag::Location;
 use crate::model::*;
 use crate::syntax::Node;
@@ -16,7 +16,7 @@ pub(super) struct GlobalRaw {
     pub(super) strict_loc: Option<Location>,
 }
 
-impl B<'_> {
+impl Builder<'_> {
     pub(super) fn global_defs(&mut self, n: &Node, out: &mut GlobalRaw) {
         if out.g.location.is_none() {
             out.g.location = Some(n.loc.clone());

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::script::check_script_path;
 use super::value::{fmt_secs_us, parse_int, parse_seconds_us};
-use super::{Known, B};
+use super::{Builder, Known};
 use crate::model::*;
 use crate::syntax::Node;
 
@@ -46,7 +46,7 @@ struct RawVip {
     dev_given: bool,
 }
 
-impl B<'_> {
+impl Builder<'_> {
     /// One line of `virtual_ipaddress`: `ADDR[/LEN] [dev IF] [label L] [scope S] [brd B]
     /// [no_track] [-nodad]`, the `ip addr add` syntax keepalived borrows.
     fn vip(&mut self, n: &Node) -> Option<RawVip> {
@@ -185,7 +185,7 @@ impl B<'_> {
     }
 }
 
-impl B<'_> {
+impl Builder<'_> {
     fn auth(&mut self, n: &Node) -> Option<AuthPass> {
         let mut kind: Option<&str> = None;
         let mut pass: Option<&str> = None;

@@ -56,7 +56,11 @@ const MAIL_KEYWORDS: &[&str] = &[
     "email_faults",
 ];
 
-struct B<'a> {
+/// The config builder: turns the statement tree into the model, block by block. Each
+/// block's reader is a method on it (in this module's files), and every problem it finds
+/// becomes a diagnostic in `d`, at the line of the statement concerned.
+struct Builder<'a> {
+    /// Where every error, warning and note goes.
     d: &'a mut Diags,
     /// Script paths already reported missing: one warning per path, not per use.
     missing_reported: HashSet<String>,
@@ -68,7 +72,7 @@ struct Known<'a> {
     track_files: HashSet<String>,
 }
 pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
-    let mut b = B {
+    let mut b = Builder {
         d,
         missing_reported: HashSet::new(),
     };
@@ -82,7 +86,7 @@ pub(crate) fn build(nodes: &[Node], root: &Path, d: &mut Diags) -> Config {
     let mut track_files: Vec<TrackFile> = Vec::new();
     let mut check_names: HashMap<String, Location> = HashMap::new();
     let mut tf_names: HashMap<String, Location> = HashMap::new();
-    let dup = |b: &mut B<'_>, names: &mut HashMap<String, Location>, n: &Node| -> bool {
+    let dup = |b: &mut Builder<'_>, names: &mut HashMap<String, Location>, n: &Node| -> bool {
         let Some(name) = n.args.first() else {
             return false;
         };

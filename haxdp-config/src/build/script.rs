@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::B;
+use super::Builder;
 use crate::diag::Location;
 use crate::model::*;
 use crate::syntax::Node;
@@ -18,7 +18,7 @@ fn looks_like_argument(word: &str) -> bool {
         || word.bytes().all(|b| b.is_ascii_digit())
 }
 
-impl B<'_> {
+impl Builder<'_> {
     /// `notify*` keywords shared by instances and sync groups; `true` if `c` was one.
     pub(super) fn notify(&mut self, c: &Node, notify: &mut NotifyScripts) -> bool {
         let slot = match c.kw.as_str() {
@@ -149,7 +149,13 @@ fn needs_shell(cmd: &str) -> bool {
             .any(|m| cmd.contains(m))
 }
 
-pub(super) fn check_script_path(b: &mut B<'_>, cmd: &str, at: &Location, kw: &str, security: bool) {
+pub(super) fn check_script_path(
+    b: &mut Builder<'_>,
+    cmd: &str,
+    at: &Location,
+    kw: &str,
+    security: bool,
+) {
     let Some(first) = cmd.split_whitespace().next() else {
         return;
     };

@@ -1,11 +1,11 @@
 //! `vrrp_sync_group`, and the tracking weights that its members ignore.
 
-use super::{Known, B};
+use super::{Builder, Known};
 use crate::diag::Diags;
 use crate::model::*;
 use crate::syntax::Node;
 
-impl B<'_> {
+impl Builder<'_> {
     pub(super) fn sync_group(&mut self, n: &Node, k: &Known<'_>) -> Option<SyncGroup> {
         let name = self.block_name(n)?;
         let mut members = Vec::new();

@@ -5,11 +5,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::value::{fmt_secs_us, parse_int, parse_seconds_us, parse_weight};
-use super::B;
+use super::Builder;
 use crate::model::*;
 use crate::syntax::Node;
 
-impl B<'_> {
+impl Builder<'_> {
     fn track_refs(&mut self, n: &Node) -> Vec<TrackRef> {
         let mut out = Vec::new();
         for c in self.children(n) {

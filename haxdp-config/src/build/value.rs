@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use super::B;
+use super::Builder;
 use crate::model::*;
 use crate::syntax::Node;
 
@@ -77,7 +77,7 @@ pub(super) fn parse_weight(args: &[String], lo: i64, hi: i64) -> Result<Weight, 
     })
 }
 
-impl B<'_> {
+impl Builder<'_> {
     pub(super) fn err(&mut self, n: &Node, msg: impl Into<String>) {
         self.d.error_at(&n.loc, &n.kw, msg);
     }
