@@ -1,8 +1,11 @@
-//! A `haxdp run` daemon inside a lab namespace, the keepalived.conf the e2e
-//! tests give it, and the questions they ask about the VIP.
+//! A daemon (`haxdp run`, or keepalived for the bench's baseline) inside a lab
+//! namespace, the keepalived.conf the e2e tests give it, and the questions they
+//! ask about the VIP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use anyhow::{Context, Result};
 
 use crate::{wait_for, workspace_bin, Netns, Proc, TempDir};
 
@@ -22,6 +25,24 @@ pub enum Rx {
     Xdp,
 }
 
+/// Which daemon a node runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Keepalived,
+    Haxdp,
+}
+
+impl Kind {
+    pub const BOTH: [Kind; 2] = [Kind::Keepalived, Kind::Haxdp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Keepalived => "keepalived",
+            Kind::Haxdp => "haxdp",
+        }
+    }
+}
+
 /// One `VI_1` instance on `eth0`, VRID 51, VIP 192.0.2.100/24; `extra` goes
 /// inside the instance block (track_script, notify, authentication).
 pub fn haxdp_config(name: &str, prio: u8, version: u8, advert_int: &str, extra: &str) -> String {
@@ -33,8 +54,10 @@ pub fn haxdp_config(name: &str, prio: u8, version: u8, advert_int: &str, extra: 
     )
 }
 
-/// `haxdp run` in a namespace, with its config and state in a scratch directory.
+/// `haxdp run` (or keepalived) in a namespace, with its config and state in a
+/// scratch directory.
 pub struct Node<'a> {
+    pub kind: Kind,
     pub ns: &'a Netns,
     pub dir: TempDir,
     pub proc: Option<Proc>,
@@ -45,46 +68,91 @@ pub struct Node<'a> {
     /// Start in the namespace's network only, in the host's mount namespace (BPF pins
     /// outlive the process, as under systemd); `ip netns exec` otherwise.
     pub net_only: bool,
+    /// haxdp's `--log-level`; `None` runs the daemon's default (what the bench measures).
+    pub log_level: Option<&'static str>,
+    /// Logs of earlier starts, so that `logs` covers restarts.
+    old_logs: String,
 }
 
 impl<'a> Node<'a> {
     /// Writes `config` and starts the daemon.
     pub fn haxdp(ns: &'a Netns, name: &str, config: &str, rx: Rx) -> Self {
-        let dir = TempDir::new(name);
-        let conf = dir.file("keepalived.conf", config);
-        let mut n = Node {
-            ns,
-            dir,
-            proc: None,
-            conf,
-            rx,
-            bin: workspace_bin("haxdp"),
-            net_only: false,
-        };
+        let mut n = Self::unstarted(Kind::Haxdp, ns, name, config, workspace_bin("haxdp"));
+        n.rx = rx;
+        n.log_level = Some("debug");
         n.start();
         n
     }
 
+    /// Writes `config` and starts `kind`: haxdp from `bin` with its default log
+    /// level and receive path, or keepalived (VRRP only, `-P`). The bench's nodes.
+    pub fn new(kind: Kind, ns: &'a Netns, name: &str, config: &str, bin: &Path) -> Self {
+        let mut n = Self::unstarted(kind, ns, name, config, bin.to_path_buf());
+        n.start();
+        n
+    }
+
+    fn unstarted(kind: Kind, ns: &'a Netns, name: &str, config: &str, bin: PathBuf) -> Self {
+        let dir = TempDir::new(name);
+        let conf = dir.file("keepalived.conf", config);
+        Node {
+            kind,
+            ns,
+            dir,
+            proc: None,
+            conf,
+            rx: Rx::Xdp,
+            bin,
+            net_only: false,
+            log_level: None,
+            old_logs: String::new(),
+        }
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.path.join("keepalived.pid")
+    }
+
+    fn vrrp_pid_file(&self) -> PathBuf {
+        self.dir.path.join("keepalived.vrrp.pid")
+    }
+
     /// Starts (or restarts) the daemon; each start logs to a new file.
     pub fn start(&mut self) {
-        let bin = self.bin.clone();
-        let state = self.dir.path.join("state");
-        let mut args = vec![
-            bin.to_str().expect("utf-8 path").to_string(),
-            "run".into(),
-            "-f".into(),
-            self.conf.to_str().expect("utf-8 path").into(),
-            "--state-dir".into(),
-            state.to_str().expect("utf-8 path").into(),
-            "--log-level".into(),
-            "debug".into(),
-        ];
-        if matches!(self.rx, Rx::Socket) {
-            args.push("--no-xdp".into());
+        if let Some(p) = &self.proc {
+            self.old_logs.push_str(&p.log_text());
         }
+        self.proc = None;
+        let args = match self.kind {
+            Kind::Haxdp => {
+                let state = self.dir.path.join("state");
+                let mut args = vec![
+                    utf8(&self.bin).to_string(),
+                    "run".into(),
+                    "-f".into(),
+                    utf8(&self.conf).into(),
+                    "--state-dir".into(),
+                    utf8(&state).into(),
+                ];
+                if let Some(level) = self.log_level {
+                    args.extend(["--log-level".into(), level.into()]);
+                }
+                if matches!(self.rx, Rx::Socket) {
+                    args.push("--no-xdp".into());
+                }
+                args
+            }
+            Kind::Keepalived => {
+                // Stale pid files from a killed run would make keepalived
+                // think it is already running.
+                let _ = std::fs::remove_file(self.pid_file());
+                let _ = std::fs::remove_file(self.vrrp_pid_file());
+                keepalived_args(&self.conf, &self.pid_file(), &self.vrrp_pid_file())
+            }
+        };
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         let n = self.dir.path.read_dir().map(|d| d.count()).unwrap_or(0);
-        let log = self.dir.path.join(format!("haxdp-{n}.log"));
+        let log = self.dir.path.join(format!("{}-{n}.log", self.kind.name()));
         self.proc = Some(if self.net_only {
             self.ns.spawn_net_only(&argv, &log)
         } else {
@@ -100,6 +168,101 @@ impl<'a> Node<'a> {
     pub fn log(&self) -> String {
         self.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
     }
+
+    /// The logs of every start, oldest first.
+    pub fn logs(&self) -> String {
+        format!("{}{}", self.old_logs, self.log())
+    }
+
+    /// The last `n` lines of `logs`.
+    pub fn log_tail(&self, n: usize) -> String {
+        let log = self.logs();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
+    }
+
+    /// The pid of the process started (keepalived's parent), -1 when none runs.
+    pub fn main_pid(&self) -> i32 {
+        self.proc.as_ref().map(Proc::pid).unwrap_or(-1)
+    }
+
+    /// The process that runs VRRP: haxdp itself, or keepalived's VRRP child
+    /// (the pid it writes to its -r file).
+    pub fn vrrp_pid(&self) -> Result<i32> {
+        match self.kind {
+            Kind::Haxdp => Ok(self.main_pid()),
+            Kind::Keepalived => {
+                let f = self.vrrp_pid_file();
+                wait_for(Duration::from_secs(5), || {
+                    std::fs::read_to_string(&f)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<i32>().ok())
+                        .filter(|p| pid_alive(*p))
+                })
+                .with_context(|| {
+                    format!(
+                        "keepalived wrote no live VRRP pid to {} within 5 s; its log:\n{}",
+                        f.display(),
+                        self.logs()
+                    )
+                })
+            }
+        }
+    }
+
+    /// A crash: nothing is sent on the way out. keepalived's parent is
+    /// stopped first so that it cannot respawn the VRRP child it is about to
+    /// lose, then both are killed.
+    pub fn crash(&mut self) -> Result<()> {
+        let main = self.main_pid();
+        if self.kind == Kind::Keepalived {
+            let child = self.vrrp_pid()?;
+            kill_pid(main, libc::SIGSTOP);
+            kill_pid(child, libc::SIGKILL);
+        }
+        kill_pid(main, libc::SIGKILL);
+        if let Some(p) = self.proc.as_mut() {
+            p.wait_exit(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    /// SIGTERM and wait: keepalived and haxdp both send priority 0 and
+    /// remove their VIPs.
+    pub fn stop(&mut self) {
+        if let Some(p) = self.proc.as_mut() {
+            p.signal(libc::SIGTERM);
+            p.wait_exit(Duration::from_secs(5));
+        }
+    }
+}
+
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// Sends `sig` to `pid` (nothing for a pid <= 0).
+pub fn kill_pid(pid: i32, sig: i32) {
+    if pid > 0 {
+        // SAFETY: kill(2) on a pid of a process the caller started (a daemon
+        // or keepalived's VRRP child, whose pid keepalived wrote for us).
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Whether a process `pid` exists.
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// keepalived 2.2.7 in the foreground, VRRP only, logging to stderr.
+fn keepalived_args(conf: &Path, pid: &Path, vrrp_pid: &Path) -> Vec<String> {
+    let mut args = vec!["keepalived".to_string()];
+    for (flag, path) in [("-f", conf), ("-p", pid), ("-r", vrrp_pid)] {
+        args.extend([flag.to_string(), utf8(path).to_string()]);
+    }
+    args.extend(["-n", "-l", "-D", "-P"].map(String::from));
+    args
 }
 
 /// A real keepalived (VRRP half only, `-P`) in `ns`, in the foreground, running
@@ -109,22 +272,9 @@ pub fn keepalived(ns: &Netns, dir: &TempDir, name: &str, config: &str) -> Proc {
     let conf = dir.file(&format!("{name}.conf"), config);
     let pid = dir.path.join(format!("{name}.pid"));
     let vpid = dir.path.join(format!("{name}.vrrp.pid"));
-    ns.spawn(
-        &[
-            "keepalived",
-            "-f",
-            conf.to_str().expect("utf-8 path"),
-            "-p",
-            pid.to_str().expect("utf-8 path"),
-            "-r",
-            vpid.to_str().expect("utf-8 path"),
-            "-n",
-            "-l",
-            "-D",
-            "-P",
-        ],
-        &dir.path.join(format!("{name}.log")),
-    )
+    let args = keepalived_args(&conf, &pid, &vpid);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    ns.spawn(&argv, &dir.path.join(format!("{name}.log")))
 }
 
 /// Whether `ns` has the VIP configured on `eth0`.

@@ -1,19 +1,19 @@
 //! The lab: addresses, daemons started and stopped on the lab's nodes, the
 //! faults (a blackholed port, CPU hogs) and what is sampled from /proc and the logs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use haxdp_tests::{wait_for, Lan, Netns, Proc};
+pub(crate) use haxdp_tests::node::{has_vip, kill_pid, pid_alive, Kind, Node, VIP};
+use haxdp_tests::{wait_for, Lan, Netns};
 
 use super::report::Report;
-use super::{Ctx, Kind};
+use super::Ctx;
 
 pub(crate) const LB1: &str = "192.0.2.10";
 pub(crate) const LB2: &str = "192.0.2.11";
-pub(crate) const VIP: &str = "192.0.2.100";
 /// `Lan` gives host i the MAC 02:00:00:00:01:(10+i).
 pub(crate) const LB2_MAC: &str = "02:00:00:00:01:0b";
 
@@ -43,18 +43,6 @@ pub(crate) fn ns_name(ns: &Netns) -> &str {
 pub(crate) fn path_str(p: &Path) -> Result<&str> {
     p.to_str()
         .with_context(|| format!("{} is not UTF-8", p.display()))
-}
-
-pub(crate) fn kill_pid(pid: i32, sig: i32) {
-    if pid > 0 {
-        // SAFETY: kill(2) on a pid of a process this bench started (a daemon
-        // or keepalived's VRRP child, whose pid keepalived wrote for us).
-        unsafe { libc::kill(pid, sig) };
-    }
-}
-
-pub(crate) fn pid_alive(pid: i32) -> bool {
-    pid > 0 && Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// A memory figure of a process in KiB from /proc/PID/status (proc(5)): `VmRSS` (all
@@ -113,6 +101,11 @@ pub(crate) fn count_transitions(kind: Kind, log: &str) -> Transitions {
     }
 }
 
+/// The transitions a node logged, over all its starts.
+pub(crate) fn transitions(node: &Node) -> Transitions {
+    count_transitions(node.kind, &node.logs())
+}
+
 /// The receive path a haxdp log names (`eth0: receive path socket`).
 pub(crate) fn receive_path(log: &str) -> Option<String> {
     log.lines().rev().find_map(|l| {
@@ -121,179 +114,6 @@ pub(crate) fn receive_path(log: &str) -> Option<String> {
             .and_then(|r| r.split_whitespace().next())
             .map(str::to_string)
     })
-}
-
-/// A daemon on one lab node; restarted in place for repeated runs.
-pub(crate) struct Node<'a> {
-    pub(crate) kind: Kind,
-    pub(crate) ns: &'a Netns,
-    pub(crate) dir: PathBuf,
-    pub(crate) conf: PathBuf,
-    pub(crate) bin: PathBuf,
-    pub(crate) proc: Option<Proc>,
-    /// Logs of earlier starts, so counts survive a restart.
-    pub(crate) old_logs: String,
-    pub(crate) starts: u32,
-}
-
-impl<'a> Node<'a> {
-    pub(crate) fn new(
-        kind: Kind,
-        ns: &'a Netns,
-        dir: &Path,
-        name: &str,
-        conf: &str,
-        bin: &Path,
-    ) -> Result<Self> {
-        let dir = dir.join(name);
-        std::fs::create_dir_all(dir.join("state"))
-            .with_context(|| format!("creating {}", dir.display()))?;
-        let conf_path = dir.join("keepalived.conf");
-        std::fs::write(&conf_path, conf)
-            .with_context(|| format!("writing {}", conf_path.display()))?;
-        let mut n = Node {
-            kind,
-            ns,
-            dir,
-            conf: conf_path,
-            bin: bin.to_path_buf(),
-            proc: None,
-            old_logs: String::new(),
-            starts: 0,
-        };
-        n.start()?;
-        Ok(n)
-    }
-
-    pub(crate) fn pid_file(&self) -> PathBuf {
-        self.dir.join("keepalived.pid")
-    }
-
-    pub(crate) fn vrrp_pid_file(&self) -> PathBuf {
-        self.dir.join("keepalived.vrrp.pid")
-    }
-
-    pub(crate) fn start(&mut self) -> Result<()> {
-        if let Some(p) = &self.proc {
-            self.old_logs.push_str(&p.log_text());
-        }
-        self.proc = None;
-        self.starts += 1;
-        let log = self
-            .dir
-            .join(format!("{}-{}.log", self.kind.name(), self.starts));
-        let conf = path_str(&self.conf)?.to_string();
-        let proc = match self.kind {
-            Kind::Haxdp => {
-                let state = self.dir.join("state");
-                self.ns.spawn(
-                    &[
-                        path_str(&self.bin)?,
-                        "run",
-                        "-f",
-                        &conf,
-                        "--state-dir",
-                        path_str(&state)?,
-                    ],
-                    &log,
-                )
-            }
-            Kind::Keepalived => {
-                // Stale pid files from a killed run would make keepalived
-                // think it is already running.
-                let _ = std::fs::remove_file(self.pid_file());
-                let _ = std::fs::remove_file(self.vrrp_pid_file());
-                let (pid, vpid) = (self.pid_file(), self.vrrp_pid_file());
-                self.ns.spawn(
-                    &[
-                        "keepalived",
-                        "-f",
-                        &conf,
-                        "-p",
-                        path_str(&pid)?,
-                        "-r",
-                        path_str(&vpid)?,
-                        "-n",
-                        "-l",
-                        "-D",
-                        "-P",
-                    ],
-                    &log,
-                )
-            }
-        };
-        self.proc = Some(proc);
-        Ok(())
-    }
-
-    pub(crate) fn main_pid(&self) -> i32 {
-        self.proc.as_ref().map(Proc::pid).unwrap_or(-1)
-    }
-
-    /// The process that runs VRRP: haxdp itself, or keepalived's VRRP child
-    /// (the pid it writes to its -r file).
-    pub(crate) fn vrrp_pid(&self) -> Result<i32> {
-        match self.kind {
-            Kind::Haxdp => Ok(self.main_pid()),
-            Kind::Keepalived => {
-                let f = self.vrrp_pid_file();
-                wait_for(Duration::from_secs(5), || {
-                    std::fs::read_to_string(&f)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<i32>().ok())
-                        .filter(|p| pid_alive(*p))
-                })
-                .with_context(|| {
-                    format!(
-                        "keepalived wrote no live VRRP pid to {} within 5 s; its log:\n{}",
-                        f.display(),
-                        self.log()
-                    )
-                })
-            }
-        }
-    }
-
-    pub(crate) fn log(&self) -> String {
-        let cur = self.proc.as_ref().map(Proc::log_text).unwrap_or_default();
-        format!("{}{cur}", self.old_logs)
-    }
-
-    pub(crate) fn log_tail(&self, n: usize) -> String {
-        let log = self.log();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(n)..].join("\n")
-    }
-
-    pub(crate) fn transitions(&self) -> Transitions {
-        count_transitions(self.kind, &self.log())
-    }
-
-    /// A crash: nothing is sent on the way out. keepalived's parent is
-    /// stopped first so that it cannot respawn the VRRP child it is about to
-    /// lose, then both are killed.
-    pub(crate) fn crash(&mut self) -> Result<()> {
-        let main = self.main_pid();
-        if self.kind == Kind::Keepalived {
-            let child = self.vrrp_pid()?;
-            kill_pid(main, libc::SIGSTOP);
-            kill_pid(child, libc::SIGKILL);
-        }
-        kill_pid(main, libc::SIGKILL);
-        if let Some(p) = self.proc.as_mut() {
-            p.wait_exit(Duration::from_secs(5));
-        }
-        Ok(())
-    }
-
-    /// SIGTERM and wait: keepalived and haxdp both send priority 0 and
-    /// remove their VIPs.
-    pub(crate) fn stop(&mut self) {
-        if let Some(p) = self.proc.as_mut() {
-            p.signal(libc::SIGTERM);
-            p.wait_exit(Duration::from_secs(5));
-        }
-    }
 }
 
 pub(crate) fn vips_on(ns: &Netns) -> Vec<String> {
@@ -309,10 +129,6 @@ pub(crate) fn vips_on(ns: &Netns) -> Vec<String> {
         // The hosts' own addresses (Lan gives host i 192.0.2.(10+i)).
         .filter(|a| ![LB1, LB2, "192.0.2.12"].contains(&a.as_str()))
         .collect()
-}
-
-pub(crate) fn has_vip(ns: &Netns, vip: &str) -> bool {
-    vips_on(ns).iter().any(|a| a == vip)
 }
 
 /// Waits until lb1 holds `count` VIPs (or `vip`) and lb2 none.
@@ -434,21 +250,21 @@ impl<'a> Pair<'a> {
         conf1: &str,
         conf2: &str,
     ) -> Result<Self> {
-        let dir = ctx.dir(&format!("{tag}-{}", kind.name()));
-        let lb1 = Node::new(kind, &lan.hosts[0], &dir, "lb1", conf1, &ctx.opts.haxdp)?;
-        let lb2 = Node::new(kind, &lan.hosts[1], &dir, "lb2", conf2, &ctx.opts.haxdp)?;
+        let dir = |lb: &str| format!("{tag}-{}-{lb}", kind.name());
+        let lb1 = Node::new(kind, &lan.hosts[0], &dir("lb1"), conf1, &ctx.opts.haxdp);
+        let lb2 = Node::new(kind, &lan.hosts[1], &dir("lb2"), conf2, &ctx.opts.haxdp);
         Ok(Pair { lan, lb1, lb2 })
     }
 
     pub(crate) fn transitions(&self) -> (Transitions, Transitions) {
-        (self.lb1.transitions(), self.lb2.transitions())
+        (transitions(&self.lb1), transitions(&self.lb2))
     }
 
     pub(crate) fn rx_path(&self) -> Option<String> {
         if self.lb1.kind != Kind::Haxdp {
             return None;
         }
-        receive_path(&self.lb2.log()).or_else(|| receive_path(&self.lb1.log()))
+        receive_path(&self.lb2.logs()).or_else(|| receive_path(&self.lb1.logs()))
     }
 
     /// The backup first, so that the master's priority-0 advert does not

@@ -32,6 +32,8 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use anyhow::{bail, Context, Result};
 use haxdp_tests::TempDir;
 
+use harness::Kind;
+
 use report::{markdown, source_state, Report};
 use rows::*;
 
@@ -50,24 +52,6 @@ pub struct BenchOpts {
     pub haxdp: PathBuf,
     /// The command line, recorded in the markdown so a reader can rerun it.
     pub command: String,
-}
-
-/// Which daemon a lab node runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Keepalived,
-    Haxdp,
-}
-
-impl Kind {
-    const BOTH: [Kind; 2] = [Kind::Keepalived, Kind::Haxdp];
-
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Keepalived => "keepalived",
-            Kind::Haxdp => "haxdp",
-        }
-    }
 }
 
 /// A value per daemon.

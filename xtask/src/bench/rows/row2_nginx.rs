@@ -137,7 +137,7 @@ pub(crate) fn row2_nginx(ctx: &Ctx, report: &mut Report) -> Result<()> {
             let stop_at = epoch_now();
             nginx1.stop();
             let took = wait_for(Duration::from_secs(15), || {
-                has_vip(pair.lb2.ns, VIP).then_some(())
+                has_vip(pair.lb2.ns).then_some(())
             });
             std::thread::sleep(Duration::from_millis(300));
             let garp = cap.events().iter().find_map(|e| match e {
