@@ -8,6 +8,7 @@ mod row5_steady_cpu;
 mod row6_floods;
 mod row7_scale;
 mod row8_restart;
+mod row9_vrids_10ms;
 
 pub(crate) use row1_crash::row1_crash;
 pub(crate) use row2_nginx::row2_nginx;
@@ -17,3 +18,4 @@ pub(crate) use row5_steady_cpu::row5_steady_cpu;
 pub(crate) use row6_floods::row6_floods;
 pub(crate) use row7_scale::row7_scale;
 pub(crate) use row8_restart::row8_restart;
+pub(crate) use row9_vrids_10ms::row9_vrids_10ms;

@@ -11,6 +11,19 @@ use crate::bench::report::*;
 use crate::bench::{per_map, Ctx, Kind, Per};
 
 pub(crate) fn row5_steady_cpu(ctx: &Ctx, report: &mut Report) -> Result<()> {
+    steady_cpu(ctx, report, 5, 100, "100 instances")
+}
+
+/// `instances` VRRPv3 instances (VRIDs 1..=instances) at 10 ms adverts on one
+/// interface, lb1 master of all: utime + stime of both VRRP processes over the
+/// window, and the transitions in it. Rows 5 and 9.
+pub(super) fn steady_cpu(
+    ctx: &Ctx,
+    report: &mut Report,
+    row: u8,
+    instances: u16,
+    what: &str,
+) -> Result<()> {
     let window = ctx.secs(60, 15);
     let mut backup: Per<Option<f64>> = Per::default();
     let mut master: Per<Option<f64>> = Per::default();
@@ -22,15 +35,15 @@ pub(crate) fn row5_steady_cpu(ctx: &Ctx, report: &mut Report) -> Result<()> {
     for kind in Kind::BOTH {
         let lan = Lan::new(2);
         let vip = |v: u8| format!("198.51.100.{v}/32");
-        let c1 = config("lb1", "", &many_instances(100, 100, "0.01", vip));
-        let c2 = config("lb2", "", &many_instances(100, 90, "0.01", vip));
-        let mut pair = Pair::start(ctx, &lan, kind, "r5", &c1, &c2)?;
-        // A pair that cannot hold 100 instances at 10 ms keeps flapping
+        let c1 = config("lb1", "", &many_instances(instances, 100, "0.01", vip));
+        let c2 = config("lb2", "", &many_instances(instances, 90, "0.01", vip));
+        let mut pair = Pair::start(ctx, &lan, kind, &format!("r{row}"), &c1, &c2)?;
+        // A pair that cannot hold this many instances at 10 ms keeps flapping
         // and never converges: the window is measured anyway (the
         // configured backup's CPU), and the row says so.
-        if let Err(e) = wait_converged(&pair.lb1, &pair.lb2, 100, converge) {
+        if let Err(e) = wait_converged(&pair.lb1, &pair.lb2, instances.into(), converge) {
             eprintln!(
-                "bench: row 5: {}",
+                "bench: row {row}: {}",
                 e.to_string().lines().next().unwrap_or("")
             );
             *unconverged.get_mut(kind) = true;
@@ -46,37 +59,15 @@ pub(crate) fn row5_steady_cpu(ctx: &Ctx, report: &mut Report) -> Result<()> {
         *master.get_mut(kind) = Some(c11 - c01);
         let (d1, d2) = (a1.since(b1), a2.since(b2));
         *tr.get_mut(kind) = d1.to_master + d1.to_backup + d2.to_master + d2.to_backup;
-        note_rx(report, 5, &pair);
+        note_rx(report, row, &pair);
         pair.stop();
     }
     let w = window.as_secs_f64();
-    let pct = |v: Option<f64>| {
-        v.map(|c| format!("{:.1}%", c / w * 100.0))
-            .unwrap_or_default()
-    };
-    let scen = format!("100 instances, v3 10 ms adverts, {} s", window.as_secs());
+    let scen = format!("{what}, v3 10 ms adverts, {} s", window.as_secs());
+    report.push_cpu(row, &scen, "backup CPU (utime+stime)", &backup, w);
+    report.push_cpu(row, &scen, "master CPU (utime+stime)", &master, w);
     report.push(
-        5,
-        &scen,
-        "backup CPU (utime+stime)",
-        Unit::CpuS,
-        &backup,
-        format!(
-            "of one core: keepalived {}, haxdp {}",
-            pct(backup.ka),
-            pct(backup.hx)
-        ),
-    );
-    report.push(
-        5,
-        &scen,
-        "master CPU (utime+stime)",
-        Unit::CpuS,
-        &master,
-        String::new(),
-    );
-    report.push(
-        5,
+        row,
         &scen,
         "transitions in the window (both daemons)",
         Unit::Count,
