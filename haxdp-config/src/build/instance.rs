@@ -2,8 +2,10 @@
 //! against the rest of the file.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
 use super::script::check_script_path;
+use super::track::Tracking;
 use super::value::{fmt_secs_us, parse_int, parse_seconds_us};
 use super::{Builder, Known};
 use crate::model::*;
@@ -248,481 +250,377 @@ impl Builder<'_> {
 
     pub(super) fn instance(&mut self, n: &Node, k: &Known<'_>) -> Option<VrrpInstance> {
         let name = self.block_name(n)?;
-        let g = &k.global.g;
-        let mut ok = true;
-        let mut state = None;
-        let mut state_node = None;
-        let mut interface = None;
-        let mut vrid = None;
-        let mut priority = 100u8;
-        let mut advert: Option<(u64, &Node)> = None;
-        let mut version = None;
-        let mut nopreempt = None;
-        let mut preempt_delay_ms = 0;
-        let mut auth = None;
-        let mut auth_node = None;
-        let mut unicast_src_ip = None;
-        let mut unicast_peers = Vec::new();
-        let mut unicast_node = None;
-        let mut check_unicast_src = g.vrrp_check_unicast_src;
-        let mut check_node: Option<&Node> = None;
-        let mut allowed_peers: Option<Vec<IpAddr>> = None;
-        let mut mcast_src_ip = None;
-        let mut vips = Vec::new();
-        let mut vip_node = None;
-        let mut excluded = Vec::new();
-        let mut track_scripts = Vec::new();
-        let mut track_interfaces = Vec::new();
-        let mut track_files = Vec::new();
-        let mut notify = NotifyScripts::default();
-        let mut accept = None;
-        let mut garp = g.garp;
-        let mut dont_track_primary = false;
-        let mut strict = g.vrrp_strict;
-        let mut skip_check_adv_addr = g.vrrp_skip_check_adv_addr;
-        let mut higher_prio_send_advert = g.vrrp_higher_prio_send_advert;
+        let mut draft = InstanceDraft::new(name, n, &k.global.g);
         for c in self.children(n) {
-            let kw = c.kw.as_str();
-            if self.notify(c, &mut notify) {
-                if !c.args.is_empty() {
-                    let cmd = c.args.join(" ");
-                    check_script_path(self, &cmd, &c.loc, kw, g.enable_script_security);
-                }
-                continue;
-            }
-            match kw {
-                "state" => {
-                    state_node = Some(c);
-                    match self.value(c) {
-                        Some("MASTER") => state = Some(StateHint::Master),
-                        Some("BACKUP") => state = Some(StateHint::Backup),
-                        Some(v) => {
-                            self.err(c, format!("state '{v}' must be MASTER or BACKUP"));
-                            ok = false;
-                        }
-                        None => ok = false,
-                    }
-                }
-                "interface" => {
-                    if let Some(v) = self.value(c) {
-                        if v.len() > 15 || v.is_empty() || v.contains('/') {
-                            self.err(c, format!("'{v}' is not a valid interface name (at most 15 characters, no '/')"));
-                            ok = false;
-                        } else {
-                            interface = Some(v.to_string());
-                        }
-                    }
-                }
-                "virtual_router_id" => match self.int(c, 1, 255) {
-                    // RFC 9568 5.2.3: VRID is 1-255.
-                    Some(v) => vrid = u8::try_from(v).ok(),
-                    None => ok = false,
-                },
-                "priority" => match self.int(c, 1, 255) {
-                    // RFC 9568 5.2.4: 0 is reserved for "stopping", 255 for the owner.
-                    Some(v) => {
-                        priority = u8::try_from(v).unwrap_or(100);
-                    }
-                    None => ok = false,
-                },
-                "advert_int" => match self.value(c).map(parse_seconds_us) {
-                    Some(Ok(us)) => advert = Some((us, c)),
-                    Some(Err(e)) => {
-                        self.err(c, format!("advert_int: {e}"));
-                        ok = false;
-                    }
-                    None => ok = false,
-                },
-                "version" => match self.int(c, 2, 3) {
-                    Some(v) => version = Some((u8::try_from(v).unwrap_or(2), c)),
-                    None => ok = false,
-                },
-                "nopreempt" => nopreempt = Some(self.flag(c)),
-                "preempt" => {
-                    self.flag(c);
-                    nopreempt = Some(false);
-                }
-                "preempt_delay" => match self.seconds_us(c, 0, 1_000_000_000) {
-                    Some(us) => preempt_delay_ms = u32::try_from(us / 1000).unwrap_or(u32::MAX),
-                    None => ok = false,
-                },
-                "authentication" => {
-                    auth_node = Some(c);
-                    match self.auth(c) {
-                        Some(a) => auth = Some(a),
-                        None => ok = false,
-                    }
-                }
-                "unicast_src_ip" => match self.value(c).and_then(|v| self.addr(c, v)) {
-                    Some(a) => unicast_src_ip = Some(a),
-                    None => ok = false,
-                },
-                "unicast_peer" => {
-                    unicast_node = Some(c);
-                    for p in self.children(c) {
-                        self.no_block(p);
-                        if p.args.iter().any(|a| a == "min_ttl" || a == "max_ttl") {
-                            // keepalived.conf(5): "Specifying min_ttl or max_ttl turns on
-                            // check_unicast_src".
-                            check_unicast_src = true;
-                            check_node.get_or_insert(p);
-                            self.warn(
-                                p,
-                                format!(
-                                    "unicast_peer options '{}': haxdp requires TTL 255 (RFC 9568 7.1), so the range is not applied; as in keepalived they turn on check_unicast_src",
-                                    p.args.join(" ")
-                                ),
-                            );
-                        } else if !p.args.is_empty() {
-                            self.warn(
-                                p,
-                                format!(
-                                    "unicast_peer options '{}' are not supported by haxdp; ignored",
-                                    p.args.join(" ")
-                                ),
-                            );
-                        }
-                        match self.addr(p, &p.kw) {
-                            Some(a) => unicast_peers.push(a),
-                            None => ok = false,
-                        }
-                    }
-                }
-                "check_unicast_src" => {
-                    check_unicast_src = self.flag(c);
-                    check_node = Some(c);
-                }
-                "haxdp_allowed_peers" => {
-                    let mut list = allowed_peers.take().unwrap_or_default();
-                    // One address per line, or several on a line: `{ 192.0.2.1 192.0.2.2 }`.
-                    for p in self.children(c) {
-                        self.no_block(p);
-                        for w in std::iter::once(&p.kw).chain(p.args.iter()) {
-                            match self.addr(p, w) {
-                                Some(a) if !list.contains(&a) => list.push(a),
-                                Some(_) => {}
-                                None => ok = false,
-                            }
-                        }
-                    }
-                    if list.is_empty() {
-                        self.warn(c, "haxdp_allowed_peers is empty: no advert will be accepted, every node will become master".to_string());
-                    }
-                    allowed_peers = Some(list);
-                }
-                "mcast_src_ip" => match self.value(c).and_then(|v| self.addr(c, v)) {
-                    Some(a) => mcast_src_ip = Some(a),
-                    None => ok = false,
-                },
-                "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
-                    if kw == "virtual_ipaddress" {
-                        vip_node = Some(c);
-                    }
-                    for line in self.children(c) {
-                        match self.vip(line) {
-                            Some(v) if kw == "virtual_ipaddress" => vips.push(v),
-                            Some(v) => excluded.push(v),
-                            None => ok = false,
-                        }
-                    }
-                }
-                "track_script" => {
-                    ok &= self.resolved_refs(
-                        c,
-                        &k.checks,
-                        "vrrp_script or vrrp_nginx_check",
-                        &mut track_scripts,
-                    );
-                }
-                "track_file" => {
-                    ok &=
-                        self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut track_files);
-                }
-                "track_interface" => track_interfaces.extend(self.track_interfaces(c)),
-                "accept" => accept = Some(self.flag(c)),
-                "no_accept" => {
-                    self.flag(c);
-                    accept = Some(false);
-                }
-                "garp_master_delay" => {
-                    garp.master_delay_s = self.u32_in(c, 0, 3600).unwrap_or(garp.master_delay_s)
-                }
-                "garp_master_repeat" => {
-                    garp.master_repeat = self.u32_in(c, 1, 10_000).unwrap_or(garp.master_repeat)
-                }
-                "garp_master_refresh" => {
-                    garp.master_refresh_s =
-                        self.u32_in(c, 0, 86_400).unwrap_or(garp.master_refresh_s)
-                }
-                "garp_master_refresh_repeat" => {
-                    garp.master_refresh_repeat = self
-                        .u32_in(c, 1, 10_000)
-                        .unwrap_or(garp.master_refresh_repeat)
-                }
-                "garp_lower_prio_delay" => garp.lower_prio_delay_s = self.u32_in(c, 0, 3600),
-                "garp_lower_prio_repeat" => garp.lower_prio_repeat = self.u32_in(c, 1, 10_000),
-                "dont_track_primary" => dont_track_primary = self.flag(c),
-                "strict_mode" => {
-                    strict = match c.args.first().map(String::as_str) {
-                        None | Some("on" | "true" | "yes") => true,
-                        Some("off" | "false" | "no") => false,
-                        Some(v) => {
-                            self.err(c, format!("strict_mode '{v}' must be on or off"));
-                            ok = false;
-                            strict
-                        }
-                    }
-                }
-                "skip_check_adv_addr" => skip_check_adv_addr = self.flag(c),
-                "higher_prio_send_advert" => higher_prio_send_advert = self.flag(c),
-                "smtp_alert" => self.info(c, "haxdp does not send mail; smtp_alert ignored"),
-                k if INSTANCE_UNSUPPORTED.contains(&k) => self.warn(
-                    c,
-                    format!("vrrp_instance keyword '{k}' is not supported by haxdp; ignored"),
-                ),
-                k => {
-                    self.err(
-                        c,
-                        format!(
-                            "unknown vrrp_instance keyword '{k}': inside vrrp_instance a misspelt keyword would change the election silently, so haxdp refuses it"
-                        ),
-                    );
-                    ok = false;
-                }
-            }
+            draft.read(self, c, k);
         }
+        draft.finish(self, k)
+    }
+}
 
-        let Some(interface) = interface else {
-            self.err(n, format!("vrrp_instance {name} has no 'interface'"));
-            return None;
-        };
-        let Some(vrid) = vrid else {
-            if ok {
-                self.err(
-                    n,
-                    format!("vrrp_instance {name} has no 'virtual_router_id'"),
-                );
+/// A `vrrp_instance` while its keywords are read: each field starts at keepalived's
+/// default or the `global_defs` value, `read` fills it one keyword at a time, and `finish`
+/// makes the checks that need the whole block and builds the `VrrpInstance`. The `*_node`
+/// fields keep the line a later diagnostic is about.
+struct InstanceDraft<'n> {
+    name: String,
+    node: &'n Node,
+    /// False once an error is reported: the instance is then refused.
+    ok: bool,
+    state: Option<StateHint>,
+    state_node: Option<&'n Node>,
+    interface: Option<String>,
+    vrid: Option<u8>,
+    priority: u8,
+    advert: Option<(u64, &'n Node)>,
+    version: Option<(u8, &'n Node)>,
+    nopreempt: Option<bool>,
+    preempt_delay_ms: u32,
+    auth: Option<AuthPass>,
+    auth_node: Option<&'n Node>,
+    unicast_src_ip: Option<IpAddr>,
+    unicast_peers: Vec<IpAddr>,
+    unicast_node: Option<&'n Node>,
+    check_unicast_src: bool,
+    check_node: Option<&'n Node>,
+    allowed_peers: Option<Vec<IpAddr>>,
+    mcast_src_ip: Option<IpAddr>,
+    vips: Vec<RawVip>,
+    vip_node: Option<&'n Node>,
+    excluded: Vec<RawVip>,
+    tracking: Tracking,
+    notify: NotifyScripts,
+    notify_fifo: Option<PathBuf>,
+    accept: Option<bool>,
+    garp: GarpSettings,
+    dont_track_primary: bool,
+    strict: bool,
+    skip_check_adv_addr: bool,
+    higher_prio_send_advert: bool,
+}
+
+impl<'n> InstanceDraft<'n> {
+    fn new(name: String, node: &'n Node, g: &GlobalDefs) -> Self {
+        InstanceDraft {
+            name,
+            node,
+            ok: true,
+            state: None,
+            state_node: None,
+            interface: None,
+            vrid: None,
+            priority: 100,
+            advert: None,
+            version: None,
+            nopreempt: None,
+            preempt_delay_ms: 0,
+            auth: None,
+            auth_node: None,
+            unicast_src_ip: None,
+            unicast_peers: Vec::new(),
+            unicast_node: None,
+            check_unicast_src: g.vrrp_check_unicast_src,
+            check_node: None,
+            allowed_peers: None,
+            mcast_src_ip: None,
+            vips: Vec::new(),
+            vip_node: None,
+            excluded: Vec::new(),
+            tracking: Tracking::default(),
+            notify: NotifyScripts::default(),
+            notify_fifo: g.notify_fifo.clone(),
+            accept: None,
+            garp: g.garp,
+            dont_track_primary: false,
+            strict: g.vrrp_strict,
+            skip_check_adv_addr: g.vrrp_skip_check_adv_addr,
+            higher_prio_send_advert: g.vrrp_higher_prio_send_advert,
+        }
+    }
+
+    /// `v`, noting that the instance is refused when it is `None` (the reader that
+    /// returned it has reported why).
+    fn need<T>(&mut self, v: Option<T>) -> Option<T> {
+        self.ok &= v.is_some();
+        v
+    }
+
+    /// One statement of the block.
+    fn read(&mut self, b: &mut Builder<'_>, c: &'n Node, k: &Known<'_>) {
+        let kw = c.kw.as_str();
+        if b.notify(c, &mut self.notify) {
+            if !c.args.is_empty() {
+                let cmd = c.args.join(" ");
+                let security = k.global.g.enable_script_security;
+                check_script_path(b, &cmd, &c.loc, kw, security);
             }
-            return None;
-        };
-
-        // Address family: RFC 9568 7.1 ("IPvX addresses ... of the same address family").
-        let family_v6 = vips.first().map(|v| v.vip.address.is_ipv6());
-        if let Some(v6) = family_v6 {
-            let mixed: Vec<&RawVip> = vips
-                .iter()
-                .filter(|v| v.vip.address.is_ipv6() != v6)
-                .collect();
-            if let Some(first_bad) = mixed.first() {
-                self.d.error_at(
-                    &first_bad.vip.location,
-                    "virtual_ipaddress",
+            return;
+        }
+        if let Some(refs_ok) = b.tracking(c, k, &mut self.tracking) {
+            self.ok &= refs_ok;
+            return;
+        }
+        match kw {
+            // The election.
+            "state" => self.state(b, c),
+            "interface" => self.interface(b, c),
+            // RFC 9568 5.2.3: VRID is 1-255.
+            "virtual_router_id" => {
+                if let Some(v) = self.need(b.int(c, 1, 255)) {
+                    self.vrid = u8::try_from(v).ok();
+                }
+            }
+            // RFC 9568 5.2.4: 0 is reserved for "stopping", 255 for the owner.
+            "priority" => {
+                if let Some(v) = self.need(b.int(c, 1, 255)) {
+                    self.priority = u8::try_from(v).unwrap_or(100);
+                }
+            }
+            "advert_int" => match self.need(b.value(c)).map(parse_seconds_us) {
+                Some(Ok(us)) => self.advert = Some((us, c)),
+                Some(Err(e)) => {
+                    b.err(c, format!("advert_int: {e}"));
+                    self.ok = false;
+                }
+                None => {}
+            },
+            "version" => {
+                if let Some(v) = self.need(b.int(c, 2, 3)) {
+                    self.version = Some((u8::try_from(v).unwrap_or(2), c));
+                }
+            }
+            "nopreempt" => self.nopreempt = Some(b.flag(c)),
+            "preempt" => {
+                b.flag(c);
+                self.nopreempt = Some(false);
+            }
+            "preempt_delay" => {
+                if let Some(us) = self.need(b.seconds_us(c, 0, 1_000_000_000)) {
+                    self.preempt_delay_ms = u32::try_from(us / 1000).unwrap_or(u32::MAX);
+                }
+            }
+            "authentication" => {
+                self.auth_node = Some(c);
+                if let Some(a) = self.need(b.auth(c)) {
+                    self.auth = Some(a);
+                }
+            }
+            // Who speaks and who is heard.
+            "unicast_src_ip" => {
+                if let Some(a) = self.need(b.value(c).and_then(|v| b.addr(c, v))) {
+                    self.unicast_src_ip = Some(a);
+                }
+            }
+            "unicast_peer" => self.unicast_peer(b, c),
+            "check_unicast_src" => {
+                self.check_unicast_src = b.flag(c);
+                self.check_node = Some(c);
+            }
+            "haxdp_allowed_peers" => self.allowed_peers(b, c),
+            "mcast_src_ip" => {
+                if let Some(a) = self.need(b.value(c).and_then(|v| b.addr(c, v))) {
+                    self.mcast_src_ip = Some(a);
+                }
+            }
+            // The addresses.
+            "virtual_ipaddress" | "virtual_ipaddress_excluded" => self.addresses(b, c),
+            "accept" => self.accept = Some(b.flag(c)),
+            "no_accept" => {
+                b.flag(c);
+                self.accept = Some(false);
+            }
+            // Gratuitous ARP / unsolicited NA.
+            "garp_master_delay" => {
+                let garp = &mut self.garp;
+                garp.master_delay_s = b.u32_in(c, 0, 3600).unwrap_or(garp.master_delay_s);
+            }
+            "garp_master_repeat" => {
+                let garp = &mut self.garp;
+                garp.master_repeat = b.u32_in(c, 1, 10_000).unwrap_or(garp.master_repeat);
+            }
+            "garp_master_refresh" => {
+                let garp = &mut self.garp;
+                garp.master_refresh_s = b.u32_in(c, 0, 86_400).unwrap_or(garp.master_refresh_s);
+            }
+            "garp_master_refresh_repeat" => {
+                let garp = &mut self.garp;
+                garp.master_refresh_repeat =
+                    b.u32_in(c, 1, 10_000).unwrap_or(garp.master_refresh_repeat);
+            }
+            "garp_lower_prio_delay" => self.garp.lower_prio_delay_s = b.u32_in(c, 0, 3600),
+            "garp_lower_prio_repeat" => self.garp.lower_prio_repeat = b.u32_in(c, 1, 10_000),
+            // Flags.
+            "dont_track_primary" => self.dont_track_primary = b.flag(c),
+            "strict_mode" => match c.args.first().map(String::as_str) {
+                None | Some("on" | "true" | "yes") => self.strict = true,
+                Some("off" | "false" | "no") => self.strict = false,
+                Some(v) => {
+                    b.err(c, format!("strict_mode '{v}' must be on or off"));
+                    self.ok = false;
+                }
+            },
+            "skip_check_adv_addr" => self.skip_check_adv_addr = b.flag(c),
+            "higher_prio_send_advert" => self.higher_prio_send_advert = b.flag(c),
+            "smtp_alert" => b.info(c, "haxdp does not send mail; smtp_alert ignored"),
+            k if INSTANCE_UNSUPPORTED.contains(&k) => b.warn(
+                c,
+                format!("vrrp_instance keyword '{k}' is not supported by haxdp; ignored"),
+            ),
+            k => {
+                b.err(
+                    c,
                     format!(
-                        "{} mixes IPv4 and IPv6 in one virtual_ipaddress (a VRRP advert carries one family, RFC 9568 5.2.9): move {} to virtual_ipaddress_excluded or to a second vrrp_instance",
-                        name, first_bad.vip.address
+                        "unknown vrrp_instance keyword '{k}': inside vrrp_instance a misspelt keyword would change the election silently, so haxdp refuses it"
                     ),
                 );
-                ok = false;
+                self.ok = false;
             }
-        } else if let Some(vn) = vip_node {
-            self.warn(
-                vn,
-                format!("{name}: empty virtual_ipaddress; the instance will own no address"),
+        }
+    }
+
+    fn state(&mut self, b: &mut Builder<'_>, c: &'n Node) {
+        self.state_node = Some(c);
+        match self.need(b.value(c)) {
+            Some("MASTER") => self.state = Some(StateHint::Master),
+            Some("BACKUP") => self.state = Some(StateHint::Backup),
+            Some(v) => {
+                b.err(c, format!("state '{v}' must be MASTER or BACKUP"));
+                self.ok = false;
+            }
+            None => {}
+        }
+    }
+
+    fn interface(&mut self, b: &mut Builder<'_>, c: &Node) {
+        // A missing value is reported here and again by `finish` (no 'interface').
+        let Some(v) = b.value(c) else {
+            return;
+        };
+        if v.len() > 15 || v.is_empty() || v.contains('/') {
+            b.err(
+                c,
+                format!("'{v}' is not a valid interface name (at most 15 characters, no '/')"),
             );
+            self.ok = false;
         } else {
-            self.warn(
-                n,
-                format!("{name}: no virtual_ipaddress; the instance will own no address"),
-            );
+            self.interface = Some(v.to_string());
         }
-        let is_v6 = family_v6.unwrap_or(false);
+    }
 
-        // Version: instance > global_defs > keepalived's default, 2.
-        let version = match (version, g.vrrp_version) {
-            (Some((v, c)), _) => {
-                if v == 2 && is_v6 {
-                    self.err(
-                        c,
-                        "VRRPv2 is IPv4 only (RFC 3768); IPv6 VIPs need version 3",
-                    );
-                    ok = false;
-                }
-                v
-            }
-            (None, Some(v)) => {
-                if v == 2 && is_v6 {
-                    if let Some(loc) = &k.global.version_loc {
-                        self.d.error_at(
-                            loc,
-                            "vrrp_version",
-                            format!("vrrp_version 2 applies to {name}, whose VIPs are IPv6; VRRPv2 is IPv4 only: set 'version 3' in the instance"),
-                        );
-                    }
-                    ok = false;
-                }
-                v
-            }
-            (None, None) if is_v6 => {
-                self.info(
-                    n,
-                    format!("{name}: IPv6 VIPs, so VRRP version 3 (VRRPv2 is IPv4 only), as keepalived does"),
+    fn unicast_peer(&mut self, b: &mut Builder<'_>, c: &'n Node) {
+        self.unicast_node = Some(c);
+        for p in b.children(c) {
+            b.no_block(p);
+            if p.args.iter().any(|a| a == "min_ttl" || a == "max_ttl") {
+                // keepalived.conf(5): "Specifying min_ttl or max_ttl turns on
+                // check_unicast_src".
+                self.check_unicast_src = true;
+                self.check_node.get_or_insert(p);
+                b.warn(
+                    p,
+                    format!(
+                        "unicast_peer options '{}': haxdp requires TTL 255 (RFC 9568 7.1), so the range is not applied; as in keepalived they turn on check_unicast_src",
+                        p.args.join(" ")
+                    ),
                 );
-                3
+            } else if !p.args.is_empty() {
+                b.warn(
+                    p,
+                    format!(
+                        "unicast_peer options '{}' are not supported by haxdp; ignored",
+                        p.args.join(" ")
+                    ),
+                );
             }
-            (None, None) => 2,
-        };
+            if let Some(a) = self.need(b.addr(p, &p.kw)) {
+                self.unicast_peers.push(a);
+            }
+        }
+    }
 
-        let advert_int_cs = match advert {
-            None => 100,
-            Some((us, c)) => {
-                let val = fmt_secs_us(us);
-                if version == 2 {
-                    // RFC 3768 5.3.7: Adver Int is 8 bits of whole seconds.
-                    if !us.is_multiple_of(1_000_000) {
-                        self.err(
-                            c,
-                            format!("advert_int {val}: VRRPv2 advertises whole seconds (RFC 3768 5.3.7); use 'version 3' for sub-second adverts"),
-                        );
-                        ok = false;
-                        100
-                    } else if !(1_000_000..=255_000_000).contains(&us) {
-                        self.err(
-                            c,
-                            format!("advert_int {val}: VRRPv2 allows 1 to 255 seconds"),
-                        );
-                        ok = false;
-                        100
-                    } else {
-                        u16::try_from(us / 10_000).unwrap_or(100)
-                    }
-                } else if !us.is_multiple_of(10_000) {
-                    // RFC 9568 5.2.7: Max Adver Int is 12 bits of centiseconds.
-                    self.err(
-                        c,
-                        format!("advert_int {val}: VRRPv3 counts centiseconds (RFC 9568 5.2.7); use at most 2 decimals"),
-                    );
-                    ok = false;
-                    100
-                } else if !(10_000..=40_950_000).contains(&us) {
-                    self.err(
-                        c,
-                        format!("advert_int {val}: VRRPv3 allows 0.01 to 40.95 seconds (RFC 9568 5.2.7)"),
-                    );
-                    ok = false;
-                    100
+    fn allowed_peers(&mut self, b: &mut Builder<'_>, c: &Node) {
+        let mut list = self.allowed_peers.take().unwrap_or_default();
+        // One address per line, or several on a line: `{ 192.0.2.1 192.0.2.2 }`.
+        for p in b.children(c) {
+            b.no_block(p);
+            for w in std::iter::once(&p.kw).chain(p.args.iter()) {
+                match self.need(b.addr(p, w)) {
+                    Some(a) if !list.contains(&a) => list.push(a),
+                    _ => {}
+                }
+            }
+        }
+        if list.is_empty() {
+            b.warn(c, "haxdp_allowed_peers is empty: no advert will be accepted, every node will become master".to_string());
+        }
+        self.allowed_peers = Some(list);
+    }
+
+    fn addresses(&mut self, b: &mut Builder<'_>, c: &'n Node) {
+        let owned = c.kw == "virtual_ipaddress";
+        if owned {
+            self.vip_node = Some(c);
+        }
+        for line in b.children(c) {
+            if let Some(v) = self.need(b.vip(line)) {
+                if owned {
+                    self.vips.push(v);
                 } else {
-                    u16::try_from(us / 10_000).unwrap_or(100)
+                    self.excluded.push(v);
                 }
             }
+        }
+    }
+
+    /// The checks that need the whole block, keepalived's resolution of what conflicts,
+    /// and the instance; `None` when any error was reported.
+    fn finish(mut self, b: &mut Builder<'_>, k: &Known<'_>) -> Option<VrrpInstance> {
+        let n = self.node;
+        let Some(interface) = self.interface.take() else {
+            b.err(n, format!("vrrp_instance {} has no 'interface'", self.name));
+            return None;
         };
-
-        let family_ok = |a: &IpAddr| a.is_ipv6() == is_v6;
-        for (what, a) in unicast_src_ip
-            .iter()
-            .map(|a| ("unicast_src_ip", a))
-            .chain(mcast_src_ip.iter().map(|a| ("mcast_src_ip", a)))
-            .chain(unicast_peers.iter().map(|a| ("unicast_peer", a)))
-            .chain(
-                allowed_peers
-                    .iter()
-                    .flatten()
-                    .map(|a| ("haxdp_allowed_peers", a)),
-            )
-        {
-            if family_v6.is_some() && !family_ok(a) {
-                self.err(
+        let Some(vrid) = self.vrid else {
+            if self.ok {
+                b.err(
                     n,
-                    format!("{name}: {what} {a} is not the same address family as the VIPs"),
+                    format!("vrrp_instance {} has no 'virtual_router_id'", self.name),
                 );
-                ok = false;
             }
+            return None;
+        };
+        let family_v6 = self.vip_family(b);
+        let version = self.resolve_version(b, k, family_v6.unwrap_or(false));
+        let advert_int_cs = self.advert_int_cs(b, version);
+        if let Some(v6) = family_v6 {
+            self.check_peer_families(b, v6);
         }
-
-        if check_unicast_src && unicast_peers.is_empty() {
-            if let Some(c) = check_node {
-                self.warn(
+        if self.check_unicast_src && self.unicast_peers.is_empty() {
+            if let Some(c) = self.check_node {
+                b.warn(
                     c,
-                    format!("{name}: check_unicast_src has no effect without unicast_peer (as in keepalived); use haxdp_allowed_peers to restrict a multicast instance"),
+                    format!("{}: check_unicast_src has no effect without unicast_peer (as in keepalived); use haxdp_allowed_peers to restrict a multicast instance", self.name),
                 );
             }
         }
-
-        let mut nopreempt = nopreempt.unwrap_or(false);
-        if state == Some(StateHint::Master) && nopreempt {
-            let at = state_node.map_or(&n.loc, |s| &s.loc);
-            self.d.warn_at(
-                at,
-                "nopreempt",
-                format!("{name}: nopreempt does not work with 'state MASTER' (keepalived clears it too); nopreempt ignored: use 'state BACKUP' on every node for nopreempt"),
-            );
-            nopreempt = false;
+        let nopreempt = self.resolve_nopreempt(b);
+        if self.strict {
+            self.apply_strict(b, k);
         }
-
-        if strict {
-            if let Some(u) = unicast_node {
-                self.err(
-                    u,
-                    format!("{name}: vrrp_strict forbids unicast_peer (RFC 9568 sends adverts to the multicast group); remove vrrp_strict or unicast_peer"),
-                );
-                ok = false;
-            }
-            if auth.is_some() {
-                let at = auth_node.map_or(&n.loc, |a| &a.loc);
-                self.d.warn_at(
-                    at,
-                    "authentication",
-                    format!("{name}: strict mode does not support authentication (removed in RFC 3768 5.3.6); ignored, as keepalived does"),
-                );
-                auth = None;
-            }
-            if state == Some(StateHint::Master) && priority != 255 {
-                let at = state_node.map_or(&n.loc, |s| &s.loc);
-                self.d.warn_at(
-                    at,
-                    "state",
-                    format!("{name}: strict mode: state MASTER requires priority 255 (the address owner, RFC 9568 6.1); starting as BACKUP, as keepalived does"),
-                );
-                state = Some(StateHint::Backup);
-            }
-            if accept.is_none() {
-                let at = k.global.strict_loc.as_ref().unwrap_or(&n.loc);
-                self.d.warn_at(
-                    at,
-                    "vrrp_strict",
-                    format!("{name}: with vrrp_strict and no 'accept', Accept_Mode is off (RFC 9568 6.1): this router does not accept traffic to the VIPs unless it owns them (priority 255), so nginx listening on them is unreachable; add 'accept' to the instance"),
-                );
-            }
-        }
-        if version == 3 && auth.is_some() {
-            let at = auth_node.map_or(&n.loc, |a| &a.loc);
-            self.d.warn_at(
+        if version == 3 && self.auth.is_some() {
+            let at = self.auth_node.map_or(&n.loc, |a| &a.loc);
+            b.d.warn_at(
                 at,
                 "authentication",
                 format!(
-                    "{name}: VRRPv3 has no authentication (RFC 9568 removed it); auth_pass ignored"
+                    "{}: VRRPv3 has no authentication (RFC 9568 removed it); auth_pass ignored",
+                    self.name
                 ),
             );
-            auth = None;
+            self.auth = None;
         }
-        let accept = accept.unwrap_or(!strict);
-
-        // keepalived drops a track_interface naming the instance's own interface: that
-        // interface going down already faults the instance (unless dont_track_primary).
-        if !dont_track_primary {
-            let mut kept = Vec::with_capacity(track_interfaces.len());
-            for t in track_interfaces {
-                if t.name == interface {
-                    self.d.warn_at(
-                        &t.location,
-                        "track_interface",
-                        format!("{name}: track_interface {} is the instance's own interface, whose failure already puts the instance in FAULT; ignored, as keepalived does (add dont_track_primary to use a weight instead)", t.name),
-                    );
-                } else {
-                    kept.push(t);
-                }
-            }
-            track_interfaces = kept;
-        }
+        let accept = self.accept.unwrap_or(!self.strict);
+        let track_interfaces = self.own_interface_untracked(b, &interface);
         let resolve = |raw: Vec<RawVip>| -> Vec<VirtualIp> {
             raw.into_iter()
                 .map(|mut r| {
@@ -733,41 +631,249 @@ impl Builder<'_> {
                 })
                 .collect()
         };
-        let vips = resolve(vips);
-        let excluded_vips = resolve(excluded);
-        if !ok {
+        let vips = resolve(self.vips);
+        let excluded_vips = resolve(self.excluded);
+        if !self.ok {
             return None;
         }
         Some(VrrpInstance {
-            name,
-            state,
+            name: self.name,
+            state: self.state,
             interface: interface.clone(),
             vrid,
-            priority,
+            priority: self.priority,
             advert_int_cs,
             version,
             nopreempt,
-            preempt_delay_ms,
-            auth,
-            unicast_src_ip,
-            unicast_peers,
-            check_unicast_src,
-            allowed_peers,
-            mcast_src_ip,
+            preempt_delay_ms: self.preempt_delay_ms,
+            auth: self.auth,
+            unicast_src_ip: self.unicast_src_ip,
+            unicast_peers: self.unicast_peers,
+            check_unicast_src: self.check_unicast_src,
+            allowed_peers: self.allowed_peers,
+            mcast_src_ip: self.mcast_src_ip,
             vips,
             excluded_vips,
-            track_scripts,
+            track_scripts: self.tracking.scripts,
             track_interfaces,
-            track_files,
-            notify,
-            notify_fifo: g.notify_fifo.clone(),
+            track_files: self.tracking.files,
+            notify: self.notify,
+            notify_fifo: self.notify_fifo,
             accept,
-            garp,
-            dont_track_primary,
-            strict,
-            skip_check_adv_addr,
-            higher_prio_send_advert,
+            garp: self.garp,
+            dont_track_primary: self.dont_track_primary,
+            strict: self.strict,
+            skip_check_adv_addr: self.skip_check_adv_addr,
+            higher_prio_send_advert: self.higher_prio_send_advert,
             location: n.loc.clone(),
         })
+    }
+
+    /// The VIPs' address family (`Some(true)` for IPv6; `None` without VIPs). RFC 9568
+    /// 7.1: "IPvX addresses ... of the same address family".
+    fn vip_family(&mut self, b: &mut Builder<'_>) -> Option<bool> {
+        let name = &self.name;
+        let Some(v6) = self.vips.first().map(|v| v.vip.address.is_ipv6()) else {
+            match self.vip_node {
+                Some(vn) => b.warn(
+                    vn,
+                    format!("{name}: empty virtual_ipaddress; the instance will own no address"),
+                ),
+                None => b.warn(
+                    self.node,
+                    format!("{name}: no virtual_ipaddress; the instance will own no address"),
+                ),
+            }
+            return None;
+        };
+        if let Some(first_bad) = self.vips.iter().find(|v| v.vip.address.is_ipv6() != v6) {
+            b.d.error_at(
+                &first_bad.vip.location,
+                "virtual_ipaddress",
+                format!(
+                    "{} mixes IPv4 and IPv6 in one virtual_ipaddress (a VRRP advert carries one family, RFC 9568 5.2.9): move {} to virtual_ipaddress_excluded or to a second vrrp_instance",
+                    name, first_bad.vip.address
+                ),
+            );
+            self.ok = false;
+        }
+        Some(v6)
+    }
+
+    /// Version: instance > global_defs > keepalived's default, 2 (3 for IPv6 VIPs).
+    fn resolve_version(&mut self, b: &mut Builder<'_>, k: &Known<'_>, is_v6: bool) -> u8 {
+        let name = &self.name;
+        match (self.version, k.global.g.vrrp_version) {
+            (Some((v, c)), _) => {
+                if v == 2 && is_v6 {
+                    b.err(
+                        c,
+                        "VRRPv2 is IPv4 only (RFC 3768); IPv6 VIPs need version 3",
+                    );
+                    self.ok = false;
+                }
+                v
+            }
+            (None, Some(v)) => {
+                if v == 2 && is_v6 {
+                    if let Some(loc) = &k.global.version_loc {
+                        b.d.error_at(
+                            loc,
+                            "vrrp_version",
+                            format!("vrrp_version 2 applies to {name}, whose VIPs are IPv6; VRRPv2 is IPv4 only: set 'version 3' in the instance"),
+                        );
+                    }
+                    self.ok = false;
+                }
+                v
+            }
+            (None, None) if is_v6 => {
+                b.info(
+                    self.node,
+                    format!("{name}: IPv6 VIPs, so VRRP version 3 (VRRPv2 is IPv4 only), as keepalived does"),
+                );
+                3
+            }
+            (None, None) => 2,
+        }
+    }
+
+    /// `advert_int` in centiseconds, checked against what `version`'s advert can carry.
+    fn advert_int_cs(&mut self, b: &mut Builder<'_>, version: u8) -> u16 {
+        let Some((us, c)) = self.advert else {
+            return 100;
+        };
+        let val = fmt_secs_us(us);
+        let problem = if version == 2 {
+            // RFC 3768 5.3.7: Adver Int is 8 bits of whole seconds.
+            if !us.is_multiple_of(1_000_000) {
+                Some(format!("advert_int {val}: VRRPv2 advertises whole seconds (RFC 3768 5.3.7); use 'version 3' for sub-second adverts"))
+            } else if !(1_000_000..=255_000_000).contains(&us) {
+                Some(format!("advert_int {val}: VRRPv2 allows 1 to 255 seconds"))
+            } else {
+                None
+            }
+        } else if !us.is_multiple_of(10_000) {
+            // RFC 9568 5.2.7: Max Adver Int is 12 bits of centiseconds.
+            Some(format!("advert_int {val}: VRRPv3 counts centiseconds (RFC 9568 5.2.7); use at most 2 decimals"))
+        } else if !(10_000..=40_950_000).contains(&us) {
+            Some(format!(
+                "advert_int {val}: VRRPv3 allows 0.01 to 40.95 seconds (RFC 9568 5.2.7)"
+            ))
+        } else {
+            None
+        };
+        match problem {
+            None => u16::try_from(us / 10_000).unwrap_or(100),
+            Some(msg) => {
+                b.err(c, msg);
+                self.ok = false;
+                100
+            }
+        }
+    }
+
+    /// Every source and peer address in the VIPs' family (`v6`).
+    fn check_peer_families(&mut self, b: &mut Builder<'_>, v6: bool) {
+        let addrs = self
+            .unicast_src_ip
+            .iter()
+            .map(|a| ("unicast_src_ip", a))
+            .chain(self.mcast_src_ip.iter().map(|a| ("mcast_src_ip", a)))
+            .chain(self.unicast_peers.iter().map(|a| ("unicast_peer", a)))
+            .chain(
+                self.allowed_peers
+                    .iter()
+                    .flatten()
+                    .map(|a| ("haxdp_allowed_peers", a)),
+            );
+        for (what, a) in addrs.filter(|(_, a)| a.is_ipv6() != v6) {
+            b.err(
+                self.node,
+                format!(
+                    "{}: {what} {a} is not the same address family as the VIPs",
+                    self.name
+                ),
+            );
+            self.ok = false;
+        }
+    }
+
+    /// keepalived clears nopreempt under `state MASTER`.
+    fn resolve_nopreempt(&self, b: &mut Builder<'_>) -> bool {
+        let nopreempt = self.nopreempt.unwrap_or(false);
+        if self.state == Some(StateHint::Master) && nopreempt {
+            let at = self.state_node.map_or(&self.node.loc, |s| &s.loc);
+            b.d.warn_at(
+                at,
+                "nopreempt",
+                format!("{}: nopreempt does not work with 'state MASTER' (keepalived clears it too); nopreempt ignored: use 'state BACKUP' on every node for nopreempt", self.name),
+            );
+            return false;
+        }
+        nopreempt
+    }
+
+    /// What vrrp_strict (or strict_mode) refuses, drops or changes, as keepalived does.
+    fn apply_strict(&mut self, b: &mut Builder<'_>, k: &Known<'_>) {
+        let (name, n) = (&self.name, self.node);
+        if let Some(u) = self.unicast_node {
+            b.err(
+                u,
+                format!("{name}: vrrp_strict forbids unicast_peer (RFC 9568 sends adverts to the multicast group); remove vrrp_strict or unicast_peer"),
+            );
+            self.ok = false;
+        }
+        if self.auth.is_some() {
+            let at = self.auth_node.map_or(&n.loc, |a| &a.loc);
+            b.d.warn_at(
+                at,
+                "authentication",
+                format!("{name}: strict mode does not support authentication (removed in RFC 3768 5.3.6); ignored, as keepalived does"),
+            );
+            self.auth = None;
+        }
+        if self.state == Some(StateHint::Master) && self.priority != 255 {
+            let at = self.state_node.map_or(&n.loc, |s| &s.loc);
+            b.d.warn_at(
+                at,
+                "state",
+                format!("{name}: strict mode: state MASTER requires priority 255 (the address owner, RFC 9568 6.1); starting as BACKUP, as keepalived does"),
+            );
+            self.state = Some(StateHint::Backup);
+        }
+        if self.accept.is_none() {
+            let at = k.global.strict_loc.as_ref().unwrap_or(&n.loc);
+            b.d.warn_at(
+                at,
+                "vrrp_strict",
+                format!("{name}: with vrrp_strict and no 'accept', Accept_Mode is off (RFC 9568 6.1): this router does not accept traffic to the VIPs unless it owns them (priority 255), so nginx listening on them is unreachable; add 'accept' to the instance"),
+            );
+        }
+    }
+
+    /// The tracked interfaces; keepalived drops a track_interface naming the instance's
+    /// own interface: that interface going down already faults the instance (unless
+    /// dont_track_primary).
+    fn own_interface_untracked(
+        &mut self,
+        b: &mut Builder<'_>,
+        interface: &str,
+    ) -> Vec<TrackInterface> {
+        let mut tracked = std::mem::take(&mut self.tracking.interfaces);
+        if !self.dont_track_primary {
+            tracked.retain(|t| {
+                if t.name != interface {
+                    return true;
+                }
+                b.d.warn_at(
+                    &t.location,
+                    "track_interface",
+                    format!("{}: track_interface {} is the instance's own interface, whose failure already puts the instance in FAULT; ignored, as keepalived does (add dont_track_primary to use a weight instead)", self.name, t.name),
+                );
+                false
+            });
+        }
+        tracked
     }
 }

@@ -1,5 +1,6 @@
 //! `vrrp_sync_group`, and the tracking weights that its members ignore.
 
+use super::track::Tracking;
 use super::{Builder, Known};
 use crate::diag::Diags;
 use crate::model::*;
@@ -10,13 +11,15 @@ impl Builder<'_> {
         let name = self.block_name(n)?;
         let mut members = Vec::new();
         let mut notify = NotifyScripts::default();
-        let mut track_scripts = Vec::new();
-        let mut track_interfaces = Vec::new();
-        let mut track_files = Vec::new();
+        let mut tracking = Tracking::default();
         let mut global_tracking = false;
         let mut ok = true;
         for c in self.children(n) {
             if self.notify(c, &mut notify) {
+                continue;
+            }
+            if let Some(refs_ok) = self.tracking(c, k, &mut tracking) {
+                ok &= refs_ok;
                 continue;
             }
             match c.kw.as_str() {
@@ -29,19 +32,6 @@ impl Builder<'_> {
                         }
                     }
                 }
-                "track_script" => {
-                    ok &= self.resolved_refs(
-                        c,
-                        &k.checks,
-                        "vrrp_script or vrrp_nginx_check",
-                        &mut track_scripts,
-                    );
-                }
-                "track_file" => {
-                    ok &=
-                        self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut track_files);
-                }
-                "track_interface" => track_interfaces.extend(self.track_interfaces(c)),
                 // keepalived sets one flag for both (global_tracking is its deprecated name).
                 "global_tracking" | "sync_group_tracking_weight" => global_tracking = self.flag(c),
                 "smtp_alert" => self.info(c, "haxdp does not send mail; smtp_alert ignored"),
@@ -78,9 +68,9 @@ impl Builder<'_> {
             name,
             members: members.into_iter().map(|(m, _)| m).collect(),
             notify,
-            track_scripts,
-            track_interfaces,
-            track_files,
+            track_scripts: tracking.scripts,
+            track_interfaces: tracking.interfaces,
+            track_files: tracking.files,
             global_tracking,
             location: n.loc.clone(),
         })

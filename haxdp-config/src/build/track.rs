@@ -5,9 +5,18 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use super::value::{fmt_secs_us, parse_int, parse_seconds_us, parse_weight};
-use super::Builder;
+use super::{Builder, Known};
 use crate::model::*;
 use crate::syntax::Node;
+
+/// The `track_script`, `track_file` and `track_interface` lists of an instance or a sync
+/// group, as `Builder::tracking` reads them.
+#[derive(Default)]
+pub(super) struct Tracking {
+    pub(super) scripts: Vec<TrackRef>,
+    pub(super) files: Vec<TrackRef>,
+    pub(super) interfaces: Vec<TrackInterface>,
+}
 
 impl Builder<'_> {
     fn track_refs(&mut self, n: &Node) -> Vec<TrackRef> {
@@ -43,10 +52,32 @@ impl Builder<'_> {
         out
     }
 
+    /// `track_script`, `track_file` or `track_interface` in an instance or a sync group,
+    /// appended to `out`: `None` when `c` is none of the three, else `Some(false)` when a
+    /// reference names nothing (see `resolved_refs`).
+    pub(super) fn tracking(&mut self, c: &Node, k: &Known<'_>, out: &mut Tracking) -> Option<bool> {
+        Some(match c.kw.as_str() {
+            "track_script" => self.resolved_refs(
+                c,
+                &k.checks,
+                "vrrp_script or vrrp_nginx_check",
+                &mut out.scripts,
+            ),
+            "track_file" => {
+                self.resolved_refs(c, &k.track_files, "vrrp_track_file", &mut out.files)
+            }
+            "track_interface" => {
+                out.interfaces.extend(self.track_interfaces(c));
+                true
+            }
+            _ => return None,
+        })
+    }
+
     /// The references of a `track_script` / `track_file` block, appended to `out`, each
     /// checked against the names `known` defines. Returns false (after an error at the
     /// reference's line) when one names nothing, as `keepalived -t` reports it.
-    pub(super) fn resolved_refs(
+    fn resolved_refs(
         &mut self,
         n: &Node,
         known: &HashSet<String>,
@@ -68,7 +99,7 @@ impl Builder<'_> {
         ok
     }
 
-    pub(super) fn track_interfaces(&mut self, n: &Node) -> Vec<TrackInterface> {
+    fn track_interfaces(&mut self, n: &Node) -> Vec<TrackInterface> {
         let mut out = Vec::new();
         for c in self.children(n) {
             if c.block.is_some() {
