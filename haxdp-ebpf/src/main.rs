@@ -124,9 +124,43 @@ const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 const EEXIST: i32 = 17;
 
+/// Bytes the early exit reads: the EtherType (12..14), IPv6's Next Header (20) and
+/// IPv4's Protocol (23).
+const EARLY_LEN: usize = 24;
+
 #[xdp]
 pub fn haxdp(ctx: XdpContext) -> u32 {
-    match try_haxdp(&ctx) {
+    // The early exit, first on every packet: one bounds check, the EtherType and the
+    // protocol byte compared in wire order, no stack and no callee-saved register
+    // (the x86 JIT pushes only the ones a function uses, arch/x86/net/bpf_jit_comp.c
+    // detect_reg_usage), so a non-VRRP frame costs a few instructions more than a bare
+    // XDP_PASS. Anything else (a VRRP frame, or one too short for this check, whose
+    // verdict `try_haxdp` gives as before) goes to the out-of-line path.
+    let start = ctx.data();
+    if start + EARLY_LEN <= ctx.data_end() {
+        // SAFETY: the check above proved bytes 0..EARLY_LEN are in the packet; packet
+        // data has no alignment guarantee, hence the unaligned read.
+        let ethertype = unsafe { ((start + 12) as *const u16).read_unaligned() };
+        let proto_at = if ethertype == ETH_P_IP {
+            ETH_HLEN + 9
+        } else if ethertype == ETH_P_IPV6 {
+            ETH_HLEN + 6
+        } else {
+            return XDP_PASS;
+        };
+        // SAFETY: proto_at < EARLY_LEN, checked above.
+        if unsafe { *((start + proto_at) as *const u8) } != IPPROTO_VRRP {
+            return XDP_PASS;
+        }
+    }
+    slow_path(ctx.ctx)
+}
+
+/// Everything but the early exit, as a BPF-to-BPF call so that its registers and stack
+/// stay out of the early exit's prologue.
+#[inline(never)]
+fn slow_path(ctx: *mut aya_ebpf::bindings::xdp_md) -> u32 {
+    match try_haxdp(&XdpContext::new(ctx)) {
         Ok(action) => action,
         Err(()) => aya_ebpf::bindings::xdp_action::XDP_ABORTED,
     }
@@ -252,18 +286,9 @@ fn advert_v4(ctx: &XdpContext, l3: usize) -> Result<u32, ()> {
         return drop_for(DropReason::Truncated);
     }
     // Header checksum over IHL words (options included; ip_fast_csum()).
-    let mut hsum: u64 = 0;
-    let mut i = 0;
-    while i < IPV4_MAX_HWORDS {
-        if i >= ihl_words {
-            break;
-        }
-        let Some(w) = read::<u32>(ctx, l3 + i * 4) else {
-            return drop_for(DropReason::Truncated);
-        };
-        hsum += u64::from(w);
-        i += 1;
-    }
+    let Some(hsum) = ipv4_header_sum(ctx.ctx, l3, hdr[0]) else {
+        return drop_for(DropReason::Truncated);
+    };
     if fold(hsum) != 0xffff {
         return drop_for(DropReason::BadIpHeader);
     }
@@ -340,6 +365,92 @@ fn advert_v6(ctx: &XdpContext, l3: usize) -> Result<u32, ()> {
     )
 }
 
+/// In: where the message is and its length in words, where its address list ends (in
+/// words) and the checksum's start (the pseudo-header for VRRPv3); out: the sum and the
+/// address-list hash.
+struct MessagePass {
+    off: usize,
+    words: usize,
+    addr_end: usize,
+    sum: u64,
+    hash: u64,
+}
+
+/// The one pass over the message: the checksum (VRRPv3 adds the pseudo-header, for
+/// IPv4 too: RFC 9568 5.2.8, and keepalived computes it this way), the address-list
+/// hash, and the copy of the addresses into the event record. The length is a
+/// multiple of 4 (8 + 4n or 16n, + 8), so whole words cover it. False if the frame
+/// is shorter than the message.
+///
+/// A BPF-to-BPF call of its own, for the verifier: it walks the loop once per
+/// possible length (up to MAX_VRRP_WORDS exits), and at the return each of those
+/// states differs from the others only in this function's frame, which is gone, and
+/// in r0, so the first return explores the rest of the program and the others are
+/// pruned at the caller's next checkpoint (kernel/bpf/verifier.c is_state_visited).
+/// Inlined, the exits kept packet pointers with as many ranges alive, and the whole
+/// rest of the program was walked again for each.
+#[inline(never)]
+fn message_pass(
+    ctx: *mut aya_ebpf::bindings::xdp_md,
+    ev: &mut AdvertEvent,
+    p: &mut MessagePass,
+) -> bool {
+    let ctx = XdpContext::new(ctx);
+    let (words, addr_end) = (p.words, p.addr_end);
+    let (mut sum, mut hash) = (p.sum, p.hash);
+    let out = ev.addrs.as_mut_ptr() as *mut u32;
+    let mut i = 0;
+    while i < MAX_VRRP_WORDS {
+        if i >= words {
+            break;
+        }
+        let Some(w) = read::<u32>(&ctx, p.off + i * 4) else {
+            return false;
+        };
+        sum += u64::from(w);
+        // Branch-free "2 <= i < addr_end": the verifier walks every iteration,
+        // and a branch here would double the states it keeps per iteration.
+        let in_addrs = ((1i64.wrapping_sub(i as i64)) >> 63)
+            & ((i as i64).wrapping_sub(addr_end as i64) >> 63);
+        let m = in_addrs as u64;
+        let next = (hash ^ u64::from(w)).wrapping_mul(FNV_PRIME);
+        hash = (next & m) | (hash & !m);
+        // Index (i - 2) mod 64: the words before and after the list write zeros.
+        // SAFETY: the mask keeps the index inside the MAX_ADDR_BYTES / 4 words.
+        unsafe {
+            out.add(i.wrapping_sub(2) & (MAX_ADDR_BYTES / 4 - 1))
+                .write_unaligned(w & (m as u32))
+        };
+        i += 1;
+    }
+    p.sum = sum;
+    p.hash = hash;
+    true
+}
+
+/// The sum of the words of the IPv4 header at `l3` whose first byte is `ver_ihl`, None
+/// if the frame is shorter. Out of line for the verifier, as `message_pass` is: its up
+/// to IPV4_MAX_HWORDS exits meet again at the return. The word count is worked out here
+/// from the byte, not passed in: the loop's comparisons narrow it to one value per
+/// exit, and the verifier carries that narrowing to every register holding the same
+/// value (kernel/bpf/verifier.c sync_linked_regs), so a caller's copy would keep the
+/// exits apart.
+#[inline(never)]
+fn ipv4_header_sum(ctx: *mut aya_ebpf::bindings::xdp_md, l3: usize, ver_ihl: u8) -> Option<u64> {
+    let ctx = XdpContext::new(ctx);
+    let ihl_words = usize::from(ver_ihl & 0x0f);
+    let mut hsum: u64 = 0;
+    let mut i = 0;
+    while i < IPV4_MAX_HWORDS {
+        if i >= ihl_words {
+            break;
+        }
+        hsum += u64::from(read::<u32>(&ctx, l3 + i * 4)?);
+        i += 1;
+    }
+    Some(hsum)
+}
+
 #[inline(always)]
 fn fold(mut sum: u64) -> u64 {
     // Four folds bring any 64-bit sum below 2^16.
@@ -384,44 +495,22 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         return drop_for(DropReason::BadLength);
     }
 
-    // One pass over the message: the checksum (VRRPv3 adds the pseudo-header,
-    // for IPv4 too: RFC 9568 5.2.8, and keepalived computes it this way), the
-    // address-list hash, and the copy of the addresses into the event record.
-    // The length is now a multiple of 4 (8 + 4n or 16n, + 8), so whole words cover it.
-    let mut sum = if version == 3 {
-        ip.pseudo + be16_word(ip.len as u16)
-    } else {
-        0
+    // One pass over the message (`message_pass`): checksum, address hash, copy.
+    let mut pass = MessagePass {
+        off: ip.off,
+        words: ip.len / 4,
+        addr_end: 2 + addr_bytes / 4,
+        sum: if version == 3 {
+            ip.pseudo + be16_word(ip.len as u16)
+        } else {
+            0
+        },
+        hash: FNV_OFFSET,
     };
-    let mut hash = FNV_OFFSET;
-    let words = ip.len / 4;
-    let addr_end = 2 + addr_bytes / 4;
-    let out = ev.addrs.as_mut_ptr() as *mut u32;
-    let mut i = 0;
-    while i < MAX_VRRP_WORDS {
-        if i >= words {
-            break;
-        }
-        let Some(w) = read::<u32>(ctx, ip.off + i * 4) else {
-            return drop_for(DropReason::Truncated);
-        };
-        sum += u64::from(w);
-        // Branch-free "2 <= i < addr_end": the verifier walks every iteration,
-        // and a branch here would double the states it keeps per iteration.
-        let in_addrs = ((1i64.wrapping_sub(i as i64)) >> 63)
-            & ((i as i64).wrapping_sub(addr_end as i64) >> 63);
-        let m = in_addrs as u64;
-        let next = (hash ^ u64::from(w)).wrapping_mul(FNV_PRIME);
-        hash = (next & m) | (hash & !m);
-        // Index (i - 2) mod 64: words before and after the list write zeros,
-        // which leaves the unused tail of `addrs` zeroed.
-        // SAFETY: the mask keeps the index inside the MAX_ADDR_BYTES / 4 words.
-        unsafe {
-            out.add(i.wrapping_sub(2) & (MAX_ADDR_BYTES / 4 - 1))
-                .write_unaligned(w & (m as u32))
-        };
-        i += 1;
+    if !message_pass(ctx.ctx, ev, &mut pass) {
+        return drop_for(DropReason::Truncated);
     }
+    let MessagePass { sum, hash, .. } = pass;
     // A correct sum folds to all ones. decode() compares the carried field with the
     // complement of the sum of the rest, which can never be 0xffff (that needs an
     // all-zero message), while the folded test would also take 0xffff where 0x0000
