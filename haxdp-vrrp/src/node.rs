@@ -382,12 +382,33 @@ pub fn advert_slack_ns(core: &Instance) -> u64 {
     (u64::from(core.config().advert_int_cs) * crate::fsm::NS_PER_CS / 8).min(2_000_000)
 }
 
+/// How long before a Backup's Master_Down_Timer the daemon wakes to check what a
+/// takeover would rest on (that its receive path is live), so that the check is not
+/// between the deadline and the first advert: a sixteenth of the Master_Down_Interval,
+/// at most 1 ms.
+pub fn precheck_lead_ns(core: &Instance) -> u64 {
+    (core.master_down_interval_ns() / 16).min(1_000_000)
+}
+
+/// True if some Backup's Master_Down_Timer has passed at `now`, or will within its
+/// [`precheck_lead_ns`]: this wake-up re-checks the kernel anyway, so every Backup is
+/// refreshed with it (see [`on_deadlines`]).
+pub fn backup_due<M: Member>(ms: &[M], now: u64) -> bool {
+    ms.iter().any(|m| {
+        m.core().state() == State::Backup
+            && m.core()
+                .next_deadline()
+                .is_some_and(|at| at <= now + precheck_lead_ns(m.core()))
+    })
+}
+
 /// One wake-up at `now`: every member whose deadline has passed is expired, a Master
-/// whose Adver_Timer is due within [`advert_slack_ns`] advertises, and a Backup whose
-/// deadline is within half a Master_Down_Interval is refreshed from the kernel (only a
-/// refresh, never a takeover, happens early), so that backups of a healthy master wake
-/// about once per Master_Down_Interval. `skip(i)` leaves a member to the caller (the
-/// daemon drains a socket-path member's queue first). Returns each member's [`Expiry`].
+/// whose Adver_Timer is due within [`advert_slack_ns`] advertises, and a Backup is
+/// refreshed from the kernel early (only a refresh, never a takeover, happens early):
+/// every Backup when one of them is (nearly) due ([`backup_due`]), otherwise those whose deadline
+/// is within half a Master_Down_Interval. A node of backups behind healthy masters so
+/// wakes once per (Master_Down_Interval - Advertisement_Interval) for all of them,
+/// instead of once per half interval. Returns each member's [`Expiry`].
 pub fn on_deadlines<M: Member, K: KernelView + ?Sized>(
     ms: &mut [M],
     now: u64,
@@ -395,6 +416,7 @@ pub fn on_deadlines<M: Member, K: KernelView + ?Sized>(
     out: &mut Out,
 ) -> Vec<(usize, Expiry)> {
     let mut done = Vec::new();
+    let all = backup_due(ms, now);
     for i in 0..ms.len() {
         let Some(at) = ms[i].core().next_deadline() else {
             continue;
@@ -407,7 +429,7 @@ pub fn on_deadlines<M: Member, K: KernelView + ?Sized>(
                 continue;
             }
             let near = now + ms[i].core().master_down_interval_ns() / 2;
-            if at <= near {
+            if all || at <= near {
                 refresh_master(ms, i, now, kernel, out);
             }
             continue;

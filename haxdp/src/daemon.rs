@@ -9,6 +9,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -152,6 +153,9 @@ struct Inst {
     upkeep: Upkeep,
     /// (last transition, priority-0 adverts sent) as `log_keepalived_lines` last saw.
     lines_seen: (u64, u64),
+    /// The Master_Down_Timer deadline whose receive-path pre-check has run
+    /// (`Engine::on_deadlines`), so that it wakes the engine once.
+    prechecked_for: Option<u64>,
 }
 
 impl Member for Inst {
@@ -172,6 +176,10 @@ impl Member for Inst {
     }
 }
 
+/// How many backups one wake-up re-checks before reading PEERS in one batch pays
+/// (see `Engine::on_deadlines`).
+const PREFETCH_FROM: usize = 256;
+
 /// The election's view of the XDP program's PEERS map (the delivery contract of
 /// `haxdp_vrrp::node`): one lookup per question. Socket-path instances have no kernel
 /// records; every advert reaches their core.
@@ -180,8 +188,9 @@ struct PeersView<'a> {
     /// Per member: (ifindex, family, vrid) when it receives through XDP.
     keys: Vec<Option<(u32, Family, u8)>>,
     /// Every source's last advert, read at once (`prefetch`) for a wake-up that
-    /// re-checks many backups.
-    snapshot: Option<HashMap<haxdp_common::PeerKey, u64>>,
+    /// re-checks many backups: sorted by key bytes, shared by the passes of one
+    /// wake-up without a copy, searched without hashing.
+    snapshot: Option<Rc<Vec<(haxdp_common::PeerKey, u64)>>>,
 }
 
 impl<'a> PeersView<'a> {
@@ -209,12 +218,13 @@ impl<'a> PeersView<'a> {
         let Some(f) = self.fast else { return };
         match f.peers_batch() {
             Ok(recs) => {
-                self.snapshot = Some(
-                    recs.into_iter()
-                        .filter(|(_, st)| st.count > 0)
-                        .map(|(k, st)| (k, st.last_ns))
-                        .collect(),
-                )
+                let mut v: Vec<(haxdp_common::PeerKey, u64)> = recs
+                    .into_iter()
+                    .filter(|(_, st)| st.count > 0)
+                    .map(|(k, st)| (k, st.last_ns))
+                    .collect();
+                v.sort_unstable_by(|a, b| bytemuck::bytes_of(&a.0).cmp(bytemuck::bytes_of(&b.0)));
+                self.snapshot = Some(Rc::new(v));
             }
             Err(e) => debug!("PEERS batch read failed, reading one by one: {e}"),
         }
@@ -225,9 +235,12 @@ impl KernelView for PeersView<'_> {
     fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
         let (ifindex, family, vrid) = self.keys.get(member).copied().flatten()?;
         if let Some(snap) = &self.snapshot {
+            let want = haxdp_common::PeerKey::new(ifindex, vrid, src);
+            let want = bytemuck::bytes_of(&want);
             return snap
-                .get(&haxdp_common::PeerKey::new(ifindex, vrid, src))
-                .copied();
+                .binary_search_by(|(k, _)| bytemuck::bytes_of(k).cmp(want))
+                .ok()
+                .map(|at| snap[at].1);
         }
         match self.fast?.peer_last_ns(ifindex, family, vrid, src) {
             Ok(v) => v,
@@ -289,6 +302,8 @@ struct Engine {
     bridge: Option<resume::Bridge>,
     /// Adverts collected during a deadline pass, sent together (`flush_batch`).
     batch: Option<Vec<Batched>>,
+    /// When each interface's receive path was last found live (`check_receive_path`).
+    rx_checked: HashMap<String, u64>,
 }
 
 /// Runs the daemon until TERM/INT; returns the exit code.
@@ -429,6 +444,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         adopt_links,
         bridge,
         batch: None,
+        rx_checked: HashMap::new(),
     };
     if let Some(mut ch) = channel {
         // The predecessor's maps are ours already (the same PEERS, the same ring): no
@@ -836,6 +852,7 @@ impl Engine {
             refused_logged: 0,
             upkeep: Upkeep::default(),
             lines_seen: (0, 0),
+            prechecked_for: None,
             spec,
         })
     }
@@ -962,7 +979,22 @@ impl Engine {
     }
 
     fn next_deadline(&self) -> Option<u64> {
-        election::next_deadline(&self.insts, netio::monotonic_ns())
+        let now = netio::monotonic_ns();
+        // An XDP backup also wakes the engine `precheck_lead_ns` before its deadline,
+        // once per deadline, for the receive-path check of `on_deadlines`.
+        let pre = self
+            .insts
+            .iter()
+            .filter(|i| i.rx != RxPath::Socket && i.core.state() == State::Backup)
+            .filter_map(|i| {
+                let at = i.core.next_deadline()?;
+                (i.prechecked_for != Some(at))
+                    .then(|| at.saturating_sub(election::precheck_lead_ns(&i.core)))
+            });
+        election::next_deadline(&self.insts, now)
+            .into_iter()
+            .chain(pre)
+            .min()
     }
 
     /// Performs the actions the node-level election produced, member by member, in order.
@@ -989,9 +1021,12 @@ impl Engine {
                 }
             }
         }
-        // Backups this pass re-checks in the kernel (due, or within half a
-        // Master_Down_Interval): from four on, one batched read of PEERS is cheaper
-        // than a lookup each.
+        // Backups this pass re-checks in the kernel (all of them when one is due, else
+        // those within half a Master_Down_Interval: `election::on_deadlines`). A batched
+        // read of PEERS visits every bucket of the preallocated hash (PEERS_MAX_ENTRIES,
+        // about 120 us here) where one lookup costs about 0.5 us: it pays only from
+        // `PREFETCH_FROM` re-checks on.
+        let all = election::backup_due(&self.insts, now);
         let rechecks = self
             .insts
             .iter()
@@ -1000,29 +1035,44 @@ impl Engine {
                     && i.core.state() == State::Backup
                     && i.core
                         .next_deadline()
-                        .is_some_and(|at| at <= now + i.core.master_down_interval_ns() / 2)
+                        .is_some_and(|at| all || at <= now + i.core.master_down_interval_ns() / 2)
             })
             .count();
         let snapshot = {
             let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            if rechecks >= 4 {
+            if rechecks >= PREFETCH_FROM {
                 view.prefetch();
             }
             view.snapshot
         };
         // No master-down decision from a receive path that is not live: before an XDP
         // backup's timer may fire, check that the program is still attached. Only where
-        // a due backup's master looks silent in the kernel too (a backup whose master
-        // the kernel heard within its Master_Down_Interval is refreshed, not fired), and
+        // a backup's master looks silent in the kernel too (a backup whose master the
+        // kernel heard within its Master_Down_Interval is refreshed, not fired), and
         // once per interface: with 100 VRIDs on one link, every wake-up asked netlink.
+        // The check runs `precheck_lead_ns` ahead of the deadline (`next_deadline` wakes
+        // the engine then), so that at the deadline the first advert is not behind a
+        // netlink round trip; an interface checked within two leads is not asked again.
         let mut suspect: Vec<String> = {
             let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
             view.snapshot = snapshot.clone();
             let mut v = Vec::new();
-            for (i, inst) in self.insts.iter().enumerate() {
+            for (i, inst) in self.insts.iter_mut().enumerate() {
+                let lead = election::precheck_lead_ns(&inst.core);
+                let Some(at) = inst.core.next_deadline() else {
+                    continue;
+                };
                 if inst.rx == RxPath::Socket
                     || inst.core.state() != State::Backup
-                    || inst.core.next_deadline().is_none_or(|at| at > now)
+                    || at > now + lead
+                {
+                    continue;
+                }
+                inst.prechecked_for = Some(at);
+                if self
+                    .rx_checked
+                    .get(&inst.spec.ifname)
+                    .is_some_and(|t| now < t + 2 * lead)
                 {
                     continue;
                 }
@@ -1030,7 +1080,7 @@ impl Engine {
                     .core
                     .master_addr()
                     .and_then(|m| view.last_advert_ns(i, m))
-                    .is_some_and(|t| t + inst.core.master_down_interval_ns() > now);
+                    .is_some_and(|t| t + inst.core.master_down_interval_ns() > now + lead);
                 if !heard {
                     v.push(inst.spec.ifname.clone());
                 }
@@ -1040,7 +1090,10 @@ impl Engine {
         suspect.sort_unstable();
         suspect.dedup();
         for ifname in suspect {
-            if !self.check_receive_path(&ifname).await {
+            if self.check_receive_path(&ifname).await {
+                self.rx_checked.insert(ifname, netio::monotonic_ns());
+            } else {
+                self.rx_checked.remove(&ifname);
                 for inst in self.insts.iter_mut().filter(|i| i.spec.ifname == ifname) {
                     inst.core.restart_master_down_timer(now);
                 }
