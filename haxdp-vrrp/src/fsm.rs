@@ -295,7 +295,7 @@ pub struct Instance {
     preempt_after_ns: u64,
     interface_up: bool,
     faults: BTreeSet<String>,
-    peers: HashMap<IpAddr, Peer>,
+    peers: HashMap<IpAddr, Peer, PeerHasher>,
     transitions: Vec<Transition>,
     stats: Stats,
 }
@@ -397,7 +397,7 @@ impl Instance {
             preempt_after_ns: 0,
             interface_up: true,
             faults: BTreeSet::new(),
-            peers: HashMap::new(),
+            peers: HashMap::default(),
             transitions: Vec::new(),
             stats: Stats::default(),
             cfg,
@@ -854,6 +854,15 @@ impl Instance {
                 self.peers.remove(&oldest);
             }
         }
+        // A refresh (the same advert again) updates the record in place: no copy of the
+        // address list.
+        if let Some(p) = self.peers.get_mut(&src) {
+            if p.advert != *advert {
+                p.advert = advert.clone();
+            }
+            p.rx_ns = rx_ns;
+            return;
+        }
         self.peers.insert(
             src,
             Peer {
@@ -1138,6 +1147,33 @@ impl Instance {
                 self.timer = None;
                 self.master_addr = None;
             }
+        }
+    }
+}
+
+/// The peer table's hasher: FNV-1a, without the per-map random seed of the standard
+/// one. The table holds at most [`MAX_REMEMBERED_PEERS`] entries (`remember` evicts), so
+/// colliding addresses can cost a spoofer's adverts a few comparisons at most, and every
+/// refresh of a backup looks its master up here.
+#[derive(Clone, Copy, Debug, Default)]
+struct PeerHasher;
+
+impl std::hash::BuildHasher for PeerHasher {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
 }
