@@ -6,26 +6,27 @@
 //! signals) sends it events over one channel, so the order in which an
 //! instance sees inputs is the order they happened.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
-
-use haxdp_vrrp::node::{self as election, Expiry, KernelView, Member};
-use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State, Version};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
-
+mod deadlines;
+mod events;
 /// The engine's side of a planned restart (`crate::handover` is the protocol).
 mod handover;
 /// The resume checkpoint: a restart after a crash takes the mastership back.
 mod resume;
-use resume::{RESUME_EVERY, RESUME_FILE};
+mod status;
 
-use crate::control::{self, InstanceStatus, Status, TransitionStatus};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use haxdp_vrrp::node::{self as election, Member};
+use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::control::{self, Status};
 use crate::garp::GarpSender;
 use crate::kernel_rx::{self as fastpath, KernelRx as Fastpath};
 use crate::netio::{self, AdvertSocket};
@@ -33,6 +34,10 @@ use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, GarpTiming, InstanceSpec};
 use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
 use crate::vip::{NetEvent, Netlink, Vip};
+
+use deadlines::PeersView;
+use events::{ev_channel, EvTx};
+use resume::{RESUME_EVERY, RESUME_FILE};
 
 /// In the state dir: the protected PEERS records a stopping daemon leaves its successor.
 const PEERS_CHECKPOINT: &str = "peers.checkpoint";
@@ -173,82 +178,6 @@ impl Member for Inst {
     }
     fn set_held(&mut self, held: bool) {
         self.held = held;
-    }
-}
-
-/// How many backups one wake-up re-checks before reading PEERS in one batch pays
-/// (see `Engine::on_deadlines`).
-const PREFETCH_FROM: usize = 256;
-
-/// The election's view of the XDP program's PEERS map (the delivery contract of
-/// `haxdp_vrrp::node`): one lookup per question. Socket-path instances have no kernel
-/// records; every advert reaches their core.
-struct PeersView<'a> {
-    fast: Option<&'a Fastpath>,
-    /// Per member: (ifindex, family, vrid) when it receives through XDP.
-    keys: Vec<Option<(u32, Family, u8)>>,
-    /// Every source's last advert, read at once (`prefetch`) for a wake-up that
-    /// re-checks many backups: sorted by key bytes, shared by the passes of one
-    /// wake-up without a copy, searched without hashing.
-    snapshot: Option<Rc<Vec<(haxdp_common::PeerKey, u64)>>>,
-}
-
-impl<'a> PeersView<'a> {
-    fn new(fast: Option<&'a Fastpath>, insts: &[Inst]) -> Self {
-        let keys = insts
-            .iter()
-            .map(|i| {
-                (i.rx != RxPath::Socket).then(|| {
-                    let c = i.core.config();
-                    (i.ifindex, c.family, c.vrid)
-                })
-            })
-            .collect();
-        PeersView {
-            fast,
-            keys,
-            snapshot: None,
-        }
-    }
-
-    /// Reads every PEERS record with one batched call (`Fastpath::peers_batch`); the
-    /// lookups of this wake-up then cost no syscall. On error the view looks up one by
-    /// one, as without it.
-    fn prefetch(&mut self) {
-        let Some(f) = self.fast else { return };
-        match f.peers_batch() {
-            Ok(recs) => {
-                let mut v: Vec<(haxdp_common::PeerKey, u64)> = recs
-                    .into_iter()
-                    .filter(|(_, st)| st.count > 0)
-                    .map(|(k, st)| (k, st.last_ns))
-                    .collect();
-                v.sort_unstable_by(|a, b| bytemuck::bytes_of(&a.0).cmp(bytemuck::bytes_of(&b.0)));
-                self.snapshot = Some(Rc::new(v));
-            }
-            Err(e) => debug!("PEERS batch read failed, reading one by one: {e}"),
-        }
-    }
-}
-
-impl KernelView for PeersView<'_> {
-    fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
-        let (ifindex, family, vrid) = self.keys.get(member).copied().flatten()?;
-        if let Some(snap) = &self.snapshot {
-            let want = haxdp_common::PeerKey::new(ifindex, vrid, src);
-            let want = bytemuck::bytes_of(&want);
-            return snap
-                .binary_search_by(|(k, _)| bytemuck::bytes_of(k).cmp(want))
-                .ok()
-                .map(|at| snap[at].1);
-        }
-        match self.fast?.peer_last_ns(ifindex, family, vrid, src) {
-            Ok(v) => v,
-            Err(e) => {
-                warn!("ifindex {ifindex} vrid {vrid}: cannot read PEERS: {e}");
-                None
-            }
-        }
     }
 }
 
@@ -976,170 +905,6 @@ impl Engine {
             self.apply(i, now, acts).await;
         }
         self.recompute_priority(i, now).await;
-    }
-
-    fn next_deadline(&self) -> Option<u64> {
-        let now = netio::monotonic_ns();
-        // An XDP backup also wakes the engine `precheck_lead_ns` before its deadline,
-        // once per deadline, for the receive-path check of `on_deadlines`.
-        let pre = self
-            .insts
-            .iter()
-            .filter(|i| i.rx != RxPath::Socket && i.core.state() == State::Backup)
-            .filter_map(|i| {
-                let at = i.core.next_deadline()?;
-                (i.prechecked_for != Some(at))
-                    .then(|| at.saturating_sub(election::precheck_lead_ns(&i.core)))
-            });
-        election::next_deadline(&self.insts, now)
-            .into_iter()
-            .chain(pre)
-            .min()
-    }
-
-    /// Performs the actions the node-level election produced, member by member, in order.
-    async fn apply_out(&mut self, now: u64, out: election::Out) {
-        for (i, acts) in out {
-            self.apply(i, now, acts).await;
-        }
-    }
-
-    async fn on_deadlines(&mut self, now: u64) {
-        // Socket path: adverts may sit in the socket queue because this daemon did
-        // not run (SIGSTOP, starvation); read them first, with their kernel arrival
-        // times, before the election decides to take over.
-        for i in 0..self.insts.len() {
-            let inst = &self.insts[i];
-            if inst.rx == RxPath::Socket
-                && inst.core.state() == State::Backup
-                && inst.core.next_deadline().is_some_and(|at| at <= now)
-            {
-                let sock = inst.sock.clone();
-                let ifindex = inst.ifindex;
-                for rx in sock.drain() {
-                    self.on_socket_advert(ifindex, rx).await;
-                }
-            }
-        }
-        // Backups this pass re-checks in the kernel (all of them when one is due, else
-        // those within half a Master_Down_Interval: `election::on_deadlines`). A batched
-        // read of PEERS visits every bucket of the preallocated hash (PEERS_MAX_ENTRIES,
-        // about 120 us here) where one lookup costs about 0.5 us: it pays only from
-        // `PREFETCH_FROM` re-checks on.
-        let all = election::backup_due(&self.insts, now);
-        let rechecks = self
-            .insts
-            .iter()
-            .filter(|i| {
-                i.rx != RxPath::Socket
-                    && i.core.state() == State::Backup
-                    && i.core
-                        .next_deadline()
-                        .is_some_and(|at| all || at <= now + i.core.master_down_interval_ns() / 2)
-            })
-            .count();
-        let snapshot = {
-            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            if rechecks >= PREFETCH_FROM {
-                view.prefetch();
-            }
-            view.snapshot
-        };
-        // No master-down decision from a receive path that is not live: before an XDP
-        // backup's timer may fire, check that the program is still attached. Only where
-        // a backup's master looks silent in the kernel too (a backup whose master the
-        // kernel heard within its Master_Down_Interval is refreshed, not fired), and
-        // once per interface: with 100 VRIDs on one link, every wake-up asked netlink.
-        // The check runs `precheck_lead_ns` ahead of the deadline (`next_deadline` wakes
-        // the engine then), so that at the deadline the first advert is not behind a
-        // netlink round trip; an interface checked within two leads is not asked again.
-        let mut suspect: Vec<String> = {
-            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            view.snapshot = snapshot.clone();
-            let mut v = Vec::new();
-            for (i, inst) in self.insts.iter_mut().enumerate() {
-                let lead = election::precheck_lead_ns(&inst.core);
-                let Some(at) = inst.core.next_deadline() else {
-                    continue;
-                };
-                if inst.rx == RxPath::Socket
-                    || inst.core.state() != State::Backup
-                    || at > now + lead
-                {
-                    continue;
-                }
-                inst.prechecked_for = Some(at);
-                if self
-                    .rx_checked
-                    .get(&inst.spec.ifname)
-                    .is_some_and(|t| now < t + 2 * lead)
-                {
-                    continue;
-                }
-                let heard = inst
-                    .core
-                    .master_addr()
-                    .and_then(|m| view.last_advert_ns(i, m))
-                    .is_some_and(|t| t + inst.core.master_down_interval_ns() > now + lead);
-                if !heard {
-                    v.push(inst.spec.ifname.clone());
-                }
-            }
-            v
-        };
-        suspect.sort_unstable();
-        suspect.dedup();
-        for ifname in suspect {
-            if self.check_receive_path(&ifname).await {
-                self.rx_checked.insert(ifname, netio::monotonic_ns());
-            } else {
-                self.rx_checked.remove(&ifname);
-                for inst in self.insts.iter_mut().filter(|i| i.spec.ifname == ifname) {
-                    inst.core.restart_master_down_timer(now);
-                }
-            }
-        }
-        let mut out = election::Out::new();
-        let done = {
-            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            view.snapshot = snapshot;
-            election::on_deadlines(&mut self.insts, now, &mut view, &mut out)
-        };
-        for (i, e) in done {
-            if e == (Expiry::Held { newly: true }) {
-                info!(
-                    "{}: master down, but waiting for the other members of sync group {} to see their masters down too",
-                    self.insts[i].spec.core.name,
-                    self.insts[i].spec.sync_group.as_deref().unwrap_or("")
-                );
-            }
-        }
-        self.batch = Some(Vec::new());
-        self.apply_out(now, out).await;
-        self.flush_batch();
-    }
-
-    /// Sends the adverts `send_advert` collected in this wake-up, one sendmmsg(2) per
-    /// socket.
-    fn flush_batch(&mut self) {
-        let Some(batch) = self.batch.take() else {
-            return;
-        };
-        let mut by_sock: Vec<Batched<Vec<Frame>>> = Vec::new();
-        for Batched(sock, (bytes, dst), i) in batch {
-            match by_sock.iter_mut().find(|b| Arc::ptr_eq(&b.0, &sock)) {
-                Some(b) => b.1.push((bytes, dst)),
-                None => by_sock.push(Batched(sock, vec![(bytes, dst)], i)),
-            }
-        }
-        for Batched(sock, msgs, i) in by_sock {
-            if let Err(e) = sock.send_many(&msgs) {
-                warn!(
-                    "{} vrid {}: {e}",
-                    self.insts[i].spec.ifname, self.insts[i].spec.core.vrid
-                );
-            }
-        }
     }
 
     fn find(&self, ifindex: u32, family: Family, vrid: u8) -> Option<usize> {
@@ -2358,251 +2123,6 @@ impl Engine {
         self.apply(i, now, acts).await;
     }
 
-    /// USR1: write every instance's state to `<state_dir>/haxdp.data` (haxdp's status
-    /// text) and keepalived's `keepalived.data` to the dump directory.
-    fn dump_state(&self) {
-        let path = self.opts.state_dir.join("haxdp.data");
-        let st = self.snapshot();
-        let body = control::render(&st);
-        if let Err(e) = std::fs::create_dir_all(&self.opts.state_dir)
-            .and_then(|_| crate::ops::write_file_nofollow(&path, body.as_bytes()))
-        {
-            error!("cannot write {}: {e}", path.display());
-        } else {
-            info!("state written to {}", path.display());
-        }
-        self.dump_keepalived_file(crate::ops::Dump::Data, &body);
-    }
-
-    fn snapshot(&self) -> Status {
-        let now = netio::monotonic_ns();
-        Status {
-            pid: std::process::id(),
-            version: crate::handover::version().to_string(),
-            config_file: self.opts.config.display().to_string(),
-            started_unix_ms: self.started_unix_ms,
-            socket_drops: self.socket_drops.values().sum(),
-            event_queue: self.tx.status(),
-            notify_fifo_dropped: self.notifier.fifo_dropped(),
-            last_reload: self.last_reload.clone(),
-            start_mode: self.start_mode.clone(),
-            waiting_for_interface: self
-                .pending
-                .iter()
-                .map(|p| format!("{} ({})", p.core.name, p.ifname))
-                .collect(),
-            drops: control::DropCounts::new(
-                &self
-                    .fast
-                    .as_ref()
-                    .and_then(|f| f.drop_counters().ok())
-                    .unwrap_or_default(),
-                &self.socket_drops,
-            ),
-            instances: self
-                .insts
-                .iter()
-                .map(|i| {
-                    let c = i.core.config();
-                    let transitions = i
-                        .core
-                        .transitions()
-                        .iter()
-                        .map(|t| TransitionStatus {
-                            at_unix_ms: i
-                                .transitions_wall
-                                .iter()
-                                .find(|w| w.0 == t.at_ns)
-                                .map(|w| w.1)
-                                .unwrap_or(0),
-                            from: format!("{:?}", t.old).to_uppercase(),
-                            to: format!("{:?}", t.new).to_uppercase(),
-                            reason: format!("{:?}", t.event),
-                        })
-                        .collect();
-                    InstanceStatus {
-                        name: c.name.clone(),
-                        interface: i.spec.ifname.clone(),
-                        vrid: c.vrid,
-                        version: match c.version {
-                            Version::V2 => 2,
-                            Version::V3 => 3,
-                        },
-                        family: match c.family {
-                            Family::V4 => "ipv4".into(),
-                            Family::V6 => "ipv6".into(),
-                        },
-                        state: format!("{:?}", i.core.state()).to_uppercase(),
-                        base_priority: c.priority,
-                        effective_priority: i.core.effective_priority(),
-                        priority_reasons: i.priority_reasons.clone(),
-                        fault_reasons: i.fault_reasons.clone(),
-                        master_addr: i.core.master_addr().map(|a| a.to_string()),
-                        // The master's last advert, as a backup sees it; a
-                        // master sends its own, so it has none to show.
-                        last_advert_age_ms: (i.core.state() == State::Backup)
-                            .then(|| {
-                                self.kernel_last_advert_any(i)
-                                    .or_else(|| i.core.peer_rx_ns(i.core.master_addr()?))
-                            })
-                            .flatten()
-                            .map(|t| now.saturating_sub(t) / 1_000_000),
-                        receive_path: i.rx.name().into(),
-                        advert_interval_ms: u64::from(i.core.master_adver_int_cs()) * 10,
-                        master_down_interval_ms: i.core.master_down_interval_ns() / 1_000_000,
-                        vips: i
-                            .vips
-                            .iter()
-                            .map(|v| format!("{}/{}", v.addr, v.prefix_len))
-                            .collect(),
-                        transitions,
-                        discarded: i.discards.clone(),
-                        refused_peers: self.refused_peers(i),
-                        notify_queue: self
-                            .notifier
-                            .queue_stats(&c.name)
-                            .map(|q| control::NotifyQueueStatus {
-                                depth: q.depth,
-                                max_depth: q.max_depth,
-                                dropped: q.dropped,
-                            })
-                            .unwrap_or_default(),
-                        vips_missing: i.upkeep.missing_status(),
-                        lower_prio_adverts: i.upkeep.lower_prio_adverts,
-                        lower_prio_garp_bursts: i
-                            .upkeep
-                            .lower_prio_bursts
-                            .load(std::sync::atomic::Ordering::Relaxed),
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    fn refused_peers(&self, inst: &Inst) -> u64 {
-        if inst.rx == RxPath::Socket {
-            return 0;
-        }
-        self.fast
-            .as_ref()
-            .and_then(|f| f.refused_peers(inst.ifindex, inst.core.config()).ok())
-            .unwrap_or(0)
-    }
-
-    fn kernel_last_advert_any(&self, inst: &Inst) -> Option<u64> {
-        if inst.rx == RxPath::Socket || inst.core.state() == State::Master {
-            return None;
-        }
-        let master = inst.core.master_addr()?;
-        let c = inst.core.config();
-        self.fast
-            .as_ref()?
-            .peer_last_ns(inst.ifindex, c.family, c.vrid, master)
-            .ok()
-            .flatten()
-    }
-
-    /// Every instance as keepalived's dump files show it.
-    fn instance_dumps(&self) -> Vec<crate::ops::InstanceDump> {
-        self.insts
-            .iter()
-            .map(|i| {
-                let c = i.core.config();
-                let mut stats = i.core.stats();
-                // On the XDP path an unchanged advert never reaches the core: the kernel
-                // counts every accepted advert per source (PEERS).
-                if i.rx != RxPath::Socket {
-                    if let Some(f) = self.fast.as_ref() {
-                        if let Ok(peers) = f.peers_of(i.ifindex, c) {
-                            let total: u64 = peers
-                                .iter()
-                                .filter(|(a, _)| *a != c.primary_addr)
-                                .map(|(_, st)| st.count)
-                                .sum();
-                            stats.advert_rcvd = crate::ops::kernel_received(&c.name, total);
-                        }
-                    }
-                }
-                let discarded = |k: &str| i.discards.get(k).copied().unwrap_or(0);
-                let master_priority = match i.core.state() {
-                    State::Master => i.core.effective_priority(),
-                    _ => i
-                        .core
-                        .master_addr()
-                        .and_then(|m| {
-                            i.core
-                                .known_peers()
-                                .into_iter()
-                                .find(|p| p.addr == m)
-                                .map(|p| p.priority)
-                        })
-                        .unwrap_or(0),
-                };
-                crate::ops::InstanceDump {
-                    name: c.name.clone(),
-                    ifname: i.spec.ifname.clone(),
-                    vrid: c.vrid,
-                    version: match c.version {
-                        Version::V2 => 2,
-                        Version::V3 => 3,
-                    },
-                    state: match i.core.state() {
-                        State::Initialize => "INIT".into(),
-                        s => format!("{s:?}").to_uppercase(),
-                    },
-                    base_priority: c.priority,
-                    effective_priority: i.core.effective_priority(),
-                    master_priority,
-                    advert_int_cs: c.advert_int_cs,
-                    master_adver_int_cs: i.core.master_adver_int_cs(),
-                    accept: c.accept,
-                    nopreempt: !c.preempt,
-                    preempt_delay_s: c.preempt_delay_cs / 100,
-                    last_transition_unix_s: i
-                        .transitions_wall
-                        .last()
-                        .map(|w| w.1 as f64 / 1000.0)
-                        .unwrap_or(0.0),
-                    master_addr: i.core.master_addr().map(|a| a.to_string()),
-                    vips: i
-                        .vips
-                        .iter()
-                        .map(|v| format!("{}/{}", v.addr, v.prefix_len))
-                        .collect(),
-                    stats,
-                    auth_failure: discarded("AuthMismatch"),
-                    advert_interval_err: discarded("IntervalMismatch"),
-                    addr_list_err: discarded("AddressMismatch"),
-                }
-            })
-            .collect()
-    }
-
-    /// keepalived's USR2 / STATS_CLEAR / JSON dumps, in the dump directory.
-    fn dump_keepalived(&mut self, kind: crate::ops::Dump) {
-        self.dump_keepalived_file(kind, "");
-        if kind == crate::ops::Dump::StatsClear {
-            let dumps = self.instance_dumps();
-            for (i, d) in self.insts.iter_mut().zip(dumps) {
-                i.core.clear_stats();
-                crate::ops::clear_kernel_received(&d.name);
-            }
-        }
-    }
-
-    fn dump_keepalived_file(&self, kind: crate::ops::Dump, haxdp_status: &str) {
-        match crate::ops::write_dump(kind, &self.instance_dumps(), haxdp_status) {
-            Ok(path) => info!("{:?} dump written to {}", kind, path.display()),
-            Err(e) => error!(
-                "cannot write {}: {e}",
-                crate::ops::options()
-                    .dump_dir
-                    .join(kind.file_name())
-                    .display()
-            ),
-        }
-    }
-
     /// The end of the stop sequence: the STOP notifications that `shutdown_instance`
     /// queued (notify_stop, then the generic notify with STOP) run to completion, all
     /// instances together bounded by the stop timeout; then every state file says STOP,
@@ -2639,83 +2159,6 @@ impl Engine {
         self.last_reload
             .as_ref()
             .map(|r| (r.at_unix_ms, r.accepted, r.message.clone()))
-    }
-
-    /// keepalived 2.2.7's own log lines for what just happened, beside haxdp's (which name
-    /// the cause): `(VI_1) Entering MASTER STATE`, `(VI_1) Entering BACKUP STATE`,
-    /// `(VI_1) Entering BACKUP STATE (init)`, `(VI_1) Entering FAULT STATE`,
-    /// `(VI_1) sent 0 priority`, so that log alerts written for keepalived still match.
-    /// Returns whether anything changed since the last call.
-    fn log_keepalived_lines(&mut self) -> bool {
-        let mut changed = false;
-        for i in &mut self.insts {
-            let name = &i.spec.core.name;
-            let last = i.core.transitions().last();
-            let at = last.map(|t| t.at_ns).unwrap_or(0);
-            let pri0 = i.core.stats().pri_zero_sent;
-            // Nothing new since this loop last looked: no lock, no map (this runs at
-            // every turn of the engine's loop).
-            if i.lines_seen == (at, pri0) {
-                continue;
-            }
-            i.lines_seen = (at, pri0);
-            let (seen_at, seen_pri0) = crate::ops::keepalived_lines_seen(name, at, pri0);
-            if pri0 > seen_pri0 {
-                info!("({name}) sent 0 priority");
-            }
-            let Some(t) = last.filter(|_| at != seen_at) else {
-                continue;
-            };
-            changed = true;
-            let init = matches!(t.event, haxdp_vrrp::Event::Startup);
-            match t.new {
-                State::Master => info!("({name}) Entering MASTER STATE"),
-                State::Backup if init => info!("({name}) Entering BACKUP STATE (init)"),
-                State::Backup => info!("({name}) Entering BACKUP STATE"),
-                State::Fault if init => info!("({name}) Entering FAULT STATE (init)"),
-                State::Fault => info!("({name}) Entering FAULT STATE"),
-                State::Initialize => {}
-            }
-        }
-        changed
-    }
-
-    /// `--metrics-listen`: hand the metrics thread a snapshot (the engine never waits for
-    /// a scrape).
-    fn publish_metrics(&self) {
-        let mut scripts: Vec<(String, Option<bool>)> = Vec::new();
-        for i in &self.insts {
-            for (name, st) in &i.tracked {
-                if name.starts_with("interface:") || scripts.iter().any(|(n, _)| n == name) {
-                    continue;
-                }
-                let good = match st {
-                    CheckState::Up => Some(true),
-                    CheckState::Down => Some(false),
-                    CheckState::Value(_) | CheckState::Unknown => None,
-                };
-                scripts.push((name.clone(), good));
-            }
-        }
-        let peers = self
-            .insts
-            .iter()
-            .filter(|i| i.rx != RxPath::Socket)
-            .filter_map(|i| {
-                let n = self
-                    .fast
-                    .as_ref()?
-                    .peers_of(i.ifindex, i.core.config())
-                    .ok()?;
-                Some((i.spec.core.name.clone(), n.len() as u64))
-            })
-            .collect();
-        crate::metrics::publish(crate::metrics::Snapshot {
-            instances: self.instance_dumps(),
-            status: self.snapshot(),
-            scripts,
-            peers,
-        });
     }
 }
 
@@ -2798,103 +2241,9 @@ fn interface_key(ifname: &str) -> String {
     format!("interface:{ifname}")
 }
 
-/// Room in the engine's event queue. The senders behind it are bounded themselves (the
-/// XDP ring buffer, each socket's receive buffer, the netlink socket, the tracker's
-/// channel): a bounded queue here lets their bounds hold instead of growing the heap
-/// while the engine is busy. 4096 events are seconds of a 10 ms lab at full churn.
-const EVENT_QUEUE_LEN: usize = 4096;
-
-/// What the event queue dropped and how full it got, for `haxdp status`.
-#[derive(Debug, Default)]
-struct EvQueueStats {
-    max_depth: std::sync::atomic::AtomicUsize,
-    dropped_kernel: std::sync::atomic::AtomicU64,
-    dropped_housekeeping: std::sync::atomic::AtomicU64,
-    dropped_status: std::sync::atomic::AtomicU64,
-}
-
-/// The sending side of the engine's bounded event queue. `send` waits for room, so that
-/// a sender with a bounded source (socket, netlink, tracker, signals) leaves its backlog
-/// in that source; `offer` never waits and drops the event when the queue is full,
-/// counted by kind: XDP reports (the ring's callback cannot wait), housekeeping ticks
-/// (the next one comes), status requests (the client is told the daemon is busy).
-#[derive(Clone)]
-struct EvTx {
-    tx: mpsc::Sender<Ev>,
-    stats: Arc<EvQueueStats>,
-}
-
-/// The receiver was dropped: the engine is gone.
-#[derive(Debug)]
-struct EvClosed;
-
-fn ev_channel() -> (EvTx, mpsc::Receiver<Ev>) {
-    let (tx, rx) = mpsc::channel(EVENT_QUEUE_LEN);
-    (
-        EvTx {
-            tx,
-            stats: Arc::default(),
-        },
-        rx,
-    )
-}
-
-impl EvTx {
-    fn note_depth(&self) {
-        let depth = self.tx.max_capacity() - self.tx.capacity();
-        self.stats
-            .max_depth
-            .fetch_max(depth, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Queue `ev`, waiting for room.
-    async fn send(&self, ev: Ev) -> Result<(), EvClosed> {
-        self.tx.send(ev).await.map_err(|_| EvClosed)?;
-        self.note_depth();
-        Ok(())
-    }
-
-    /// Queue `ev` if there is room; `Ok(false)`: the queue was full, dropped and counted.
-    fn offer(&self, ev: Ev) -> Result<bool, EvClosed> {
-        use std::sync::atomic::Ordering::Relaxed;
-        match self.tx.try_send(ev) {
-            Ok(()) => {
-                self.note_depth();
-                Ok(true)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(EvClosed),
-            Err(mpsc::error::TrySendError::Full(ev)) => {
-                let counter = match ev {
-                    Ev::Kernel(_) => &self.stats.dropped_kernel,
-                    Ev::Status(_) => &self.stats.dropped_status,
-                    _ => &self.stats.dropped_housekeeping,
-                };
-                let n = counter.fetch_add(1, Relaxed) + 1;
-                // One line per 1000 drops: a flood must not become a log flood.
-                if n % 1000 == 1 {
-                    warn!("event queue full ({EVENT_QUEUE_LEN}): an event was dropped ({n} of its kind so far); the engine is not keeping up");
-                }
-                Ok(false)
-            }
-        }
-    }
-
-    /// The queue's figures now.
-    fn status(&self) -> control::EventQueueStatus {
-        use std::sync::atomic::Ordering::Relaxed;
-        control::EventQueueStatus {
-            capacity: self.tx.max_capacity(),
-            depth: self.tx.max_capacity() - self.tx.capacity(),
-            max_depth: self.stats.max_depth.load(Relaxed),
-            dropped_kernel: self.stats.dropped_kernel.load(Relaxed),
-            dropped_housekeeping: self.stats.dropped_housekeeping.load(Relaxed),
-            dropped_status: self.stats.dropped_status.load(Relaxed),
-        }
-    }
-}
-
 /// First wait before adding a VIP again that the kernel refused; doubled each attempt.
 const VIP_RETRY_FIRST: Duration = Duration::from_millis(250);
+
 /// Longest wait between attempts: a VIP that cannot be added is tried every 10 s for
 /// as long as this node is master.
 const VIP_RETRY_MAX: Duration = Duration::from_secs(10);
