@@ -111,9 +111,9 @@ impl Engine {
     }
 
     /// Performs the actions the node-level election produced, member by member, in order.
-    pub(super) async fn apply_out(&mut self, now: u64, out: election::Out) {
+    pub(super) async fn apply_out(&mut self, out: election::Out) {
         for (i, acts) in out {
-            self.apply(i, now, acts).await;
+            self.apply(i, acts).await;
         }
     }
 
@@ -228,7 +228,7 @@ impl Engine {
             }
         }
         self.batch = Some(Vec::new());
-        self.apply_out(now, out).await;
+        self.apply_out(out).await;
         self.flush_batch();
     }
 

@@ -174,11 +174,11 @@ impl Engine {
                 },
             ));
         }
-        self.apply(i, now, acts).await;
+        self.apply(i, acts).await;
     }
 
     /// Performs a state machine's actions, in order.
-    pub(super) async fn apply(&mut self, i: usize, _now: u64, acts: Vec<Action>) {
+    pub(super) async fn apply(&mut self, i: usize, acts: Vec<Action>) {
         let before = self.insts[i].core.transitions().len();
         let was_fault = self.insts[i].in_fault;
         // A list with the VIPs in it is a takeover: its advert goes first, at once.

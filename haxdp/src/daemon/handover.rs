@@ -147,7 +147,7 @@ impl Engine {
                     let at = inst.core.transitions().last().map_or(0, |t| t.at_ns);
                     crate::ops::keepalived_lines_seen(&name, at, inst.core.stats().pri_zero_sent);
                     notes.push(format!("{name} {:?}", inst.core.state()).to_uppercase());
-                    self.apply(i, now, acts).await;
+                    self.apply(i, acts).await;
                 }
                 None => self.start_instance(i, now).await,
             }

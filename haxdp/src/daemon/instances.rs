@@ -154,10 +154,10 @@ impl Engine {
         // election, so that two nodes never hold them (RFC 9568 6.4.1 starts
         // in Backup unless we own the addresses).
         let acts = self.insts[i].core.handle(now, Input::Startup);
-        self.apply(i, now, acts).await;
+        self.apply(i, acts).await;
         if !self.insts[i].link_up && !self.insts[i].spec.dont_track_primary {
             let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
-            self.apply(i, now, acts).await;
+            self.apply(i, acts).await;
         }
         self.recompute_priority(i, now).await;
     }
@@ -245,7 +245,7 @@ impl Engine {
             // keepalived's -V/--dont-release-vrrp: the addresses stay on the interface.
             acts.retain(|a| !matches!(a, Action::RemoveVips));
         }
-        self.apply(i, now, acts).await;
+        self.apply(i, acts).await;
         if let Some(g) = self.insts[i].garp.take() {
             g.abort();
         }
@@ -535,7 +535,7 @@ impl Engine {
                 });
             }
         }
-        self.apply(i, now, acts).await;
+        self.apply(i, acts).await;
     }
 
     /// The end of the stop sequence: the STOP notifications that `shutdown_instance`

@@ -619,7 +619,7 @@ impl Engine {
             let now = netio::monotonic_ns();
             let mut out = election::Out::new();
             election::propagate_fault(&mut self.insts, i, faulted, now, &mut out);
-            self.apply_out(now, out).await;
+            self.apply_out(out).await;
         }
     }
 

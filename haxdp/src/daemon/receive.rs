@@ -181,7 +181,7 @@ impl Engine {
                 &mut out,
             );
         }
-        self.apply_out(now, out).await;
+        self.apply_out(out).await;
     }
 
     pub(super) async fn on_net(&mut self, ev: NetEvent) {
@@ -226,7 +226,7 @@ impl Engine {
                         Input::InterfaceDown
                     };
                     let acts = self.insts[i].core.handle(now, input);
-                    self.apply(i, now, acts).await;
+                    self.apply(i, acts).await;
                 }
                 // track_interface items follow the link too.
                 self.on_track_interface(l.name.clone(), l.up).await;
@@ -248,7 +248,7 @@ impl Engine {
                     if self.insts[i].ifindex == ifindex && self.insts[i].link_up {
                         self.insts[i].link_up = false;
                         let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
-                        self.apply(i, now, acts).await;
+                        self.apply(i, acts).await;
                     }
                 }
             }
@@ -294,7 +294,7 @@ impl Engine {
                                 self.insts[i].link_up = true;
                                 if !self.insts[i].spec.dont_track_primary {
                                     let acts = self.insts[i].core.handle(now, Input::InterfaceUp);
-                                    self.apply(i, now, acts).await;
+                                    self.apply(i, acts).await;
                                 }
                             }
                         }
@@ -412,7 +412,7 @@ impl Engine {
                     reason: source_fault(addr),
                 },
             );
-            self.apply(i, now, acts).await;
+            self.apply(i, acts).await;
         }
     }
 
@@ -470,7 +470,7 @@ impl Engine {
                 let acts = self.insts[i]
                     .core
                     .handle(now, Input::Fault { on: false, reason });
-                self.apply(i, now, acts).await;
+                self.apply(i, acts).await;
             }
         }
     }
@@ -614,9 +614,9 @@ impl Engine {
             }
             let now = netio::monotonic_ns();
             let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
-            self.apply(i, now, acts).await;
+            self.apply(i, acts).await;
             let acts = self.insts[i].core.handle(now, Input::Startup);
-            self.apply(i, now, acts).await;
+            self.apply(i, acts).await;
         }
         watch_in_kernel(self.fast.as_mut(), &self.insts[i]);
         // The caller's link handling (by the new ifindex) now brings it out of Fault.

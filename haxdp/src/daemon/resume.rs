@@ -270,7 +270,7 @@ impl Engine {
         }
         self.recompute_priority(i, now).await;
         let acts = self.insts[i].core.handle(now, Input::Resume);
-        self.apply(i, now, acts).await;
+        self.apply(i, acts).await;
     }
 
     /// Rewrites the resume checkpoint: which instances are MASTER, when (CLOCK_MONOTONIC)
