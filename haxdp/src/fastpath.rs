@@ -148,6 +148,9 @@ pub struct Fastpath {
     /// The PEERS records a crashed predecessor's pins held (what its program saw until
     /// it died).
     previous: Vec<(PeerKey, PeerState)>,
+    /// PEERS' descriptor, for the lookups of every backup refresh (`peer`): looking the
+    /// map up by name in aya's table hashes the name each time.
+    peers_fd: std::os::fd::RawFd,
 }
 
 impl Fastpath {
@@ -211,6 +214,16 @@ impl Fastpath {
             .try_into()
             .map_err(program_err)?;
         prog.load().map_err(program_err)?;
+        let peers_fd = {
+            use std::os::fd::{AsFd, AsRawFd};
+            let map = ebpf
+                .map(MAP_PEERS)
+                .ok_or(FastpathError::Missing(MAP_PEERS))?;
+            let aya::maps::Map::HashMap(data) = map else {
+                return Err(FastpathError::Missing(MAP_PEERS));
+            };
+            data.fd().as_fd().as_raw_fd()
+        };
         Ok(Fastpath {
             ebpf,
             pin_dir,
@@ -218,6 +231,7 @@ impl Fastpath {
             pinned_links: StdHashMap::new(),
             keep_pins: false,
             previous: Vec::new(),
+            peers_fd,
         })
     }
 
@@ -755,7 +769,49 @@ impl Fastpath {
 
     /// One peer's record: the re-check before a takeover reads `last_ns` here.
     pub fn peer(&self, key: &PeerKey) -> Result<Option<PeerState>, FastpathError> {
-        self.lookup(MAP_PEERS, key)
+        const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+        // The `map_fd, key, value, flags` member of union bpf_attr
+        // (include/uapi/linux/bpf.h).
+        #[repr(C)]
+        struct ElemAttr {
+            map_fd: u32,
+            _pad: u32,
+            key: u64,
+            value: u64,
+            flags: u64,
+        }
+        let mut value = PeerState::default();
+        let attr = ElemAttr {
+            map_fd: self.peers_fd as u32,
+            _pad: 0,
+            key: key as *const PeerKey as u64,
+            value: &mut value as *mut PeerState as u64,
+            flags: 0,
+        };
+        // SAFETY: the descriptor is PEERS' (owned by `self.ebpf`, open while `self`
+        // lives); key and value point at a PEERS key and value, which outlive the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_ELEM,
+                &attr as *const ElemAttr,
+                std::mem::size_of::<ElemAttr>() as u32,
+            )
+        };
+        if r == 0 {
+            return Ok(Some(value));
+        }
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(None);
+        }
+        Err(FastpathError::Map {
+            name: MAP_PEERS,
+            source: MapError::SyscallError(aya::sys::SyscallError {
+                call: "bpf_map_lookup_elem",
+                io_error: e,
+            }),
+        })
     }
 
     /// Every peer's record.
