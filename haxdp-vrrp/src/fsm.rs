@@ -102,6 +102,19 @@ pub enum State {
     Fault,
 }
 
+/// keepalived's names (`MASTER`, `BACKUP`, `FAULT`; `INITIALIZE` for not started):
+/// what `haxdp status` and the dumps print, fixed here rather than derived from `Debug`.
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INITIALIZE",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        })
+    }
+}
+
 /// An event for [`Instance::handle`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -220,6 +233,27 @@ pub enum Event {
         reason: String,
     },
     FaultCleared,
+}
+
+/// The transition reason as `haxdp status` prints it (`MasterDown`, `BetterAdvert { src:
+/// 192.0.2.10, priority: 100 }`, `FaultOn { reason: "script:chk" }`): written out here so
+/// that the status JSON does not change with a `Debug` format.
+impl std::fmt::Display for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::Startup => f.write_str("Startup"),
+            Event::Resumed => f.write_str("Resumed"),
+            Event::Shutdown => f.write_str("Shutdown"),
+            Event::MasterDown => f.write_str("MasterDown"),
+            Event::BetterAdvert { src, priority } => {
+                write!(f, "BetterAdvert {{ src: {src}, priority: {priority} }}")
+            }
+            Event::InterfaceDown => f.write_str("InterfaceDown"),
+            Event::InterfaceUp => f.write_str("InterfaceUp"),
+            Event::FaultOn { reason } => write!(f, "FaultOn {{ reason: {reason:?} }}"),
+            Event::FaultCleared => f.write_str("FaultCleared"),
+        }
+    }
 }
 
 /// One entry of the transition log.

@@ -938,3 +938,45 @@ fn adopt_backup_keeps_its_master_down_deadline_and_master() {
         Action::SendAdvert { priority: 90 }
     );
 }
+
+/// `haxdp status` prints states and transition reasons with `Display`; these are the
+/// texts operators' tooling reads (they were the `Debug` output, upper-cased for states),
+/// so they are pinned here and a `Debug` change cannot move them.
+#[test]
+fn status_names_of_states_and_reasons_are_fixed() {
+    use haxdp_vrrp::fsm::{Event, State};
+    let states = [
+        (State::Initialize, "INITIALIZE"),
+        (State::Backup, "BACKUP"),
+        (State::Master, "MASTER"),
+        (State::Fault, "FAULT"),
+    ];
+    for (s, want) in states {
+        assert_eq!(s.to_string(), want);
+    }
+    let events = [
+        (Event::Startup, "Startup"),
+        (Event::Resumed, "Resumed"),
+        (Event::Shutdown, "Shutdown"),
+        (Event::MasterDown, "MasterDown"),
+        (
+            Event::BetterAdvert {
+                src: "192.0.2.10".parse().unwrap(),
+                priority: 100,
+            },
+            "BetterAdvert { src: 192.0.2.10, priority: 100 }",
+        ),
+        (Event::InterfaceDown, "InterfaceDown"),
+        (Event::InterfaceUp, "InterfaceUp"),
+        (
+            Event::FaultOn {
+                reason: "script:chk_nginx".into(),
+            },
+            "FaultOn { reason: \"script:chk_nginx\" }",
+        ),
+        (Event::FaultCleared, "FaultCleared"),
+    ];
+    for (e, want) in events {
+        assert_eq!(e.to_string(), want);
+    }
+}
