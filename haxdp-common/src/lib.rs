@@ -193,7 +193,7 @@ pub const PEERS_PROTECTED_PER_INSTANCE: u32 = 8;
 /// the former 1024-entry map; ROOM adds 722,480 bytes (706 KiB; 177 KiB before it held
 /// the slots), ALLOWED (not preallocated) 65 KiB. It
 /// is charged to the daemon's memory cgroup. The daemon removes peers it has not heard
-/// from (`Fastpath::prune_peers`); that returns their room.
+/// from (`XdpLoader::prune_peers`); that returns their room.
 pub const PEERS_MAX_ENTRIES: u32 =
     INSTANCES_MAX_ENTRIES * (PEERS_UNKNOWN_PER_INSTANCE + PEERS_PROTECTED_PER_INSTANCE);
 /// Capacity of ALLOWED (allowlisted sources, all instances), written by user space only

@@ -26,7 +26,7 @@
 //!
 //! Until `Done` the running daemon can roll back: a successor that exits, refuses or
 //! does not answer in time is reaped and the running daemon takes its links back
-//! (`Fastpath::take_back_links`) and goes on as before; `haxdp upgrade` reports why.
+//! (`XdpLoader::take_back_links`) and goes on as before; `haxdp upgrade` reports why.
 //!
 //! Why a socket pair rather than systemd's file-descriptor store: the hand-over must work
 //! the same outside systemd (the lab, containers), the state is small and typed, and the

@@ -5,10 +5,8 @@
 pub mod control;
 pub mod daemon;
 pub mod deadline;
-pub mod fastpath;
 pub mod garp;
 pub mod handover;
-pub mod kernel_rx;
 pub mod logging;
 pub mod maps_cmd;
 pub mod metrics;
@@ -19,3 +17,4 @@ pub mod sd;
 pub mod spec;
 pub mod track;
 pub mod vip;
+pub mod xdp;

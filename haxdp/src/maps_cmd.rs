@@ -16,7 +16,7 @@ use haxdp_common::{
 };
 use serde::Serialize;
 
-use crate::fastpath::{monotonic_now_ns, read_peers, sum_counters, FastpathError};
+use crate::xdp::loader::{monotonic_now_ns, read_peers, sum_counters, XdpLoaderError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
@@ -34,7 +34,7 @@ pub enum MapsError {
         source: aya::maps::MapError,
     },
     #[error(transparent)]
-    Read(#[from] FastpathError),
+    Read(#[from] XdpLoaderError),
 }
 
 /// One peer as `haxdp maps` shows it.

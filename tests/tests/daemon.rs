@@ -1013,7 +1013,7 @@ fn occupied_xdp_hook_falls_back_to_the_socket_path() {
         assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
         let dir = std::path::PathBuf::from(haxdp_common::PIN_ROOT)
             .join(format!("test-hold-{}", haxdp_tests::unique_tag()));
-        let mut other = haxdp::fastpath::Fastpath::load_pinned_at(dir).expect("load");
+        let mut other = haxdp::xdp::loader::XdpLoader::load_pinned_at(dir).expect("load");
         other
             .attach("eth0")
             .expect("the first XDP program attaches");

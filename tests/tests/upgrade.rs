@@ -357,19 +357,19 @@ fn upgrade_with_a_bad_configuration_rolls_back() {
 /// is refused by name, before anything is loaded on it.
 #[test]
 fn handover_load_shares_the_maps_and_refuses_another_layout() {
-    use haxdp::fastpath::{Fastpath, FastpathError};
+    use haxdp::xdp::loader::{XdpLoader, XdpLoaderError};
     require_root();
     let dir = std::path::PathBuf::from(haxdp_common::PIN_ROOT)
         .join(format!("test-upgrade-{}", haxdp_tests::unique_tag()));
     let conf = haxdp_common::InstanceConf::new(haxdp_common::VERSION_MASK_V3, 0, &[]);
     let key = haxdp_common::InstanceKey::new(7, 51, haxdp_common::FAMILY_V4);
-    let mut first = Fastpath::load_pinned_at(dir.clone()).expect("load");
+    let mut first = XdpLoader::load_pinned_at(dir.clone()).expect("load");
     first
         .watch(7, 51, haxdp_common::FAMILY_V4, conf)
         .expect("watch");
     first.keep_pins();
     drop(first);
-    let mut second = Fastpath::load_handover(dir.clone()).expect("load on the pinned maps");
+    let mut second = XdpLoader::load_handover(dir.clone()).expect("load on the pinned maps");
     assert!(
         second.instance_conf(&key).expect("read").is_some(),
         "the successor does not see the running daemon's INSTANCES"
@@ -406,10 +406,10 @@ fn handover_load_shares_the_maps_and_refuses_another_layout() {
         "ROOM",
     ]);
     assert!(made.status.success(), "{made:?}");
-    let refused = Fastpath::load_handover(dir.clone());
+    let refused = XdpLoader::load_handover(dir.clone());
     let _ = std::fs::remove_dir_all(&dir);
     match refused {
-        Err(e @ FastpathError::LayoutChanged { name: "ROOM", .. }) => {
+        Err(e @ XdpLoaderError::LayoutChanged { name: "ROOM", .. }) => {
             let msg = e.to_string();
             assert!(msg.contains("keeps the VIPs"), "{msg}");
         }

@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use haxdp::fastpath::{AdvertEvents, Fastpath};
+use haxdp::xdp::loader::{AdvertEvents, XdpLoader};
 use haxdp_common::*;
 use haxdp_tests::frames::{self, Advert};
 use haxdp_tests::{require_root, wait_for, Netns, TempDir};
@@ -22,10 +22,10 @@ fn ip(s: &str) -> IpAddr {
 }
 
 /// A private copy of the tracker, loaded through the daemon's own loader
-/// (`Fastpath`, pinned in a private directory, attached nowhere), so the tests
+/// (`XdpLoader`, pinned in a private directory, attached nowhere), so the tests
 /// drive the kernel through the same user-space API the daemon uses.
 struct Tracker {
-    fp: Fastpath,
+    fp: XdpLoader,
     events: AdvertEvents,
     _rt: tokio::runtime::Runtime,
 }
@@ -41,7 +41,7 @@ impl Tracker {
             .join(format!("test-xdp-{}", haxdp_tests::unique_tag()));
         let (fp, events) = {
             let _g = rt.enter();
-            let mut fp = Fastpath::load_pinned_at(dir)
+            let mut fp = XdpLoader::load_pinned_at(dir)
                 .unwrap_or_else(|e| panic!("loading the XDP object: {e}"));
             let events = fp.take_events().expect("EVENTS ring");
             (fp, events)
@@ -617,7 +617,7 @@ fn protecting_a_known_peer_gives_its_unknown_room_back() {
     }
     assert!(matches!(
         t.fp.protect_peer(&PeerKey::new(LO, 51, ip("192.0.2.77"))),
-        Err(haxdp::fastpath::FastpathError::TooManyProtected { .. })
+        Err(haxdp::xdp::loader::XdpLoaderError::TooManyProtected { .. })
     ));
 }
 
@@ -699,7 +699,7 @@ fn report_requests_push_every_live_peer_once() {
     assert_eq!(ev[0].change, CHANGE_REQUESTED);
     assert!(matches!(
         t.fp.request_reports(LO, 77, FAMILY_V4),
-        Err(haxdp::fastpath::FastpathError::NotWatched { .. })
+        Err(haxdp::xdp::loader::XdpLoaderError::NotWatched { .. })
     ));
 }
 
@@ -780,7 +780,8 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
             .build()
             .expect("tokio runtime");
         rt.block_on(async {
-            let mut fp = haxdp::fastpath::Fastpath::load().unwrap_or_else(|e| panic!("load: {e}"));
+            let mut fp =
+                haxdp::xdp::loader::XdpLoader::load().unwrap_or_else(|e| panic!("load: {e}"));
             assert!(fp.pin_dir().join(MAP_PEERS).exists(), "maps pinned");
             let mut events = fp.take_events().unwrap_or_else(|e| panic!("events: {e}"));
             fp.watch(ifindex, 51, FAMILY_V4, v3_conf())
@@ -794,13 +795,13 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
             .expect("watch v2");
             let mode = fp.attach(&our_if).unwrap_or_else(|e| panic!("attach: {e}"));
             // A second program on the same interface is refused with a typed error.
-            let mut other = haxdp::fastpath::Fastpath::load_pinned_at(
+            let mut other = haxdp::xdp::loader::XdpLoader::load_pinned_at(
                 std::path::PathBuf::from(PIN_ROOT)
                     .join(format!("test-{}", haxdp_tests::unique_tag())),
             )
             .expect("second load");
             match other.attach(&our_if) {
-                Err(haxdp::fastpath::FastpathError::AlreadyAttached { .. }) => {}
+                Err(haxdp::xdp::loader::XdpLoaderError::AlreadyAttached { .. }) => {}
                 other => panic!("expected AlreadyAttached, got {other:?}"),
             }
             drop(other);
@@ -846,7 +847,7 @@ fn attached_to_a_veth_it_tracks_a_real_keepalived() {
 
     assert!(matches!(
         mode,
-        haxdp::fastpath::XdpAttachMode::Native | haxdp::fastpath::XdpAttachMode::Skb
+        haxdp::xdp::loader::XdpAttachMode::Native | haxdp::xdp::loader::XdpAttachMode::Skb
     ));
     let st = seen.unwrap_or_else(|| {
         panic!(

@@ -14,7 +14,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use haxdp::fastpath::{AdvertEvents, Fastpath};
+use haxdp::xdp::loader::{AdvertEvents, XdpLoader};
 use haxdp_common::*;
 use haxdp_tests::frames::{self, Advert};
 use haxdp_tests::require_root;
@@ -361,7 +361,7 @@ fn generate(rng: &mut Rng) -> (Vec<u8>, &'static str) {
 }
 
 struct Kernel {
-    fp: Fastpath,
+    fp: XdpLoader,
     events: AdvertEvents,
     rt: tokio::runtime::Runtime,
 }
@@ -377,7 +377,7 @@ impl Kernel {
             .join(format!("test-diff-{}", haxdp_tests::unique_tag()));
         let (mut fp, events) = {
             let _g = rt.enter();
-            let mut fp = Fastpath::load_pinned_at(dir)
+            let mut fp = XdpLoader::load_pinned_at(dir)
                 .unwrap_or_else(|e| panic!("loading the XDP object: {e}"));
             let events = fp.take_events().expect("EVENTS");
             (fp, events)

@@ -608,7 +608,7 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
         let key_v2 = InstanceKey { vrid: 52, ..key };
         let conf_v2 = InstanceConf::new(VERSION_MASK_V2, AUTH_PASS, b"secret");
         instances.insert(key_v2, conf_v2, 0)?;
-        // Each watched instance needs its room in PEERS (as Fastpath::watch makes it).
+        // Each watched instance needs its room in PEERS (as XdpLoader::watch makes it).
         let map = ebpf
             .map_mut(haxdp_common::MAP_ROOM)
             .context("ROOM map missing from the object")?;

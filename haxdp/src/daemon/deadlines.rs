@@ -9,8 +9,8 @@ use haxdp_vrrp::node::{self as election, Expiry, KernelView};
 use haxdp_vrrp::{Family, State};
 use tracing::{debug, info, warn};
 
-use crate::kernel_rx::KernelRx as Fastpath;
 use crate::netio;
+use crate::xdp::rx::KernelRx;
 
 use super::{Batched, Engine, Frame, Inst, RxPath};
 
@@ -22,7 +22,7 @@ pub(super) const PREFETCH_FROM: usize = 256;
 /// `haxdp_vrrp::node`): one lookup per question. Socket-path instances have no kernel
 /// records; every advert reaches their core.
 pub(super) struct PeersView<'a> {
-    pub(super) fast: Option<&'a Fastpath>,
+    pub(super) fast: Option<&'a KernelRx>,
     /// Per member: (ifindex, family, vrid) when it receives through XDP.
     keys: Vec<Option<(u32, Family, u8)>>,
     /// Every source's last advert, read at once (`prefetch`) for a wake-up that
@@ -32,7 +32,7 @@ pub(super) struct PeersView<'a> {
 }
 
 impl<'a> PeersView<'a> {
-    pub(super) fn new(fast: Option<&'a Fastpath>, insts: &[Inst]) -> Self {
+    pub(super) fn new(fast: Option<&'a KernelRx>, insts: &[Inst]) -> Self {
         let keys = insts
             .iter()
             .map(|i| {
@@ -49,7 +49,7 @@ impl<'a> PeersView<'a> {
         }
     }
 
-    /// Reads every PEERS record with one batched call (`Fastpath::peers_batch`); the
+    /// Reads every PEERS record with one batched call (`KernelRx::peers_batch`); the
     /// lookups of this wake-up then cost no syscall. On error the view looks up one by
     /// one, as without it.
     fn prefetch(&mut self) {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
-use super::{Engine, Ev, EvTx, Fastpath, RxPath};
+use super::{Engine, Ev, EvTx, KernelRx, RxPath};
 use crate::control;
 use crate::handover::{self as proto, Channel, InstanceState, Msg, Snapshot};
 use crate::netio;
@@ -50,18 +50,18 @@ pub(super) async fn hello(ch: &mut Channel) -> Result<BTreeMap<String, String>, 
 
 /// The successor's XDP program, on the maps the running daemon pinned for this network
 /// namespace; a fresh load where it had none (it ran without XDP).
-pub(super) fn load_fast(links: &BTreeMap<String, String>) -> Result<Option<Fastpath>, String> {
+pub(super) fn load_fast(links: &BTreeMap<String, String>) -> Result<Option<KernelRx>, String> {
     let netns = haxdp_common::current_netns_inode().map_err(|e| e.to_string())?;
     let dir = haxdp_common::pin_dir(netns);
     if !dir.join(haxdp_common::MAP_PEERS).exists() {
         if !links.is_empty() {
             return Err(format!("{} has no pinned maps", dir.display()));
         }
-        return Ok(Fastpath::load()
+        return Ok(KernelRx::load()
             .map_err(|e| warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}"))
             .ok());
     }
-    Fastpath::load_handover(dir)
+    KernelRx::load_handover(dir)
         .map(Some)
         .map_err(|e| e.to_string())
 }

@@ -30,12 +30,12 @@ use tracing::{error, info, warn};
 
 use crate::control::{self, Status};
 use crate::garp::GarpSender;
-use crate::kernel_rx::KernelRx as Fastpath;
 use crate::netio::{self, AdvertSocket};
 use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
 use crate::track::{CheckState, TrackEvent, Tracker};
 use crate::vip::{NetEvent, Netlink, Vip};
+use crate::xdp::rx::KernelRx;
 
 use effects::Upkeep;
 use events::{ev_channel, EvTx};
@@ -187,7 +187,7 @@ struct Engine {
     opts: RunOptions,
     spec: DaemonSpec,
     insts: Vec<Inst>,
-    fast: Option<Fastpath>,
+    fast: Option<KernelRx>,
     attached: HashMap<String, RxPath>,
     sockets: HashMap<(u32, IpAddr), Arc<AdvertSocket>>,
     socket_tasks: HashMap<(u32, IpAddr), JoinHandle<()>>,
@@ -331,7 +331,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                 return Ok(1);
             }
         },
-        (ReceiveChoice::Auto, None) => match Fastpath::load() {
+        (ReceiveChoice::Auto, None) => match KernelRx::load() {
             Ok(f) => Some(f),
             Err(e) => {
                 warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}");

@@ -10,9 +10,9 @@ use haxdp_vrrp::node as election;
 use haxdp_vrrp::{Family, Input, Instance, State};
 use tracing::{debug, error, info, warn};
 
-use crate::kernel_rx::{self as fastpath, KernelRx as Fastpath};
 use crate::netio::{self, AdvertSocket};
 use crate::vip::{NetEvent, Vip};
+use crate::xdp::rx::{KernelRx, XdpAttachMode};
 
 use super::deadlines::PeersView;
 use super::{Engine, Ev, Inst, RxPath};
@@ -41,8 +41,8 @@ impl Engine {
             Some(_) if adopted.is_some() => adopted.unwrap_or(RxPath::XdpNative),
             Some(f) => {
                 match f.attach(ifname) {
-                    Ok(fastpath::XdpAttachMode::Native) => RxPath::XdpNative,
-                    Ok(fastpath::XdpAttachMode::Skb) => RxPath::XdpSkb,
+                    Ok(XdpAttachMode::Native) => RxPath::XdpNative,
+                    Ok(XdpAttachMode::Skb) => RxPath::XdpSkb,
                     Err(e) => {
                         warn!("{ifname}: XDP cannot be attached, receiving adverts on a raw socket: {e}");
                         RxPath::Socket
@@ -626,7 +626,7 @@ impl Engine {
 /// Tells the XDP program (again) what instance `inst` accepts: its versions and
 /// authentication, its configured unicast peers protected, its source allowlist (a
 /// socket-path instance has nothing to tell).
-pub(super) fn watch_in_kernel(fast: Option<&mut Fastpath>, inst: &Inst) {
+pub(super) fn watch_in_kernel(fast: Option<&mut KernelRx>, inst: &Inst) {
     let (Some(f), false) = (fast, inst.rx == RxPath::Socket) else {
         return;
     };

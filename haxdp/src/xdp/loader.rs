@@ -36,7 +36,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 const BPFFS_MOUNT: &str = "/sys/fs/bpf";
 
 #[derive(Debug, thiserror::Error)]
-pub enum FastpathError {
+pub enum XdpLoaderError {
     #[error("cannot read the network namespace of this thread (/proc/thread-self/ns/net): {0}")]
     Netns(#[source] io::Error),
     #[error("bpffs is not mounted at {BPFFS_MOUNT} and mounting it failed (run as root): {0}")]
@@ -119,12 +119,12 @@ pub enum FastpathError {
     Link { ifname: String, what: String },
 }
 
-fn program_err(e: ProgramError) -> FastpathError {
-    FastpathError::Program(Box::new(e))
+fn program_err(e: ProgramError) -> XdpLoaderError {
+    XdpLoaderError::Program(Box::new(e))
 }
 
-fn map_err(name: &'static str) -> impl FnOnce(MapError) -> FastpathError {
-    move |source| FastpathError::Map { name, source }
+fn map_err(name: &'static str) -> impl FnOnce(MapError) -> XdpLoaderError {
+    move |source| XdpLoaderError::Map { name, source }
 }
 
 /// Which XDP mode is live on an interface.
@@ -137,7 +137,7 @@ pub enum XdpAttachMode {
 }
 
 /// The loaded tracker: programs, maps and their pins.
-pub struct Fastpath {
+pub struct XdpLoader {
     ebpf: Ebpf,
     pin_dir: PathBuf,
     links: StdHashMap<String, aya::programs::xdp::XdpLinkId>,
@@ -153,17 +153,17 @@ pub struct Fastpath {
     peers_fd: std::os::fd::RawFd,
 }
 
-impl Fastpath {
+impl XdpLoader {
     /// Loads the embedded object and pins its maps for this network namespace,
     /// replacing pins a crashed daemon left behind.
-    pub fn load() -> Result<Fastpath, FastpathError> {
-        let netns = haxdp_common::current_netns_inode().map_err(FastpathError::Netns)?;
+    pub fn load() -> Result<XdpLoader, XdpLoaderError> {
+        let netns = haxdp_common::current_netns_inode().map_err(XdpLoaderError::Netns)?;
         let dir = pin_dir(netns);
         Self::load_pinned_at(dir)
     }
 
-    /// As [`Fastpath::load`], pinning under `dir` (tests use a private directory).
-    pub fn load_pinned_at(dir: PathBuf) -> Result<Fastpath, FastpathError> {
+    /// As [`XdpLoader::load`], pinning under `dir` (tests use a private directory).
+    pub fn load_pinned_at(dir: PathBuf) -> Result<XdpLoader, XdpLoaderError> {
         ensure_bpffs()?;
         let mut carried: Vec<(PeerKey, PeerState)> = Vec::new();
         let mut previous = Vec::new();
@@ -182,21 +182,21 @@ impl Fastpath {
                 carried = carried.len(),
                 "removing stale haxdp BPF pins, keeping the protected PEERS records"
             );
-            std::fs::remove_dir_all(&dir).map_err(|source| FastpathError::PinDir {
+            std::fs::remove_dir_all(&dir).map_err(|source| XdpLoaderError::PinDir {
                 path: dir.clone(),
                 source,
             })?;
         }
-        std::fs::create_dir_all(&dir).map_err(|source| FastpathError::PinDir {
+        std::fs::create_dir_all(&dir).map_err(|source| XdpLoaderError::PinDir {
             path: dir.clone(),
             source,
         })?;
-        let ebpf = Ebpf::load(ebpf_object()).map_err(|e| FastpathError::Load(Box::new(e)))?;
+        let ebpf = Ebpf::load(ebpf_object()).map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
         for name in PINNED_MAPS {
-            let map = ebpf.map(name).ok_or(FastpathError::Missing(name))?;
+            let map = ebpf.map(name).ok_or(XdpLoaderError::Missing(name))?;
             let path = dir.join(name);
             map.pin(&path)
-                .map_err(|source| FastpathError::Pin { name, path, source })?;
+                .map_err(|source| XdpLoaderError::Pin { name, path, source })?;
         }
         let mut fast = Self::verified(ebpf, dir)?;
         fast.previous = previous;
@@ -206,11 +206,11 @@ impl Fastpath {
 
     /// The tracker of `ebpf` (its maps created or opened), its logs forwarded and its
     /// program through the verifier.
-    fn verified(mut ebpf: Ebpf, pin_dir: PathBuf) -> Result<Fastpath, FastpathError> {
+    fn verified(mut ebpf: Ebpf, pin_dir: PathBuf) -> Result<XdpLoader, XdpLoaderError> {
         forward_ebpf_logs(&mut ebpf);
         let prog: &mut Xdp = ebpf
             .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .ok_or(XdpLoaderError::Missing(PROG_XDP))?
             .try_into()
             .map_err(program_err)?;
         prog.load().map_err(program_err)?;
@@ -218,13 +218,13 @@ impl Fastpath {
             use std::os::fd::{AsFd, AsRawFd};
             let map = ebpf
                 .map(MAP_PEERS)
-                .ok_or(FastpathError::Missing(MAP_PEERS))?;
+                .ok_or(XdpLoaderError::Missing(MAP_PEERS))?;
             let aya::maps::Map::HashMap(data) = map else {
-                return Err(FastpathError::Missing(MAP_PEERS));
+                return Err(XdpLoaderError::Missing(MAP_PEERS));
             };
             data.fd().as_fd().as_raw_fd()
         };
-        Ok(Fastpath {
+        Ok(XdpLoader {
             ebpf,
             pin_dir,
             links: StdHashMap::new(),
@@ -239,16 +239,16 @@ impl Fastpath {
     /// running daemon pinned at `dir`, so that the kernel's view (PEERS, ROOM, the event
     /// ring and its read position) goes on unbroken. Each pinned map's type, key and
     /// value size and size are compared with this build's definition first: a build
-    /// with another layout is refused ([`FastpathError::LayoutChanged`]) rather than run
+    /// with another layout is refused ([`XdpLoaderError::LayoutChanged`]) rather than run
     /// on maps it would misread.
-    pub fn load_handover(dir: PathBuf) -> Result<Fastpath, FastpathError> {
+    pub fn load_handover(dir: PathBuf) -> Result<XdpLoader, XdpLoaderError> {
         let obj = aya_obj::Object::parse(ebpf_object())
-            .map_err(|e| FastpathError::Load(Box::new(aya::EbpfError::ParseError(e))))?;
+            .map_err(|e| XdpLoaderError::Load(Box::new(aya::EbpfError::ParseError(e))))?;
         let mut loader = aya::EbpfLoader::new();
         let paths: Vec<(&'static str, PathBuf)> =
             PINNED_MAPS.iter().map(|n| (*n, dir.join(n))).collect();
         for (name, path) in &paths {
-            let def = obj.maps.get(*name).ok_or(FastpathError::Missing(name))?;
+            let def = obj.maps.get(*name).ok_or(XdpLoaderError::Missing(name))?;
             let info = aya::maps::MapInfo::from_pin(path).map_err(map_err(name))?;
             let running = (
                 info.map_type().map(|t| t as u32).unwrap_or(u32::MAX),
@@ -268,7 +268,7 @@ impl Fastpath {
                 let show = |t: (u32, u32, u32, u32)| {
                     format!("type {} key {} B value {} B entries {}", t.0, t.1, t.2, t.3)
                 };
-                return Err(FastpathError::LayoutChanged {
+                return Err(XdpLoaderError::LayoutChanged {
                     name,
                     running: show(running),
                     new: show(new),
@@ -278,7 +278,7 @@ impl Fastpath {
         }
         let ebpf = loader
             .load(ebpf_object())
-            .map_err(|e| FastpathError::Load(Box::new(e)))?;
+            .map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
         Self::verified(ebpf, dir)
     }
 
@@ -299,16 +299,16 @@ impl Fastpath {
     }
 
     /// Pins the XDP link of every attached interface (`<pin dir>/link-IFNAME`), for a
-    /// successor that replaces the program on it ([`Fastpath::adopt_link`]): the link,
+    /// successor that replaces the program on it ([`XdpLoader::adopt_link`]): the link,
     /// and the program on the NIC, outlive this process. Returns the interfaces.
-    pub fn pin_links(&mut self) -> Result<Vec<String>, FastpathError> {
+    pub fn pin_links(&mut self) -> Result<Vec<String>, XdpLoaderError> {
         let names: Vec<String> = self.links.keys().cloned().collect();
         for ifname in &names {
             let Some(id) = self.links.remove(ifname) else {
                 continue;
             };
             let path = self.link_pin(ifname);
-            let link_err = |what: String| FastpathError::Link {
+            let link_err = |what: String| XdpLoaderError::Link {
                 ifname: ifname.clone(),
                 what,
             };
@@ -325,14 +325,14 @@ impl Fastpath {
         Ok(names)
     }
 
-    /// The successor's side of [`Fastpath::pin_links`]: replaces the program on the
+    /// The successor's side of [`XdpLoader::pin_links`]: replaces the program on the
     /// pinned link of `ifname` with ours, atomically (`BPF_LINK_UPDATE`: there is no
     /// moment without a program on the NIC). The pin stays until
-    /// [`Fastpath::release_link_pins`], so that the predecessor can take the link back
+    /// [`XdpLoader::release_link_pins`], so that the predecessor can take the link back
     /// if this process dies before the hand-over completes.
-    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), FastpathError> {
+    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), XdpLoaderError> {
         let path = self.link_pin(ifname);
-        let link_err = |what: String| FastpathError::Link {
+        let link_err = |what: String| XdpLoaderError::Link {
             ifname: ifname.to_string(),
             what,
         };
@@ -361,7 +361,7 @@ impl Fastpath {
 
     /// The predecessor's rollback when its successor died before completing: takes each
     /// pinned link back and puts this process's program on it again.
-    pub fn take_back_links(&mut self) -> Vec<(String, FastpathError)> {
+    pub fn take_back_links(&mut self) -> Vec<(String, XdpLoaderError)> {
         let mut failed = Vec::new();
         let names: Vec<String> = self.pinned_links.keys().cloned().collect();
         for ifname in names {
@@ -383,7 +383,7 @@ impl Fastpath {
     /// The records of protected sources (configured peers, followed masters): what a
     /// restarted daemon needs to find room for its master at once, before spoofed
     /// sources can take every unknown slot of the instance.
-    pub fn protected_peers(&self) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+    pub fn protected_peers(&self) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
         Ok(self
             .peers()?
             .into_iter()
@@ -393,7 +393,10 @@ impl Fastpath {
 
     /// Puts records carried over from a previous daemon back into PEERS (existing
     /// records win). Protected records take no unknown room, so ROOM stays right.
-    pub fn restore_peers(&mut self, recs: &[(PeerKey, PeerState)]) -> Result<usize, FastpathError> {
+    pub fn restore_peers(
+        &mut self,
+        recs: &[(PeerKey, PeerState)],
+    ) -> Result<usize, XdpLoaderError> {
         let mut map: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
         let mut n = 0;
         for (k, st) in recs
@@ -412,10 +415,10 @@ impl Fastpath {
     }
 
     /// The XDP program.
-    fn xdp(&mut self) -> Result<&mut Xdp, FastpathError> {
+    fn xdp(&mut self) -> Result<&mut Xdp, XdpLoaderError> {
         self.ebpf
             .program_mut(PROG_XDP)
-            .ok_or(FastpathError::Missing(PROG_XDP))?
+            .ok_or(XdpLoaderError::Missing(PROG_XDP))?
             .try_into()
             .map_err(program_err)
     }
@@ -426,7 +429,7 @@ impl Fastpath {
     }
 
     /// Attaches to `ifname`: native mode, falling back to generic (skb) mode.
-    pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, FastpathError> {
+    pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, XdpLoaderError> {
         let prog = self.xdp()?;
         let native = match prog.attach(ifname, XdpMode::Driver) {
             Ok(link) => {
@@ -444,7 +447,7 @@ impl Fastpath {
             }
             Err(skb) => {
                 classify_attach_error(ifname, &skb)?;
-                Err(FastpathError::AttachFailed {
+                Err(XdpLoaderError::AttachFailed {
                     ifname: ifname.to_string(),
                     native: Box::new(native),
                     skb: Box::new(skb),
@@ -468,7 +471,7 @@ impl Fastpath {
             if let Ok(prog) = self
                 .ebpf
                 .program_mut(PROG_XDP)
-                .ok_or(FastpathError::Missing(PROG_XDP))
+                .ok_or(XdpLoaderError::Missing(PROG_XDP))
                 .and_then(|p| <&mut Xdp>::try_from(p).map_err(program_err))
             {
                 // The link is dead already; detaching only drops our handle on it.
@@ -477,11 +480,11 @@ impl Fastpath {
         }
     }
 
-    pub fn detach(&mut self, ifname: &str) -> Result<(), FastpathError> {
+    pub fn detach(&mut self, ifname: &str) -> Result<(), XdpLoaderError> {
         let link = self
             .links
             .remove(ifname)
-            .ok_or_else(|| FastpathError::NotAttached(ifname.to_string()))?;
+            .ok_or_else(|| XdpLoaderError::NotAttached(ifname.to_string()))?;
         let prog = self.xdp()?;
         prog.detach(link).map_err(program_err)
     }
@@ -500,7 +503,7 @@ impl Fastpath {
         vrid: u8,
         family: u8,
         conf: InstanceConf,
-    ) -> Result<(), FastpathError> {
+    ) -> Result<(), XdpLoaderError> {
         let key = instance_key(ifindex, vrid, family);
         // The room first: the XDP program refuses new peers of an instance without one.
         let mut room: HashMap<&mut MapData, InstanceKey, InstanceRoom> = self.map_mut(MAP_ROOM)?;
@@ -535,39 +538,39 @@ impl Fastpath {
         ifindex: u32,
         vrid: u8,
         family: u8,
-    ) -> Result<(), FastpathError> {
+    ) -> Result<(), XdpLoaderError> {
         let key = instance_key(ifindex, vrid, family);
         let mut conf = self
             .instance_conf(&key)?
-            .ok_or(FastpathError::NotWatched { ifindex, vrid })?;
+            .ok_or(XdpLoaderError::NotWatched { ifindex, vrid })?;
         conf.report_epoch = conf.report_epoch.wrapping_add(1).max(1);
         self.put_instance(key, conf)
     }
 
     /// The instance's INSTANCES value, if it is watched.
-    pub fn instance_conf(&self, key: &InstanceKey) -> Result<Option<InstanceConf>, FastpathError> {
+    pub fn instance_conf(&self, key: &InstanceKey) -> Result<Option<InstanceConf>, XdpLoaderError> {
         self.lookup(MAP_INSTANCES, key)
     }
 
-    fn put_instance(&mut self, key: InstanceKey, conf: InstanceConf) -> Result<(), FastpathError> {
+    fn put_instance(&mut self, key: InstanceKey, conf: InstanceConf) -> Result<(), XdpLoaderError> {
         let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
             self.map_mut(MAP_INSTANCES)?;
         map.insert(key, conf, 0).map_err(map_err(MAP_INSTANCES))
     }
 
     /// The instance's admission counters (see `PEERS_MAX_ENTRIES`).
-    pub fn room(&self, key: &InstanceKey) -> Result<Option<InstanceRoom>, FastpathError> {
+    pub fn room(&self, key: &InstanceKey) -> Result<Option<InstanceRoom>, XdpLoaderError> {
         self.lookup(MAP_ROOM, key)
     }
 
     /// Marks a source as known to its instance: it always has room in PEERS, does
     /// not count against the unknown-source room and is never pruned. Creates its
     /// record (with no advert yet, `count` 0) if it has none.
-    pub fn protect_peer(&mut self, key: &PeerKey) -> Result<(), FastpathError> {
+    pub fn protect_peer(&mut self, key: &PeerKey) -> Result<(), XdpLoaderError> {
         let ikey = key.instance();
         let conf = self
             .instance_conf(&ikey)?
-            .ok_or(FastpathError::NotWatched {
+            .ok_or(XdpLoaderError::NotWatched {
                 ifindex: key.ifindex,
                 vrid: key.vrid,
             })?;
@@ -581,7 +584,7 @@ impl Fastpath {
             .filter(|(k, st)| k.instance() == ikey && st.is_protected())
             .count();
         if protected >= PEERS_PROTECTED_PER_INSTANCE as usize {
-            return Err(FastpathError::TooManyProtected {
+            return Err(XdpLoaderError::TooManyProtected {
                 ifindex: key.ifindex,
                 vrid: key.vrid,
                 addr: key.ip(),
@@ -609,7 +612,7 @@ impl Fastpath {
         mut st: PeerState,
         mut conf: InstanceConf,
         tries: u32,
-    ) -> Result<(), FastpathError> {
+    ) -> Result<(), XdpLoaderError> {
         let ikey = key.instance();
         // A whole-value update: an advert the XDP program records between the read
         // and this write loses its timestamp, and the next one brings it back. The
@@ -634,7 +637,7 @@ impl Fastpath {
                 self.put_instance(ikey, conf)?;
                 match self.peer(key)? {
                     Some(again) if tries > 0 => self.flag_protected(key, again, conf, tries - 1),
-                    Some(_) => Err(FastpathError::Map {
+                    Some(_) => Err(XdpLoaderError::Map {
                         name: MAP_PEERS,
                         source: MapError::KeyNotFound,
                     }),
@@ -646,7 +649,7 @@ impl Fastpath {
 
     /// Takes the protection back: the source's record stays and counts against the
     /// unknown-source room again (which may then be over its limit until pruning).
-    pub fn unprotect_peer(&mut self, key: &PeerKey) -> Result<(), FastpathError> {
+    pub fn unprotect_peer(&mut self, key: &PeerKey) -> Result<(), XdpLoaderError> {
         let Some(mut st) = self.peer(key)? else {
             return Ok(());
         };
@@ -674,21 +677,21 @@ impl Fastpath {
         vrid: u8,
         family: u8,
         allowed: Option<&[IpAddr]>,
-    ) -> Result<(), FastpathError> {
+    ) -> Result<(), XdpLoaderError> {
         let ikey = instance_key(ifindex, vrid, family);
         let mut conf = self
             .instance_conf(&ikey)?
-            .ok_or(FastpathError::NotWatched { ifindex, vrid })?;
+            .ok_or(XdpLoaderError::NotWatched { ifindex, vrid })?;
         let want: Vec<PeerKey> = allowed
             .unwrap_or_default()
             .iter()
             .map(|a| PeerKey::new(ifindex, vrid, *a))
             .collect();
         if let Some(k) = want.iter().find(|k| k.family != family) {
-            return Err(FastpathError::WrongFamily { addr: k.ip() });
+            return Err(XdpLoaderError::WrongFamily { addr: k.ip() });
         }
         if want.len() > ALLOWED_PER_INSTANCE {
-            return Err(FastpathError::AllowlistTooLong { count: want.len() });
+            return Err(XdpLoaderError::AllowlistTooLong { count: want.len() });
         }
         let mut map: HashMap<&mut MapData, PeerKey, u32> = self.map_mut(MAP_ALLOWED)?;
         let old: Vec<PeerKey> = map
@@ -716,7 +719,10 @@ impl Fastpath {
     }
 
     /// The instance's allowlist, `None` when it has none.
-    pub fn allowed_sources(&self, key: &InstanceKey) -> Result<Option<Vec<IpAddr>>, FastpathError> {
+    pub fn allowed_sources(
+        &self,
+        key: &InstanceKey,
+    ) -> Result<Option<Vec<IpAddr>>, XdpLoaderError> {
         let Some(conf) = self.instance_conf(key)? else {
             return Ok(None);
         };
@@ -735,7 +741,7 @@ impl Fastpath {
 
     /// Stops accepting adverts for an instance and forgets its peers (protected ones
     /// included), its room and its allowlist.
-    pub fn unwatch(&mut self, ifindex: u32, vrid: u8, family: u8) -> Result<(), FastpathError> {
+    pub fn unwatch(&mut self, ifindex: u32, vrid: u8, family: u8) -> Result<(), XdpLoaderError> {
         let ikey = instance_key(ifindex, vrid, family);
         let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
             self.map_mut(MAP_INSTANCES)?;
@@ -768,7 +774,7 @@ impl Fastpath {
     }
 
     /// One peer's record: the re-check before a takeover reads `last_ns` here.
-    pub fn peer(&self, key: &PeerKey) -> Result<Option<PeerState>, FastpathError> {
+    pub fn peer(&self, key: &PeerKey) -> Result<Option<PeerState>, XdpLoaderError> {
         const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
         // The `map_fd, key, value, flags` member of union bpf_attr
         // (include/uapi/linux/bpf.h).
@@ -805,7 +811,7 @@ impl Fastpath {
         if e.raw_os_error() == Some(libc::ENOENT) {
             return Ok(None);
         }
-        Err(FastpathError::Map {
+        Err(XdpLoaderError::Map {
             name: MAP_PEERS,
             source: MapError::SyscallError(aya::sys::SyscallError {
                 call: "bpf_map_lookup_elem",
@@ -818,16 +824,16 @@ impl Fastpath {
     /// Every PEERS record with `BPF_MAP_LOOKUP_BATCH` (Linux 5.6): one bpf(2) call per
     /// 256 records, where iterating costs two per record (`get_next_key`, then the
     /// lookup). What a wake-up that re-checks many backups reads once.
-    pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+    pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
         use std::os::fd::{AsFd, AsRawFd};
         const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;
         const CHUNK: usize = 256;
         let map = self
             .ebpf
             .map(MAP_PEERS)
-            .ok_or(FastpathError::Missing(MAP_PEERS))?;
+            .ok_or(XdpLoaderError::Missing(MAP_PEERS))?;
         let aya::maps::Map::HashMap(data) = map else {
-            return Err(FastpathError::Missing(MAP_PEERS));
+            return Err(XdpLoaderError::Missing(MAP_PEERS));
         };
         let fd = data.fd().as_fd().as_raw_fd();
         // The kernel's `batch` member of union bpf_attr (include/uapi/linux/bpf.h).
@@ -881,7 +887,7 @@ impl Fastpath {
                 // ENOENT: the last records were in this call.
                 Some(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
                 Some(e) => {
-                    return Err(FastpathError::Map {
+                    return Err(XdpLoaderError::Map {
                         name: MAP_PEERS,
                         source: MapError::SyscallError(aya::sys::SyscallError {
                             call: "bpf_map_lookup_batch",
@@ -896,26 +902,26 @@ impl Fastpath {
         Ok(out)
     }
 
-    pub fn peers(&self) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+    pub fn peers(&self) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
         let map: HashMap<&MapData, PeerKey, PeerState> = self.map(MAP_PEERS)?;
         read_peers(&map)
     }
 
     /// Drop counters by reason, summed over CPUs, in [`DropReason`] index order.
-    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, XdpLoaderError> {
         let map: PerCpuArray<&MapData, u64> = self.map(MAP_DROPS)?;
         sum_counters(&map, DROP_REASON_COUNT, drop_reason_name, MAP_DROPS)
     }
 
     /// One drop counter, summed over CPUs.
-    pub fn drop_count(&self, reason: DropReason) -> Result<u64, FastpathError> {
+    pub fn drop_count(&self, reason: DropReason) -> Result<u64, XdpLoaderError> {
         let map: PerCpuArray<&MapData, u64> = self.map(MAP_DROPS)?;
         let per_cpu = map.get(&reason.index(), 0).map_err(map_err(MAP_DROPS))?;
         Ok(per_cpu.iter().sum())
     }
 
     /// Valid adverts, events pushed and events lost (ring buffer full).
-    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+    pub fn stats(&self) -> Result<Vec<(&'static str, u64)>, XdpLoaderError> {
         let map: PerCpuArray<&MapData, u64> = self.map(MAP_STATS)?;
         sum_counters(&map, STAT_COUNT, stat_name, MAP_STATS)
     }
@@ -924,7 +930,7 @@ impl Fastpath {
     /// (kernel monotonic time), giving their room back to their instance, and any
     /// record left of an instance that is no longer watched. PEERS never evicts on its
     /// own (see `PEERS_MAX_ENTRIES`). Returns how many were removed.
-    pub fn prune_peers(&mut self, older_than_ns: u64) -> Result<usize, FastpathError> {
+    pub fn prune_peers(&mut self, older_than_ns: u64) -> Result<usize, XdpLoaderError> {
         let now = monotonic_now_ns();
         let mut stale: Vec<PeerKey> = Vec::new();
         let mut released: StdHashMap<InstanceKey, u64> = StdHashMap::new();
@@ -967,7 +973,7 @@ impl Fastpath {
         &mut self,
         name: &'static str,
         keys: &[PeerKey],
-    ) -> Result<Vec<PeerKey>, FastpathError> {
+    ) -> Result<Vec<PeerKey>, XdpLoaderError> {
         let mut map: HashMap<&mut MapData, PeerKey, V> = self.map_mut(name)?;
         let mut removed = Vec::with_capacity(keys.len());
         for k in keys {
@@ -985,7 +991,7 @@ impl Fastpath {
     /// the kernel runs it as if the frame came in on the caller's loopback device
     /// (ifindex 1), against the same maps. Returns the verdict (`XDP_*`) and the frame
     /// as the program left it. For tests and benchmarks.
-    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), FastpathError> {
+    pub fn test_run(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpLoaderError> {
         let prog = self.xdp()?;
         let mut out = vec![0u8; frame.len() + 256];
         let mut opts = TestRunOptions::new();
@@ -999,7 +1005,7 @@ impl Fastpath {
     /// Takes the advert ring buffer. Call once, inside a tokio runtime.
     /// Taken a second time (a hand-over that rolled back), the ring is opened again from
     /// its pin: the read position lives in the map, nothing is read twice or lost.
-    pub fn take_events(&mut self) -> Result<AdvertEvents, FastpathError> {
+    pub fn take_events(&mut self) -> Result<AdvertEvents, XdpLoaderError> {
         let map = match self.ebpf.take_map(MAP_EVENTS) {
             Some(m) => m,
             None => aya::maps::Map::RingBuf(
@@ -1007,7 +1013,7 @@ impl Fastpath {
             ),
         };
         let ring = RingBuf::try_from(map).map_err(map_err(MAP_EVENTS))?;
-        let fd = register_readable(ring).map_err(FastpathError::Runtime)?;
+        let fd = register_readable(ring).map_err(XdpLoaderError::Runtime)?;
         Ok(AdvertEvents { fd })
     }
 
@@ -1016,7 +1022,7 @@ impl Fastpath {
         &self,
         name: &'static str,
         key: &K,
-    ) -> Result<Option<V>, FastpathError> {
+    ) -> Result<Option<V>, XdpLoaderError> {
         let map: HashMap<&MapData, K, V> = self.map(name)?;
         match map.get(key, 0) {
             Ok(v) => Ok(Some(v)),
@@ -1025,27 +1031,27 @@ impl Fastpath {
         }
     }
 
-    fn map<'a, T>(&'a self, name: &'static str) -> Result<T, FastpathError>
+    fn map<'a, T>(&'a self, name: &'static str) -> Result<T, XdpLoaderError>
     where
         T: TryFrom<&'a aya::maps::Map, Error = MapError>,
     {
-        let map = self.ebpf.map(name).ok_or(FastpathError::Missing(name))?;
+        let map = self.ebpf.map(name).ok_or(XdpLoaderError::Missing(name))?;
         T::try_from(map).map_err(map_err(name))
     }
 
-    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, FastpathError>
+    fn map_mut<'a, T>(&'a mut self, name: &'static str) -> Result<T, XdpLoaderError>
     where
         T: TryFrom<&'a mut aya::maps::Map, Error = MapError>,
     {
         let map = self
             .ebpf
             .map_mut(name)
-            .ok_or(FastpathError::Missing(name))?;
+            .ok_or(XdpLoaderError::Missing(name))?;
         T::try_from(map).map_err(map_err(name))
     }
 }
 
-impl Drop for Fastpath {
+impl Drop for XdpLoader {
     fn drop(&mut self) {
         if self.keep_pins {
             return;
@@ -1085,13 +1091,13 @@ pub struct AdvertEvents {
 
 impl AdvertEvents {
     /// Waits until at least one event is there, then returns all that are.
-    pub async fn next_batch(&mut self) -> Result<Vec<AdvertEvent>, FastpathError> {
+    pub async fn next_batch(&mut self) -> Result<Vec<AdvertEvent>, XdpLoaderError> {
         loop {
             let mut guard = self
                 .fd
                 .readable_mut()
                 .await
-                .map_err(FastpathError::Runtime)?;
+                .map_err(XdpLoaderError::Runtime)?;
             let batch = drain(guard.get_inner_mut());
             guard.clear_ready();
             if !batch.is_empty() {
@@ -1154,7 +1160,7 @@ fn instance_key(ifindex: u32, vrid: u8, family: u8) -> InstanceKey {
 /// Reads every PEERS record; a peer removed during the walk is skipped.
 pub fn read_peers<T: std::borrow::Borrow<MapData>>(
     map: &HashMap<T, PeerKey, PeerState>,
-) -> Result<Vec<(PeerKey, PeerState)>, FastpathError> {
+) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
     let mut out = Vec::new();
     for entry in map.iter() {
         match entry {
@@ -1172,7 +1178,7 @@ pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
     count: u32,
     name: fn(u32) -> &'static str,
     map_name: &'static str,
-) -> Result<Vec<(&'static str, u64)>, FastpathError> {
+) -> Result<Vec<(&'static str, u64)>, XdpLoaderError> {
     (0..count)
         .map(|i| {
             let per_cpu = map.get(&i, 0).map_err(map_err(map_name))?;
@@ -1201,23 +1207,23 @@ fn errno(e: &ProgramError) -> Option<i32> {
 }
 
 /// Errors that no other mode will fix.
-fn classify_attach_error(ifname: &str, e: &ProgramError) -> Result<(), FastpathError> {
+fn classify_attach_error(ifname: &str, e: &ProgramError) -> Result<(), XdpLoaderError> {
     if let ProgramError::UnknownInterface { .. } = e {
-        return Err(FastpathError::UnknownInterface(ifname.to_string()));
+        return Err(XdpLoaderError::UnknownInterface(ifname.to_string()));
     }
     // The kernel answers EBUSY (bpf_link) or EEXIST (netlink) when a program
     // is already attached (net/core/dev.c dev_xdp_attach).
     if matches!(errno(e), Some(libc::EBUSY) | Some(libc::EEXIST)) {
-        return Err(FastpathError::AlreadyAttached {
+        return Err(XdpLoaderError::AlreadyAttached {
             ifname: ifname.to_string(),
         });
     }
     Ok(())
 }
 
-fn ensure_bpffs() -> Result<(), FastpathError> {
+fn ensure_bpffs() -> Result<(), XdpLoaderError> {
     let path = std::ffi::CString::new(BPFFS_MOUNT)
-        .map_err(|e| FastpathError::MountBpffs(io::Error::other(e)))?;
+        .map_err(|e| XdpLoaderError::MountBpffs(io::Error::other(e)))?;
     // SAFETY: zeroed statfs is a valid out-parameter; path is NUL-terminated.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statfs(path.as_ptr(), &mut st) } == 0 && st.f_type as i64 == BPF_FS_MAGIC {
@@ -1235,7 +1241,7 @@ fn ensure_bpffs() -> Result<(), FastpathError> {
         )
     };
     if rc != 0 {
-        return Err(FastpathError::MountBpffs(io::Error::last_os_error()));
+        return Err(XdpLoaderError::MountBpffs(io::Error::last_os_error()));
     }
     Ok(())
 }

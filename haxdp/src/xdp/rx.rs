@@ -18,8 +18,8 @@ use haxdp_common::{
 };
 use haxdp_vrrp::{Advert, Family, InstanceConfig, Version};
 
-use crate::fastpath::Fastpath;
-pub use crate::fastpath::{FastpathError as KernelRxError, XdpAttachMode};
+use super::loader::XdpLoader;
+pub use super::loader::{XdpAttachMode, XdpLoaderError};
 
 /// A changed advert reported by the XDP program.
 #[derive(Debug, Clone)]
@@ -41,9 +41,9 @@ fn family_code(f: Family) -> u8 {
     }
 }
 
-fn peer_key(ifindex: u32, cfg: &InstanceConfig, addr: IpAddr) -> Result<PeerKey, KernelRxError> {
+fn peer_key(ifindex: u32, cfg: &InstanceConfig, addr: IpAddr) -> Result<PeerKey, XdpLoaderError> {
     if Family::of(&addr) != cfg.family {
-        return Err(KernelRxError::WrongFamily { addr });
+        return Err(XdpLoaderError::WrongFamily { addr });
     }
     Ok(PeerKey::new(ifindex, cfg.vrid, addr))
 }
@@ -52,24 +52,24 @@ fn peer_key(ifindex: u32, cfg: &InstanceConfig, addr: IpAddr) -> Result<PeerKey,
 const CHECKPOINT_RECORD: usize = std::mem::size_of::<PeerKey>() + std::mem::size_of::<PeerState>();
 
 pub struct KernelRx {
-    fast: Fastpath,
+    fast: XdpLoader,
     /// VRRPv2 PASS data per watched instance: the XDP program has already
     /// checked it, and the state machine compares it again (RFC 3768 7.1).
     auth: HashMap<(u32, u8, u8), Option<[u8; 8]>>,
 }
 
 impl KernelRx {
-    pub fn load() -> Result<Self, KernelRxError> {
+    pub fn load() -> Result<Self, XdpLoaderError> {
         Ok(Self {
-            fast: Fastpath::load()?,
+            fast: XdpLoader::load()?,
             auth: HashMap::new(),
         })
     }
 
-    /// See [`Fastpath::load_handover`]: the running daemon's maps, pinned at `dir`.
-    pub fn load_handover(dir: std::path::PathBuf) -> Result<Self, KernelRxError> {
+    /// See [`XdpLoader::load_handover`]: the running daemon's maps, pinned at `dir`.
+    pub fn load_handover(dir: std::path::PathBuf) -> Result<Self, XdpLoaderError> {
         Ok(Self {
-            fast: Fastpath::load_handover(dir)?,
+            fast: XdpLoader::load_handover(dir)?,
             auth: HashMap::new(),
         })
     }
@@ -79,41 +79,41 @@ impl KernelRx {
         self.fast.pin_dir()
     }
 
-    pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, KernelRxError> {
+    pub fn attach(&mut self, ifname: &str) -> Result<XdpAttachMode, XdpLoaderError> {
         self.fast.attach(ifname)
     }
 
-    /// See [`Fastpath::pin_links`].
-    pub fn pin_links(&mut self) -> Result<Vec<String>, KernelRxError> {
+    /// See [`XdpLoader::pin_links`].
+    pub fn pin_links(&mut self) -> Result<Vec<String>, XdpLoaderError> {
         self.fast.pin_links()
     }
 
-    /// See [`Fastpath::adopt_link`].
-    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), KernelRxError> {
+    /// See [`XdpLoader::adopt_link`].
+    pub fn adopt_link(&mut self, ifname: &str) -> Result<(), XdpLoaderError> {
         self.fast.adopt_link(ifname)
     }
 
-    /// See [`Fastpath::release_link_pins`].
+    /// See [`XdpLoader::release_link_pins`].
     pub fn release_link_pins(&mut self) {
         self.fast.release_link_pins()
     }
 
-    /// See [`Fastpath::take_back_links`].
-    pub fn take_back_links(&mut self) -> Vec<(String, KernelRxError)> {
+    /// See [`XdpLoader::take_back_links`].
+    pub fn take_back_links(&mut self) -> Vec<(String, XdpLoaderError)> {
         self.fast.take_back_links()
     }
 
-    /// See [`Fastpath::keep_pins`].
+    /// See [`XdpLoader::keep_pins`].
     pub fn keep_pins(&mut self) {
         self.fast.keep_pins()
     }
 
-    /// See [`Fastpath::program_id`].
+    /// See [`XdpLoader::program_id`].
     pub fn program_id(&self) -> Option<u32> {
         self.fast.program_id()
     }
 
-    /// See [`Fastpath::forget_attachment`].
+    /// See [`XdpLoader::forget_attachment`].
     pub fn forget_attachment(&mut self, ifname: &str) {
         self.fast.forget_attachment(ifname)
     }
@@ -128,7 +128,7 @@ impl KernelRx {
         ifindex: u32,
         cfg: &InstanceConfig,
         auth_type: u8,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         let fam = family_code(cfg.family);
         let mask = match cfg.version {
             Version::V2 => VERSION_MASK_V2,
@@ -156,7 +156,7 @@ impl KernelRx {
         auth_type: u8,
         protected: &[IpAddr],
         allowed: Option<&[IpAddr]>,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         self.watch(ifindex, cfg, auth_type)?;
         self.set_allowed_sources(ifindex, cfg, allowed)?;
         for addr in protected {
@@ -171,7 +171,7 @@ impl KernelRx {
         &mut self,
         ifindex: u32,
         cfg: &InstanceConfig,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         self.fast
             .request_reports(ifindex, cfg.vrid, family_code(cfg.family))
     }
@@ -184,7 +184,7 @@ impl KernelRx {
         ifindex: u32,
         cfg: &InstanceConfig,
         addr: IpAddr,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         self.fast.protect_peer(&peer_key(ifindex, cfg, addr)?)
     }
 
@@ -194,13 +194,13 @@ impl KernelRx {
         ifindex: u32,
         cfg: &InstanceConfig,
         addr: IpAddr,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         self.fast.unprotect_peer(&peer_key(ifindex, cfg, addr)?)
     }
 
     /// New sources of the instance the XDP program refused because its room in
     /// PEERS was full (they are also counted in the `peers_full` drop counter).
-    pub fn refused_peers(&self, ifindex: u32, cfg: &InstanceConfig) -> Result<u64, KernelRxError> {
+    pub fn refused_peers(&self, ifindex: u32, cfg: &InstanceConfig) -> Result<u64, XdpLoaderError> {
         let key = InstanceKey::new(ifindex, cfg.vrid, family_code(cfg.family));
         Ok(self.fast.room(&key)?.map(|r| r.refused).unwrap_or(0))
     }
@@ -213,12 +213,12 @@ impl KernelRx {
         ifindex: u32,
         cfg: &InstanceConfig,
         allowed: Option<&[IpAddr]>,
-    ) -> Result<(), KernelRxError> {
+    ) -> Result<(), XdpLoaderError> {
         self.fast
             .set_allowed_sources(ifindex, cfg.vrid, family_code(cfg.family), allowed)
     }
 
-    pub fn unwatch(&mut self, ifindex: u32, cfg: &InstanceConfig) -> Result<(), KernelRxError> {
+    pub fn unwatch(&mut self, ifindex: u32, cfg: &InstanceConfig) -> Result<(), XdpLoaderError> {
         let fam = family_code(cfg.family);
         self.auth.remove(&(ifindex, cfg.vrid, fam));
         self.fast.unwatch(ifindex, cfg.vrid, fam)
@@ -232,7 +232,7 @@ impl KernelRx {
         _family: Family,
         vrid: u8,
         addr: IpAddr,
-    ) -> Result<Option<u64>, KernelRxError> {
+    ) -> Result<Option<u64>, XdpLoaderError> {
         Ok(self
             .fast
             .peer(&PeerKey::new(ifindex, vrid, addr))?
@@ -240,13 +240,13 @@ impl KernelRx {
             .map(|p| p.last_ns))
     }
 
-    /// See [`Fastpath::previous_advert_ns`].
+    /// See [`XdpLoader::previous_advert_ns`].
     pub fn previous_advert_ns(&self, ifindex: u32, vrid: u8) -> Option<(u64, IpAddr)> {
         self.fast.previous_advert_ns(ifindex, vrid)
     }
 
-    /// Every PEERS record in one batched read (see [`Fastpath::peers_batch`]).
-    pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, KernelRxError> {
+    /// Every PEERS record in one batched read (see [`XdpLoader::peers_batch`]).
+    pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
         self.fast.peers_batch()
     }
 
@@ -256,7 +256,7 @@ impl KernelRx {
         ifindex: u32,
         cfg: &InstanceConfig,
         addr: IpAddr,
-    ) -> Result<Option<PeerState>, KernelRxError> {
+    ) -> Result<Option<PeerState>, XdpLoaderError> {
         self.fast.peer(&peer_key(ifindex, cfg, addr)?)
     }
 
@@ -265,7 +265,7 @@ impl KernelRx {
         &self,
         ifindex: u32,
         cfg: &InstanceConfig,
-    ) -> Result<Vec<(IpAddr, PeerState)>, KernelRxError> {
+    ) -> Result<Vec<(IpAddr, PeerState)>, XdpLoaderError> {
         let key = InstanceKey::new(ifindex, cfg.vrid, family_code(cfg.family));
         Ok(self
             .fast
@@ -279,7 +279,7 @@ impl KernelRx {
     /// The XDP program's drop counters, summed over CPUs: `(DropReason::name(),
     /// count)` for every reason, in `DropReason` index order. The socket path counts
     /// its own drops under the same names (`haxdp_vrrp::accept_advert`).
-    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, KernelRxError> {
+    pub fn drop_counters(&self) -> Result<Vec<(&'static str, u64)>, XdpLoaderError> {
         self.fast.drop_counters()
     }
 
@@ -326,7 +326,7 @@ impl KernelRx {
 
     /// Forgets peers silent for longer than `older_than_ns`, so that the
     /// bounded PEERS map has room for real peers after a spoofing flood.
-    pub fn prune(&mut self, older_than_ns: u64) -> Result<usize, KernelRxError> {
+    pub fn prune(&mut self, older_than_ns: u64) -> Result<usize, XdpLoaderError> {
         self.fast.prune_peers(older_than_ns)
     }
 
@@ -372,7 +372,7 @@ impl KernelRx {
     pub fn spawn_events<F>(
         &mut self,
         mut f: F,
-    ) -> Result<tokio::task::JoinHandle<()>, KernelRxError>
+    ) -> Result<tokio::task::JoinHandle<()>, XdpLoaderError>
     where
         F: FnMut(AdvertEvent) -> bool + Send + 'static,
     {
