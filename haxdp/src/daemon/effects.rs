@@ -14,9 +14,9 @@ use tracing::{error, info, warn};
 use crate::control;
 use crate::garp::GarpSender;
 use crate::netio;
+use crate::netlink::{Netlink, Vip};
 use crate::spec::{self, GarpTiming};
 use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
-use crate::vip::{Netlink, Vip};
 
 use super::{Batched, Engine, Ev, RxPath};
 

@@ -8,8 +8,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::control;
 use crate::netio;
+use crate::netlink::Vip;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
-use crate::vip::Vip;
 
 use super::effects::{garp_burst, Upkeep};
 use super::receive::watch_in_kernel;
@@ -171,7 +171,7 @@ impl Engine {
         }
         if !matches!(
             self.nl.link_by_name(&s.ifname).await,
-            Err(crate::vip::VipError::NoSuchInterface(_))
+            Err(crate::netlink::VipError::NoSuchInterface(_))
         ) {
             return false;
         }

@@ -31,10 +31,10 @@ use tracing::{error, info, warn};
 use crate::control::{self, Status};
 use crate::garp::GarpSender;
 use crate::netio::{self, AdvertSocket};
+use crate::netlink::{NetEvent, Netlink, Vip};
 use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
 use crate::track::{CheckState, TrackEvent, Tracker};
-use crate::vip::{NetEvent, Netlink, Vip};
 use crate::xdp::rx::KernelRx;
 
 use effects::Upkeep;
@@ -310,7 +310,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         Some(_) => None,
     };
     let nl = Netlink::open()?;
-    let mut netev = crate::vip::monitor()?;
+    let mut netev = crate::netlink::monitor()?;
     {
         let tx = tx.clone();
         tokio::spawn(async move {

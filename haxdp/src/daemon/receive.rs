@@ -11,7 +11,7 @@ use haxdp_vrrp::{Family, Input, Instance, State};
 use tracing::{debug, error, info, warn};
 
 use crate::netio::{self, AdvertSocket};
-use crate::vip::{NetEvent, Vip};
+use crate::netlink::{NetEvent, Vip};
 use crate::xdp::rx::{KernelRx, XdpAttachMode};
 
 use super::deadlines::PeersView;
@@ -371,7 +371,7 @@ impl Engine {
         for name in names {
             match self.nl.link_by_name(&name).await {
                 Ok(l) => self.on_net(NetEvent::Link(l)).await,
-                Err(crate::vip::VipError::NoSuchInterface(_)) => {
+                Err(crate::netlink::VipError::NoSuchInterface(_)) => {
                     let gone: Vec<u32> = self
                         .insts
                         .iter()
@@ -551,7 +551,7 @@ impl Engine {
     /// The interface of instance `i` was created again under its name (new ifindex):
     /// adopt it as keepalived does: attach the XDP program (or a socket), read its
     /// addresses, open the advert socket, move the VIPs, then follow its link state.
-    async fn readopt(&mut self, i: usize, l: &crate::vip::LinkInfo) {
+    async fn readopt(&mut self, i: usize, l: &crate::netlink::LinkInfo) {
         let name = l.name.clone();
         let old = self.insts[i].ifindex;
         info!(
