@@ -2,6 +2,7 @@
 //!
 //! A module per concern (see `../shared/ARCHITECTURE.md`).
 
+pub mod advert_socket;
 pub mod control;
 pub mod daemon;
 pub mod deadline;
@@ -10,7 +11,6 @@ pub mod handover;
 pub mod logging;
 pub mod maps_cmd;
 pub mod metrics;
-pub mod netio;
 pub mod netlink;
 pub mod notify;
 pub mod ops;

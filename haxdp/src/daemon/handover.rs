@@ -9,9 +9,9 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::{Engine, Ev, EvTx, KernelRx, RxPath};
+use crate::advert_socket;
 use crate::control;
 use crate::handover::{self as proto, Channel, InstanceState, Msg, Snapshot};
-use crate::netio;
 
 /// A step of a hand-over this daemon drives, sent to the engine by the task that talks
 /// to the successor.
@@ -122,7 +122,7 @@ impl Engine {
         }
         self.spawn_control(listener);
         self.spawn_ring().map_err(|e| format!("{e:#}"))?;
-        let now = netio::monotonic_ns();
+        let now = advert_socket::monotonic_ns();
         let mut notes = Vec::new();
         for i in 0..self.insts.len() {
             let Some(st) = snap.instances.iter().find(|st| same(st, &self.insts[i])) else {

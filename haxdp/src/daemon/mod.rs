@@ -28,9 +28,9 @@ use haxdp_vrrp::Instance;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
+use crate::advert_socket::{self, AdvertSocket};
 use crate::control::{self, Status};
 use crate::garp::GarpSender;
-use crate::netio::{self, AdvertSocket};
 use crate::netlink::{NetEvent, Netlink, Vip};
 use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
@@ -70,7 +70,7 @@ enum Ev {
     /// An advert from the socket receive path.
     Socket {
         ifindex: u32,
-        rx: netio::Received,
+        rx: advert_socket::Received,
     },
     Net(NetEvent),
     Track(TrackEvent),
@@ -439,7 +439,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                     }
                 }
                 if !eng.frozen {
-                    eng.on_deadlines(netio::monotonic_ns()).await;
+                    eng.on_deadlines(advert_socket::monotonic_ns()).await;
                     eng.flush_sync().await;
                 }
             }
@@ -616,7 +616,7 @@ impl Engine {
             if rounds > 4 * self.insts.len() + 4 {
                 break;
             }
-            let now = netio::monotonic_ns();
+            let now = advert_socket::monotonic_ns();
             let mut out = election::Out::new();
             election::propagate_fault(&mut self.insts, i, faulted, now, &mut out);
             self.apply_out(out).await;

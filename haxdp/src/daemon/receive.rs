@@ -10,7 +10,7 @@ use haxdp_vrrp::node as election;
 use haxdp_vrrp::{Family, Input, Instance, State};
 use tracing::{debug, error, info, warn};
 
-use crate::netio::{self, AdvertSocket};
+use crate::advert_socket::{self, AdvertSocket};
 use crate::netlink::{NetEvent, Vip};
 use crate::xdp::rx::{KernelRx, XdpAttachMode};
 
@@ -106,12 +106,12 @@ impl Engine {
         let Some(i) = self.find(k.ifindex, k.family, k.advert.vrid) else {
             return;
         };
-        let now = netio::monotonic_ns();
+        let now = advert_socket::monotonic_ns();
         self.feed_advert(i, now, k.src, k.advert, k.rx_ns, k.prev_rx_ns)
             .await;
     }
 
-    pub(super) async fn on_socket_advert(&mut self, ifindex: u32, rx: netio::Received) {
+    pub(super) async fn on_socket_advert(&mut self, ifindex: u32, rx: advert_socket::Received) {
         // The XDP program's acceptance rule, in its order (RFC 9568 7.1: TTL / hop
         // limit 255, the packet, its checksum, a VRID configured here, its version,
         // authentication and who may speak), counted under the same names.
@@ -185,7 +185,7 @@ impl Engine {
     }
 
     pub(super) async fn on_net(&mut self, ev: NetEvent) {
-        let now = netio::monotonic_ns();
+        let now = advert_socket::monotonic_ns();
         match ev {
             NetEvent::Link(l) => {
                 if self.pending.iter().any(|p| p.ifname == l.name) {
@@ -612,7 +612,7 @@ impl Engine {
                     return;
                 }
             }
-            let now = netio::monotonic_ns();
+            let now = advert_socket::monotonic_ns();
             let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
             self.apply(i, acts).await;
             let acts = self.insts[i].core.handle(now, Input::Startup);

@@ -4,8 +4,8 @@
 use haxdp_vrrp::{Family, State, Version};
 use tracing::{error, info};
 
+use crate::advert_socket;
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
-use crate::netio;
 use crate::track::CheckState;
 
 use super::{Engine, Inst, RxPath};
@@ -28,7 +28,7 @@ impl Engine {
     }
 
     pub(super) fn snapshot(&self) -> Status {
-        let now = netio::monotonic_ns();
+        let now = advert_socket::monotonic_ns();
         Status {
             pid: std::process::id(),
             version: crate::handover::version().to_string(),
