@@ -18,6 +18,8 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
+use crate::clock::monotonic_ns;
+
 pub const IPPROTO_VRRP: i32 = 112;
 pub const VRRP_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
 pub const VRRP_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
@@ -97,14 +99,6 @@ fn realtime_to_monotonic(ts: libc::timespec) -> u64 {
     let to_ns = |t: libc::timespec| t.tv_sec as i128 * 1_000_000_000 + t.tv_nsec as i128;
     let age = (to_ns(real) - to_ns(ts)).max(0);
     (monotonic_ns() as i128 - age).max(0) as u64
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`.
-pub fn monotonic_ns() -> u64 {
-    let mut ts: libc::timespec = unsafe { zeroed() };
-    // SAFETY: ts is a valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn setopt<T>(fd: i32, level: i32, name: i32, val: &T) -> io::Result<()> {

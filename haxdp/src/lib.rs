@@ -3,6 +3,7 @@
 //! A module per concern (see `../shared/ARCHITECTURE.md`).
 
 pub mod advert_socket;
+pub mod clock;
 pub mod control;
 pub mod daemon;
 pub mod deadline;

@@ -16,7 +16,8 @@ use haxdp_common::{
 };
 use serde::Serialize;
 
-use crate::xdp::loader::{monotonic_now_ns, read_peers, sum_counters, XdpLoaderError};
+use crate::clock::monotonic_ns;
+use crate::xdp::loader::{read_peers, sum_counters, XdpLoaderError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MapsError {
@@ -189,7 +190,7 @@ pub fn collect_at(dir: PathBuf) -> Result<MapsReport, MapsError> {
         HashMap::try_from(open(&dir, MAP_ALLOWED)?).map_err(open_err(MAP_ALLOWED))?;
     let allowed_keys: Vec<PeerKey> = allowed_map.keys().filter_map(Result::ok).collect();
 
-    let now = monotonic_now_ns();
+    let now = monotonic_ns();
     let mut peers: Vec<PeerRow> = read_peers(&peers_map)?
         .into_iter()
         .map(|(k, st)| PeerRow {

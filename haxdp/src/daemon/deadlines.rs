@@ -9,7 +9,7 @@ use haxdp_vrrp::node::{self as election, Expiry, KernelView};
 use haxdp_vrrp::{Family, State};
 use tracing::{debug, info, warn};
 
-use crate::advert_socket;
+use crate::clock;
 use crate::xdp::rx::KernelRx;
 
 use super::{Batched, Engine, Frame, Inst, RxPath};
@@ -92,7 +92,7 @@ impl KernelView for PeersView<'_> {
 
 impl Engine {
     pub(super) fn next_deadline(&self) -> Option<u64> {
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         // An XDP backup also wakes the engine `precheck_lead_ns` before its deadline,
         // once per deadline, for the receive-path check of `on_deadlines`.
         let pre = self
@@ -204,8 +204,7 @@ impl Engine {
         suspect.dedup();
         for ifname in suspect {
             if self.check_receive_path(&ifname).await {
-                self.rx_checked
-                    .insert(ifname, advert_socket::monotonic_ns());
+                self.rx_checked.insert(ifname, clock::monotonic_ns());
             } else {
                 self.rx_checked.remove(&ifname);
                 for inst in self.insts.iter_mut().filter(|i| i.spec.ifname == ifname) {

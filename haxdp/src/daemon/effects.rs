@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
-use crate::advert_socket;
+use crate::clock;
 use crate::control;
 use crate::garp::GarpSender;
 use crate::netlink::{Netlink, Vip};
@@ -70,14 +70,14 @@ impl Engine {
                 }
             }
         }
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         for i in touched {
             self.recompute_priority(i, now).await;
         }
     }
 
     pub(super) async fn on_track(&mut self, ev: TrackEvent) {
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         let mut touched = Vec::new();
         for (i, inst) in self.insts.iter_mut().enumerate() {
             if inst

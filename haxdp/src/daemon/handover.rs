@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info, warn};
 
 use super::{Engine, Ev, EvTx, KernelRx, RxPath};
-use crate::advert_socket;
+use crate::clock;
 use crate::control;
 use crate::handover::{self as proto, Channel, InstanceState, Msg, Snapshot};
 
@@ -122,7 +122,7 @@ impl Engine {
         }
         self.spawn_control(listener);
         self.spawn_ring().map_err(|e| format!("{e:#}"))?;
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         let mut notes = Vec::new();
         for i in 0..self.insts.len() {
             let Some(st) = snap.instances.iter().find(|st| same(st, &self.insts[i])) else {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use haxdp_vrrp::{Action, Family, Input, Instance, InstanceConfig, State};
 use tracing::{debug, error, info, warn};
 
-use crate::advert_socket;
+use crate::clock;
 use crate::control;
 use crate::netlink::Vip;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
@@ -50,7 +50,7 @@ impl Engine {
             self.insts.push(inst);
         }
         self.restart_tracker().await;
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         let resume = self.resume_candidates(now);
         // The resumed instances advertise themselves from here on.
         if let Some(b) = self.bridge.take() {
@@ -188,7 +188,7 @@ impl Engine {
         if self.pending.is_empty() {
             return;
         }
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         for s in std::mem::take(&mut self.pending) {
             if self.nl.link_by_name(&s.ifname).await.is_err() {
                 self.pending.push(s);
@@ -225,7 +225,7 @@ impl Engine {
                 warn!("cannot write {}: {e}", path.display());
             }
         }
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         for i in 0..self.insts.len() {
             self.shutdown_instance(i, now).await;
         }
@@ -295,7 +295,7 @@ impl Engine {
         for d in diags {
             warn!("{d}");
         }
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         // 1. Plan and build, changing nothing that runs.
         let mut soft: Vec<(usize, InstanceSpec, Vec<Vip>)> = Vec::new();
         let mut replaced: Vec<(usize, InstanceSpec)> = Vec::new();

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::advert_socket::{self, AdvertSocket};
+use crate::clock;
 use crate::control::{self, Status};
 use crate::garp::GarpSender;
 use crate::netlink::{NetEvent, Netlink, Vip};
@@ -439,7 +440,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                     }
                 }
                 if !eng.frozen {
-                    eng.on_deadlines(advert_socket::monotonic_ns()).await;
+                    eng.on_deadlines(clock::monotonic_ns()).await;
                     eng.flush_sync().await;
                 }
             }
@@ -616,7 +617,7 @@ impl Engine {
             if rounds > 4 * self.insts.len() + 4 {
                 break;
             }
-            let now = advert_socket::monotonic_ns();
+            let now = clock::monotonic_ns();
             let mut out = election::Out::new();
             election::propagate_fault(&mut self.insts, i, faulted, now, &mut out);
             self.apply_out(out).await;

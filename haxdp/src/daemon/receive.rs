@@ -11,6 +11,7 @@ use haxdp_vrrp::{Family, Input, Instance, State};
 use tracing::{debug, error, info, warn};
 
 use crate::advert_socket::{self, AdvertSocket};
+use crate::clock;
 use crate::netlink::{NetEvent, Vip};
 use crate::xdp::rx::{KernelRx, XdpAttachMode};
 
@@ -106,7 +107,7 @@ impl Engine {
         let Some(i) = self.find(k.ifindex, k.family, k.advert.vrid) else {
             return;
         };
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         self.feed_advert(i, now, k.src, k.advert, k.rx_ns, k.prev_rx_ns)
             .await;
     }
@@ -185,7 +186,7 @@ impl Engine {
     }
 
     pub(super) async fn on_net(&mut self, ev: NetEvent) {
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         match ev {
             NetEvent::Link(l) => {
                 if self.pending.iter().any(|p| p.ifname == l.name) {
@@ -612,7 +613,7 @@ impl Engine {
                     return;
                 }
             }
-            let now = advert_socket::monotonic_ns();
+            let now = clock::monotonic_ns();
             let acts = self.insts[i].core.handle(now, Input::InterfaceDown);
             self.apply(i, acts).await;
             let acts = self.insts[i].core.handle(now, Input::Startup);

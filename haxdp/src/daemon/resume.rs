@@ -20,7 +20,8 @@ use haxdp_vrrp::State;
 use tracing::{info, warn};
 
 use super::{Engine, Inst};
-use crate::advert_socket::{self, AdvertSocket};
+use crate::advert_socket::AdvertSocket;
+use crate::clock;
 use haxdp_vrrp::Input;
 
 /// In the state dir: which instances are MASTER, rewritten every [`RESUME_EVERY`] and at
@@ -91,7 +92,7 @@ impl Bridge {
         if cp.boot_id != boot_id() {
             return None;
         }
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         let mut sends = Vec::new();
         for k in cp.adverts {
             let int = u64::from(k.interval_cs) * haxdp_vrrp::fsm::NS_PER_CS;
@@ -146,7 +147,7 @@ impl Bridge {
                             }
                         }
                         if let Ok(mut m) = l.lock() {
-                            m.insert(name.clone(), advert_socket::monotonic_ns());
+                            m.insert(name.clone(), clock::monotonic_ns());
                         }
                         due[i] += *every;
                     }
@@ -287,7 +288,7 @@ impl Engine {
             .collect();
         let cp = ResumeCheckpoint {
             boot_id: boot_id(),
-            mono_ns: advert_socket::monotonic_ns(),
+            mono_ns: clock::monotonic_ns(),
             masters: masters.iter().map(|i| i.spec.core.name.clone()).collect(),
             adverts: masters
                 .iter()

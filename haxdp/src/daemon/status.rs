@@ -4,7 +4,7 @@
 use haxdp_vrrp::{Family, State, Version};
 use tracing::{error, info};
 
-use crate::advert_socket;
+use crate::clock;
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
 use crate::track::CheckState;
 
@@ -28,7 +28,7 @@ impl Engine {
     }
 
     pub(super) fn snapshot(&self) -> Status {
-        let now = advert_socket::monotonic_ns();
+        let now = clock::monotonic_ns();
         Status {
             pid: std::process::id(),
             version: crate::handover::version().to_string(),

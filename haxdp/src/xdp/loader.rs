@@ -22,6 +22,8 @@ use haxdp_common::{
 };
 use tokio::io::unix::AsyncFd;
 
+use crate::clock::monotonic_ns;
+
 /// The XDP object, built by `cargo xtask build-ebpf`.
 pub fn ebpf_object() -> &'static [u8] {
     static OBJECT: &[u8] = aya::include_bytes_aligned!(env!("HAXDP_EBPF_OBJECT"));
@@ -931,7 +933,7 @@ impl XdpLoader {
     /// record left of an instance that is no longer watched. PEERS never evicts on its
     /// own (see `PEERS_MAX_ENTRIES`). Returns how many were removed.
     pub fn prune_peers(&mut self, older_than_ns: u64) -> Result<usize, XdpLoaderError> {
-        let now = monotonic_now_ns();
+        let now = monotonic_ns();
         let mut stale: Vec<PeerKey> = Vec::new();
         let mut released: StdHashMap<InstanceKey, u64> = StdHashMap::new();
         for (k, st) in self.peers()? {
@@ -1185,17 +1187,6 @@ pub fn sum_counters<T: std::borrow::Borrow<MapData>>(
             Ok((name(i), per_cpu.iter().sum()))
         })
         .collect()
-}
-
-/// CLOCK_MONOTONIC in nanoseconds: the clock of `bpf_ktime_get_ns()`.
-pub fn monotonic_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid pointer to a timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn errno(e: &ProgramError) -> Option<i32> {
