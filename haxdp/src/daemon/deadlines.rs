@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use haxdp_vrrp::node::{self as election, Expiry, KernelView};
-use haxdp_vrrp::{Family, State};
+use haxdp_vrrp::State;
 use tracing::{debug, info, warn};
 
 use crate::clock;
@@ -23,8 +23,8 @@ pub(super) const PREFETCH_FROM: usize = 256;
 /// records; every advert reaches their core.
 pub(super) struct PeersView<'a> {
     pub(super) fast: Option<&'a KernelRx>,
-    /// Per member: (ifindex, family, vrid) when it receives through XDP.
-    keys: Vec<Option<(u32, Family, u8)>>,
+    /// Per member: (ifindex, vrid) when it receives through XDP.
+    keys: Vec<Option<(u32, u8)>>,
     /// Every source's last advert, read at once (`prefetch`) for a wake-up that
     /// re-checks many backups: sorted by key bytes, shared by the passes of one
     /// wake-up without a copy, searched without hashing.
@@ -35,12 +35,7 @@ impl<'a> PeersView<'a> {
     pub(super) fn new(fast: Option<&'a KernelRx>, insts: &[Inst]) -> Self {
         let keys = insts
             .iter()
-            .map(|i| {
-                (i.rx != RxPath::Socket).then(|| {
-                    let c = i.core.config();
-                    (i.ifindex, c.family, c.vrid)
-                })
-            })
+            .map(|i| (i.rx != RxPath::Socket).then(|| (i.ifindex, i.core.config().vrid)))
             .collect();
         PeersView {
             fast,
@@ -71,7 +66,7 @@ impl<'a> PeersView<'a> {
 
 impl KernelView for PeersView<'_> {
     fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
-        let (ifindex, family, vrid) = self.keys.get(member).copied().flatten()?;
+        let (ifindex, vrid) = self.keys.get(member).copied().flatten()?;
         if let Some(snap) = &self.snapshot {
             let want = haxdp_common::PeerKey::new(ifindex, vrid, src);
             let want = bytemuck::bytes_of(&want);
@@ -80,7 +75,7 @@ impl KernelView for PeersView<'_> {
                 .ok()
                 .map(|at| snap[at].1);
         }
-        match self.fast?.peer_last_ns(ifindex, family, vrid, src) {
+        match self.fast?.peer_last_ns(ifindex, vrid, src) {
             Ok(v) => v,
             Err(e) => {
                 warn!("ifindex {ifindex} vrid {vrid}: cannot read PEERS: {e}");

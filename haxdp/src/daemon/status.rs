@@ -150,7 +150,7 @@ impl Engine {
         let c = inst.core.config();
         self.fast
             .as_ref()?
-            .peer_last_ns(inst.ifindex, c.family, c.vrid, master)
+            .peer_last_ns(inst.ifindex, c.vrid, master)
             .ok()
             .flatten()
     }

@@ -229,7 +229,6 @@ impl KernelRx {
     pub fn peer_last_ns(
         &self,
         ifindex: u32,
-        _family: Family,
         vrid: u8,
         addr: IpAddr,
     ) -> Result<Option<u64>, XdpLoaderError> {
