@@ -212,6 +212,27 @@ pub enum DiscardReason {
     WorseThanMaster,
 }
 
+impl DiscardReason {
+    /// The name `haxdp status` and the dumps count it under (`VersionMismatch`, ...):
+    /// written out so that the counters do not follow a `Debug` format.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiscardReason::VersionMismatch => "VersionMismatch",
+            DiscardReason::VridMismatch => "VridMismatch",
+            DiscardReason::FamilyMismatch => "FamilyMismatch",
+            DiscardReason::AuthMismatch => "AuthMismatch",
+            DiscardReason::IntervalMismatch => "IntervalMismatch",
+            DiscardReason::AddressMismatch => "AddressMismatch",
+            DiscardReason::OwnAdvert => "OwnAdvert",
+            DiscardReason::LowerPriority => "LowerPriority",
+            DiscardReason::NotBetterThanUs => "NotBetterThanUs",
+            DiscardReason::NotListening => "NotListening",
+            DiscardReason::UnknownPeer => "UnknownPeer",
+            DiscardReason::WorseThanMaster => "WorseThanMaster",
+        }
+    }
+}
+
 /// What caused a state change, for the transition log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

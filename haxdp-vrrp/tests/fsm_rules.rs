@@ -979,4 +979,22 @@ fn status_names_of_states_and_reasons_are_fixed() {
     for (e, want) in events {
         assert_eq!(e.to_string(), want);
     }
+    use haxdp_vrrp::fsm::DiscardReason as D;
+    let discards = [
+        (D::VersionMismatch, "VersionMismatch"),
+        (D::VridMismatch, "VridMismatch"),
+        (D::FamilyMismatch, "FamilyMismatch"),
+        (D::AuthMismatch, "AuthMismatch"),
+        (D::IntervalMismatch, "IntervalMismatch"),
+        (D::AddressMismatch, "AddressMismatch"),
+        (D::OwnAdvert, "OwnAdvert"),
+        (D::LowerPriority, "LowerPriority"),
+        (D::NotBetterThanUs, "NotBetterThanUs"),
+        (D::NotListening, "NotListening"),
+        (D::UnknownPeer, "UnknownPeer"),
+        (D::WorseThanMaster, "WorseThanMaster"),
+    ];
+    for (d, want) in discards {
+        assert_eq!(d.name(), want);
+    }
 }

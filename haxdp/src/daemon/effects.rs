@@ -231,7 +231,7 @@ impl Engine {
                     // turn into a flood of log lines.
                     *self.insts[i]
                         .discards
-                        .entry(format!("{reason:?}"))
+                        .entry(reason.name().to_string())
                         .or_insert(0) += 1;
                     if reason == haxdp_vrrp::fsm::DiscardReason::NotBetterThanUs
                         && self.insts[i].core.state() == State::Master

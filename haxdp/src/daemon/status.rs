@@ -68,9 +68,9 @@ impl Engine {
                                 .find(|w| w.0 == t.at_ns)
                                 .map(|w| w.1)
                                 .unwrap_or(0),
-                            from: format!("{:?}", t.old).to_uppercase(),
-                            to: format!("{:?}", t.new).to_uppercase(),
-                            reason: format!("{:?}", t.event),
+                            from: t.old.to_string(),
+                            to: t.new.to_string(),
+                            reason: t.event.to_string(),
                         })
                         .collect();
                     InstanceStatus {
@@ -85,7 +85,7 @@ impl Engine {
                             Family::V4 => "ipv4".into(),
                             Family::V6 => "ipv6".into(),
                         },
-                        state: format!("{:?}", i.core.state()).to_uppercase(),
+                        state: i.core.state().to_string(),
                         base_priority: c.priority,
                         effective_priority: i.core.effective_priority(),
                         priority_reasons: i.priority_reasons.clone(),
@@ -201,7 +201,7 @@ impl Engine {
                     },
                     state: match i.core.state() {
                         State::Initialize => "INIT".into(),
-                        s => format!("{s:?}").to_uppercase(),
+                        s => s.to_string(),
                     },
                     base_priority: c.priority,
                     effective_priority: i.core.effective_priority(),
