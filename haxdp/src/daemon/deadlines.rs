@@ -146,13 +146,6 @@ impl Engine {
                         .is_some_and(|at| all || at <= now + i.core.master_down_interval_ns() / 2)
             })
             .count();
-        let snapshot = {
-            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            if rechecks >= PREFETCH_FROM {
-                view.prefetch();
-            }
-            view.snapshot
-        };
         // No master-down decision from a receive path that is not live: before an XDP
         // backup's timer may fire, check that the program is still attached. Only where
         // a backup's master looks silent in the kernel too (a backup whose master the
@@ -161,9 +154,14 @@ impl Engine {
         // The check runs `precheck_lead_ns` ahead of the deadline (`next_deadline` wakes
         // the engine then), so that at the deadline the first advert is not behind a
         // netlink round trip; an interface checked within two leads is not asked again.
+        // One view for the snapshot and the silence test; the election's pass below
+        // builds its own, since a check may move an instance to the socket path.
+        let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
+        if rechecks >= PREFETCH_FROM {
+            view.prefetch();
+        }
+        let snapshot = view.snapshot.clone();
         let mut suspect: Vec<String> = {
-            let mut view = PeersView::new(self.fast.as_ref(), &self.insts);
-            view.snapshot = snapshot.clone();
             let mut v = Vec::new();
             for (i, inst) in self.insts.iter_mut().enumerate() {
                 let lead = election::precheck_lead_ns(&inst.core);

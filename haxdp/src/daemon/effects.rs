@@ -136,23 +136,13 @@ impl Engine {
         inst.priority_reasons = reasons.clone();
         let mut acts = Vec::new();
         let old_faults: Vec<String> = std::mem::take(&mut inst.fault_reasons);
-        for f in &faults {
-            if !old_faults.contains(f) {
+        // Faults that came on, then faults that cleared.
+        for (on, set, other) in [(true, &faults, &old_faults), (false, &old_faults, &faults)] {
+            for f in set.iter().filter(|f| !other.contains(f)) {
                 acts.extend(inst.core.handle(
                     now,
                     Input::Fault {
-                        on: true,
-                        reason: f.clone(),
-                    },
-                ));
-            }
-        }
-        for f in &old_faults {
-            if !faults.contains(f) {
-                acts.extend(inst.core.handle(
-                    now,
-                    Input::Fault {
-                        on: false,
+                        on,
                         reason: f.clone(),
                     },
                 ));
