@@ -80,8 +80,9 @@ pub const MAP_ALLOWED: &str = "ALLOWED";
 pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_STATS: &str = "STATS";
+pub const MAP_SEEN: &str = "SEEN";
 /// Every map the loader pins, in the order `haxdp maps` reads them.
-pub const PINNED_MAPS: [&str; 7] = [
+pub const PINNED_MAPS: [&str; 8] = [
     MAP_INSTANCES,
     MAP_PEERS,
     MAP_ROOM,
@@ -89,7 +90,12 @@ pub const PINNED_MAPS: [&str; 7] = [
     MAP_EVENTS,
     MAP_DROPS,
     MAP_STATS,
+    MAP_SEEN,
 ];
+/// Maps a hand-over may create afresh when the running daemon (an older build) has not
+/// pinned them: what they hold is rebuilt by the successor, and until then their
+/// readers fall back to the maps that are carried over.
+pub const MAPS_FRESH_AT_HANDOVER: [&str; 1] = [MAP_SEEN];
 
 /// The advert tracker.
 pub const PROG_XDP: &str = "haxdp";
@@ -199,6 +205,11 @@ pub const PEERS_MAX_ENTRIES: u32 =
 /// Capacity of ALLOWED (allowlisted sources, all instances), written by user space only
 /// (so not preallocated).
 pub const ALLOWED_MAX_ENTRIES: u32 = 4096;
+/// Capacity of SEEN: one entry per protected PEERS record there can be.
+pub const SEEN_MAX_ENTRIES: u32 = INSTANCES_MAX_ENTRIES * PEERS_PROTECTED_PER_INSTANCE;
+/// `BPF_F_MMAPABLE` (include/uapi/linux/bpf.h, Linux 5.5): an array map user space can
+/// `mmap(2)`, so that reading it costs no system call.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Longest allowlist one instance may have.
 pub const ALLOWED_PER_INSTANCE: usize = 64;
 /// Size of the EVENTS ring buffer (a power of two multiple of the page size).
@@ -522,7 +533,13 @@ pub struct PeerState {
     /// a slot yet). Written by the XDP program; user space resets it to 0 when it
     /// protects or unprotects the source.
     pub slot: u8,
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// Index + 1 of this record's SEEN entry, into which the XDP program copies
+    /// `last_ns` with every accepted advert; 0 for none. Set by user space when it
+    /// protects the source (the master a backup follows), so that the backup's
+    /// refresh reads the master's newest advert time from memory instead of a
+    /// lookup (see [`SEEN_MAX_ENTRIES`]); the XDP program only reads it.
+    pub seen: u16,
 }
 
 /// What the XDP program read from one accepted advert.
@@ -556,7 +573,8 @@ pub const fn fresh_peer(flags: u8) -> PeerState {
         pending_change: 0,
         reported_epoch: 0,
         slot: 0,
-        _pad: [0; 3],
+        _pad: 0,
+        seen: 0,
     }
 }
 

@@ -28,7 +28,7 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
     helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::info;
@@ -74,6 +74,7 @@ map_names!(
     EVENTS = MAP_EVENTS,
     DROPS = MAP_DROPS,
     STATS = MAP_STATS,
+    SEEN = MAP_SEEN,
 );
 
 #[map]
@@ -105,6 +106,12 @@ static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_REASON_COUNT
 
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
+
+// The newest advert time of each protected source, by `PeerState::seen` - 1: a copy
+// of PEERS' `last_ns` that user space reads through mmap(2) without a system call.
+// Indices are handed out by user space; this program only writes the times.
+#[map]
+static SEEN: Array<u64> = Array::with_max_entries(SEEN_MAX_ENTRIES, BPF_F_MMAPABLE);
 
 // Not pinned: per-CPU parse buffer, see `scratch()`.
 #[map]
@@ -596,6 +603,14 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         naddrs,
     };
     let change = track_advert(st, &obs, conf.report_epoch);
+    if st.seen != 0 {
+        // An aligned 8-byte store: a reader on another CPU sees the old or the new
+        // time, never a mix (the array's values live in the mmap-able pages).
+        if let Some(p) = SEEN.get_ptr_mut(u32::from(st.seen) - 1) {
+            // SAFETY: map value pointer, valid for this program run.
+            unsafe { *p = now };
+        }
+    }
     // An unknown source's slot carries its current priority (the eviction order);
     // one without a slot (unprotected by user space, or one that lost a race for a
     // slot) gets one. Neither happens to an unchanged advert of a slotted source.

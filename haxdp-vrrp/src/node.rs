@@ -41,6 +41,23 @@ pub trait KernelView {
     /// Kernel receive time (CLOCK_MONOTONIC ns) of the newest accepted advert from `src`
     /// for member `member`'s instance; `None` when the kernel keeps no record.
     fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64>;
+
+    /// As [`KernelView::last_advert_ns`], where a cheaper read may lag it (be older, or
+    /// `None`) but never be newer than the kernel's receive time of `src`'s newest
+    /// advert. Read only to refresh a Backup early ([`on_deadlines`]), never to decide a
+    /// takeover: a lag costs an exact read at the deadline, not a wrong decision.
+    fn last_advert_hint_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
+        self.last_advert_ns(member, src)
+    }
+}
+
+/// A [`KernelView`] that answers with the cheaper [`KernelView::last_advert_hint_ns`].
+struct Hints<'a, K: KernelView + ?Sized>(&'a mut K);
+
+impl<K: KernelView + ?Sized> KernelView for Hints<'_, K> {
+    fn last_advert_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
+        self.0.last_advert_hint_ns(member, src)
+    }
 }
 
 /// A kernel that keeps no records (the raw-socket path delivers every advert).
@@ -408,7 +425,9 @@ pub fn backup_due<M: Member>(ms: &[M], now: u64) -> bool {
 /// every Backup when one of them is (nearly) due ([`backup_due`]), otherwise those whose deadline
 /// is within half a Master_Down_Interval. A node of backups behind healthy masters so
 /// wakes once per (Master_Down_Interval - Advertisement_Interval) for all of them,
-/// instead of once per half interval. Returns each member's [`Expiry`].
+/// instead of once per half interval. The early refresh reads the kernel's cheaper
+/// [`KernelView::last_advert_hint_ns`]; an expiry re-reads it exactly. Returns each
+/// member's [`Expiry`].
 pub fn on_deadlines<M: Member, K: KernelView + ?Sized>(
     ms: &mut [M],
     now: u64,
@@ -430,7 +449,7 @@ pub fn on_deadlines<M: Member, K: KernelView + ?Sized>(
             }
             let near = now + ms[i].core().master_down_interval_ns() / 2;
             if all || at <= near {
-                refresh_master(ms, i, now, kernel, out);
+                refresh_master(ms, i, now, &mut Hints(&mut *kernel), out);
             }
             continue;
         }

@@ -374,8 +374,26 @@ fn handover_load_shares_the_maps_and_refuses_another_layout() {
         second.instance_conf(&key).expect("read").is_some(),
         "the successor does not see the running daemon's INSTANCES"
     );
+    let master = haxdp_common::PeerKey::new(7, 51, "192.0.2.1".parse().unwrap());
+    let entry = second.protect_peer(&master).expect("protect").expect("SEEN");
     second.keep_pins();
     drop(second);
+    // The successor keeps the record's SEEN entry and does not hand it out again.
+    let mut third = XdpLoader::load_handover(dir.clone()).expect("load on the pinned maps");
+    assert_eq!(third.seen_entry(&master).expect("read"), Some(entry));
+    let other = haxdp_common::PeerKey::new(7, 51, "192.0.2.2".parse().unwrap());
+    let next = third.protect_peer(&other).expect("protect").expect("SEEN");
+    assert_ne!(next, entry);
+    third.keep_pins();
+    drop(third);
+    // A running build without SEEN (its pin absent): the successor creates it, and
+    // the records it takes over get entries when asked.
+    std::fs::remove_file(dir.join(haxdp_common::MAP_SEEN)).expect("unpin SEEN");
+    let mut fourth = XdpLoader::load_handover(dir.clone()).expect("SEEN created afresh");
+    assert!(dir.join(haxdp_common::MAP_SEEN).exists(), "SEEN pinned");
+    assert!(fourth.seen_entry(&master).expect("read").is_some());
+    fourth.keep_pins();
+    drop(fourth);
     // Another ROOM: a value 4 bytes longer than this build's.
     let room = dir.join(haxdp_common::MAP_ROOM);
     let show = haxdp_tests::sh(&[

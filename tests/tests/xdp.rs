@@ -621,6 +621,49 @@ fn protecting_a_known_peer_gives_its_unknown_room_back() {
     ));
 }
 
+/// A protected source's record gets a SEEN entry, into which the program copies its
+/// newest advert time; the entry is given back with the protection, and one given
+/// back is not handed out again at once (a program run may still hold its index).
+#[test]
+fn a_protected_source_keeps_its_newest_advert_time_in_seen() {
+    let mut t = Tracker::new();
+    t.watch(51, FAMILY_V4, v3_conf());
+    let master = ip("192.0.2.1");
+    let key = PeerKey::new(LO, 51, master);
+    let entry =
+        t.fp.protect_peer(&key)
+            .expect("protect")
+            .expect("a SEEN entry");
+    assert_eq!(t.fp.seen_ns(entry), Some(0), "zeroed before any advert");
+    assert_eq!(t.fp.seen_entry(&key).expect("read"), Some(entry));
+    for _ in 0..3 {
+        assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS, "{:?}", t.drops());
+        let st = t.peer(51, master).expect("recorded");
+        assert!(st.last_ns > 0);
+        assert_eq!(t.fp.seen_ns(entry), Some(st.last_ns));
+    }
+    // An unprotected source has none, and its adverts write no entry.
+    let other = ip("192.0.2.2");
+    let a = Advert::v3(51, 90, other, vec![ip("192.0.2.100")]);
+    assert_eq!(t.verdict(&a.frame()), XDP_PASS);
+    assert_eq!(
+        t.fp.seen_entry(&PeerKey::new(LO, 51, other)).expect("read"),
+        None
+    );
+    let before = t.fp.seen_ns(entry);
+    t.fp.unprotect_peer(&key).expect("unprotect");
+    assert_eq!(t.peer(51, master).expect("kept").seen, 0);
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS);
+    assert_eq!(t.fp.seen_ns(entry), before, "no longer written");
+    // Protected again within REUSE_AFTER_NS: another entry, zeroed.
+    let again =
+        t.fp.protect_peer(&PeerKey::new(LO, 51, other))
+            .expect("protect")
+            .expect("a SEEN entry");
+    assert_ne!(again, entry);
+    assert_eq!(t.fp.seen_ns(again), Some(0));
+}
+
 #[test]
 fn allowlist_drops_other_sources_as_source_not_allowed() {
     let mut t = Tracker::new();

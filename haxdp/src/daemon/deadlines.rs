@@ -25,6 +25,8 @@ pub(super) struct PeersView<'a> {
     pub(super) fast: Option<&'a KernelRx>,
     /// Per member: (ifindex, vrid) when it receives through XDP.
     keys: Vec<Option<(u32, u8)>>,
+    /// Per member: its followed master's SEEN entry (`Inst::seen`).
+    seen: Vec<Option<(IpAddr, u16)>>,
     /// Every source's last advert, read at once (`prefetch`) for a wake-up that
     /// re-checks many backups: sorted by key bytes, shared by the passes of one
     /// wake-up without a copy, searched without hashing.
@@ -37,9 +39,11 @@ impl<'a> PeersView<'a> {
             .iter()
             .map(|i| (i.rx != RxPath::Socket).then(|| (i.ifindex, i.core.config().vrid)))
             .collect();
+        let seen = insts.iter().map(|i| i.seen).collect();
         PeersView {
             fast,
             keys,
+            seen,
             snapshot: None,
         }
     }
@@ -82,6 +86,19 @@ impl KernelView for PeersView<'_> {
                 None
             }
         }
+    }
+
+    /// The followed master's time from SEEN, a memory read, where the record has an
+    /// entry the XDP program has written; otherwise the PEERS lookup.
+    fn last_advert_hint_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
+        if let (Some(f), Some(Some((m, entry)))) = (self.fast, self.seen.get(member)) {
+            if *m == src {
+                if let Some(t) = f.seen_ns(*entry).filter(|t| *t > 0) {
+                    return Some(t);
+                }
+            }
+        }
+        self.last_advert_ns(member, src)
     }
 }
 

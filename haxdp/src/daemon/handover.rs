@@ -137,6 +137,16 @@ impl Engine {
             inst.tracked = st.tracked.iter().cloned().collect();
             inst.held = st.held;
             inst.protected = st.protected;
+            // The predecessor's record of the master keeps its SEEN entry; one from
+            // a build without SEEN gets one now.
+            inst.seen = match (st.protected, self.fast.as_mut()) {
+                (Some(m), Some(f)) if inst.rx != RxPath::Socket => f
+                    .seen_entry(inst.ifindex, inst.core.config(), m)
+                    .ok()
+                    .flatten()
+                    .map(|e| (m, e)),
+                _ => None,
+            };
             inst.discards = st.discards.clone();
             inst.in_fault = st.in_fault;
             inst.transitions_wall = st.transitions_wall.clone();

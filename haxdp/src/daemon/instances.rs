@@ -141,6 +141,7 @@ impl Engine {
             held: false,
             discards: Default::default(),
             protected: None,
+            seen: None,
             refused_logged: 0,
             upkeep: Upkeep::default(),
             lines_seen: (0, 0),

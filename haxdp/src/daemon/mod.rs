@@ -155,6 +155,9 @@ struct Inst {
     /// The master this backup follows, protected in PEERS so that spoofed sources can
     /// never take its room (`KernelRx::protect_peer`).
     protected: Option<IpAddr>,
+    /// The SEEN entry of `protected`'s record, in which the XDP program keeps the
+    /// master's newest advert time for the backup's refresh (`KernelRx::seen_ns`).
+    seen: Option<(IpAddr, u16)>,
     /// Refused PEERS sources already logged.
     refused_logged: u64,
     /// VIP retries and lower-priority GARPs (issue 17).
@@ -214,6 +217,8 @@ struct Engine {
     /// How this daemon started (fresh, resumed after a crash), for `status` and the log.
     start_mode: String,
     resume_write_failed: bool,
+    /// The resume checkpoint on disk names no master: rewriting it says nothing new.
+    resume_idle: bool,
     stopping: bool,
     /// Handing over: timers stop until the successor confirms or fails.
     frozen: bool,
@@ -366,6 +371,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         reports_dropped_seen: 0,
         start_mode: String::new(),
         resume_write_failed: false,
+        resume_idle: false,
         stopping: false,
         frozen: false,
         handed: false,

@@ -350,15 +350,18 @@ impl Engine {
                 }
             }
         }
+        let mut seen = None;
         if let Some(m) = want {
-            if let Err(e) = f.protect_peer(inst.ifindex, cfg, m) {
-                warn!(
+            match f.protect_peer(inst.ifindex, cfg, m) {
+                Ok(entry) => seen = entry.map(|e| (m, e)),
+                Err(e) => warn!(
                     "{} vrid {}: cannot reserve PEERS room for master {m}: {e}",
                     inst.spec.ifname, cfg.vrid
-                );
+                ),
             }
         }
         self.insts[i].protected = want;
+        self.insts[i].seen = seen;
     }
 
     /// The link monitor's events can be lost (a netlink socket overrun, ENOBUFS, drops
@@ -601,6 +604,10 @@ impl Engine {
             v.ifindex = l.ifindex;
         }
         inst.link_up = false;
+        // The old interface's PEERS records went with `unwatch`: the master is
+        // protected again, with a new SEEN entry, once the instance follows one.
+        inst.protected = None;
+        inst.seen = None;
         if src != inst.core.config().primary_addr {
             // A new source address is a new identity on the wire: a fresh state machine
             // (the instance is in Fault, there is no state to keep).

@@ -286,6 +286,13 @@ impl Engine {
             .iter()
             .filter(|i| i.core.state() == State::Master)
             .collect();
+        // A node of backups has nothing to resume after a crash (the file's time only
+        // bounds how long a master may take its mastership back): the checkpoint is
+        // written once when the last master leaves, not every RESUME_EVERY.
+        if masters.is_empty() && self.resume_idle {
+            return;
+        }
+        let idle = masters.is_empty();
         let cp = ResumeCheckpoint {
             boot_id: boot_id(),
             mono_ns: clock::monotonic_ns(),
@@ -306,7 +313,9 @@ impl Engine {
         };
         let path = self.opts.state_dir.join(RESUME_FILE);
         if let Ok(body) = serde_json::to_vec(&cp) {
-            if let Err(e) = crate::ops::write_file_nofollow(&path, &body) {
+            let written = crate::ops::write_file_nofollow(&path, &body);
+            self.resume_idle = idle && written.is_ok();
+            if let Err(e) = written {
                 if !self.resume_write_failed {
                     warn!(
                         "cannot write {}: {e}; a restart after a crash will not resume",

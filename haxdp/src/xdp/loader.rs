@@ -11,17 +11,19 @@ use std::io;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use aya::maps::{HashMap, MapData, MapError, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpError, XdpMode};
 use aya::Ebpf;
 use haxdp_common::{
     drop_reason_name, fresh_peer, pin_dir, stat_name, AdvertEvent, DropReason, InstanceConf,
     InstanceKey, InstanceRoom, PeerKey, PeerState, ALLOWED_PER_INSTANCE, DROP_REASON_COUNT,
-    INSTANCE_F_ALLOWLIST, MAP_ALLOWED, MAP_DROPS, MAP_EVENTS, MAP_INSTANCES, MAP_PEERS, MAP_ROOM,
-    MAP_STATS, PEERS_PROTECTED_PER_INSTANCE, PEER_F_PROTECTED, PINNED_MAPS, PROG_XDP, STAT_COUNT,
+    INSTANCE_F_ALLOWLIST, MAPS_FRESH_AT_HANDOVER, MAP_ALLOWED, MAP_DROPS, MAP_EVENTS,
+    MAP_INSTANCES, MAP_PEERS, MAP_ROOM, MAP_SEEN, MAP_STATS, PEERS_PROTECTED_PER_INSTANCE,
+    PEER_F_PROTECTED, PINNED_MAPS, PROG_XDP, STAT_COUNT,
 };
 use tokio::io::unix::AsyncFd;
 
+use super::seen::{SeenEntries, SeenMap};
 use crate::clock::monotonic_ns;
 
 /// The XDP object, built by `cargo xtask build-ebpf`.
@@ -153,6 +155,11 @@ pub struct XdpLoader {
     /// PEERS' descriptor, for the lookups of every backup refresh (`peer`): looking the
     /// map up by name in aya's table hashes the name each time.
     peers_fd: std::os::fd::RawFd,
+    /// SEEN, mapped into this process (`None` if mmap(2) failed: every read is then
+    /// a PEERS lookup).
+    seen: Option<SeenMap>,
+    /// Which SEEN entries the PEERS records name.
+    seen_entries: SeenEntries,
 }
 
 impl XdpLoader {
@@ -226,7 +233,23 @@ impl XdpLoader {
             };
             data.fd().as_fd().as_raw_fd()
         };
-        Ok(XdpLoader {
+        let seen = {
+            use std::os::fd::{AsFd, AsRawFd};
+            let map = ebpf
+                .map(MAP_SEEN)
+                .ok_or(XdpLoaderError::Missing(MAP_SEEN))?;
+            let aya::maps::Map::Array(data) = map else {
+                return Err(XdpLoaderError::Missing(MAP_SEEN));
+            };
+            match SeenMap::map(data.fd().as_fd().as_raw_fd()) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot mmap the SEEN map; backups read PEERS instead");
+                    None
+                }
+            }
+        };
+        let mut fast = XdpLoader {
             ebpf,
             pin_dir,
             links: StdHashMap::new(),
@@ -234,7 +257,18 @@ impl XdpLoader {
             keep_pins: false,
             previous: Vec::new(),
             peers_fd,
-        })
+            seen,
+            seen_entries: SeenEntries::default(),
+        };
+        // Handed-over maps: the records keep the entries the predecessor gave them.
+        let used: Vec<u16> = fast
+            .peers()?
+            .iter()
+            .filter(|(_, st)| st.seen != 0)
+            .map(|(_, st)| st.seen - 1)
+            .collect();
+        fast.seen_entries = SeenEntries::with_used(used, monotonic_ns());
+        Ok(fast)
     }
 
     /// For a planned restart (`haxdp upgrade`): loads the embedded program on the maps a
@@ -249,7 +283,13 @@ impl XdpLoader {
         let mut loader = aya::EbpfLoader::new();
         let paths: Vec<(&'static str, PathBuf)> =
             PINNED_MAPS.iter().map(|n| (*n, dir.join(n))).collect();
+        let mut fresh = Vec::new();
         for (name, path) in &paths {
+            if MAPS_FRESH_AT_HANDOVER.contains(name) && !path.exists() {
+                // An older build runs and has no such map: this one starts it empty.
+                fresh.push((*name, path.clone()));
+                continue;
+            }
             let def = obj.maps.get(*name).ok_or(XdpLoaderError::Missing(name))?;
             let info = aya::maps::MapInfo::from_pin(path).map_err(map_err(name))?;
             let running = (
@@ -281,6 +321,11 @@ impl XdpLoader {
         let ebpf = loader
             .load(ebpf_object())
             .map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
+        for (name, path) in fresh {
+            let map = ebpf.map(name).ok_or(XdpLoaderError::Missing(name))?;
+            map.pin(&path)
+                .map_err(|source| XdpLoaderError::Pin { name, path, source })?;
+        }
         Self::verified(ebpf, dir)
     }
 
@@ -405,8 +450,13 @@ impl XdpLoader {
             .iter()
             .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
         {
-            // A protected record holds no slot of the (new) ROOM.
-            let st = PeerState { slot: 0, ..*st };
+            // A protected record holds no slot of the (new) ROOM, nor an entry of the
+            // (new) SEEN: it gets one when it is protected again (`protect_peer`).
+            let st = PeerState {
+                slot: 0,
+                seen: 0,
+                ..*st
+            };
             // BPF_NOEXIST (1): never overwrite what the program recorded since.
             match map.insert(k, st, 1) {
                 Ok(()) => n += 1,
@@ -567,8 +617,64 @@ impl XdpLoader {
 
     /// Marks a source as known to its instance: it always has room in PEERS, does
     /// not count against the unknown-source room and is never pruned. Creates its
-    /// record (with no advert yet, `count` 0) if it has none.
-    pub fn protect_peer(&mut self, key: &PeerKey) -> Result<(), XdpLoaderError> {
+    /// record (with no advert yet, `count` 0) if it has none. Returns the record's
+    /// SEEN entry ([`XdpLoader::seen_entry`]).
+    pub fn protect_peer(&mut self, key: &PeerKey) -> Result<Option<u16>, XdpLoaderError> {
+        self.protect_record(key)?;
+        self.seen_entry(key)
+    }
+
+    /// The SEEN entry of `key`'s protected record, into which the XDP program copies
+    /// the record's newest advert time; handed out (zeroed first) if it has none.
+    /// `None` when the record is not protected, SEEN is not mapped or every entry is
+    /// taken: its readers then look PEERS up.
+    pub fn seen_entry(&mut self, key: &PeerKey) -> Result<Option<u16>, XdpLoaderError> {
+        if self.seen.is_none() {
+            return Ok(None);
+        }
+        let Some(mut st) = self.peer(key)? else {
+            return Ok(None);
+        };
+        if !st.is_protected() {
+            return Ok(None);
+        }
+        if st.seen != 0 {
+            return Ok(Some(st.seen - 1));
+        }
+        let now = monotonic_ns();
+        let Some(index) = self.seen_entries.take(now) else {
+            return Ok(None);
+        };
+        {
+            let mut seen: Array<&mut MapData, u64> = self.map_mut(MAP_SEEN)?;
+            seen.set(u32::from(index), 0, 0)
+                .map_err(map_err(MAP_SEEN))?;
+        }
+        // A whole-value update, as in `flag_protected`: an advert the XDP program
+        // records between the read and this write loses its timestamp until the next.
+        // BPF_EXIST (2): a record removed meanwhile (unwatch) is not created again.
+        st.seen = index + 1;
+        let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
+        match peers.insert(*key, st, 2) {
+            Ok(()) => Ok(Some(index)),
+            Err(e) => {
+                self.seen_entries.give_back(index, now);
+                if is_enoent(&e) {
+                    Ok(None)
+                } else {
+                    Err(map_err(MAP_PEERS)(e))
+                }
+            }
+        }
+    }
+
+    /// The time SEEN entry `index` holds (CLOCK_MONOTONIC ns, 0 if none yet): a plain
+    /// memory read. `None` if SEEN is not mapped.
+    pub fn seen_ns(&self, index: u16) -> Option<u64> {
+        self.seen.as_ref()?.get(index)
+    }
+
+    fn protect_record(&mut self, key: &PeerKey) -> Result<(), XdpLoaderError> {
         let ikey = key.instance();
         let conf = self
             .instance_conf(&ikey)?
@@ -600,7 +706,7 @@ impl XdpLoader {
                 match peers.insert(*key, fresh_peer(PEER_F_PROTECTED), BPF_NOEXIST) {
                     Ok(()) => Ok(()),
                     // The XDP program created it meanwhile: flag that record.
-                    Err(e) if errno_of(&e) == Some(libc::EEXIST) => self.protect_peer(key),
+                    Err(e) if errno_of(&e) == Some(libc::EEXIST) => self.protect_record(key),
                     Err(e) => Err(map_err(MAP_PEERS)(e)),
                 }
             }
@@ -643,7 +749,7 @@ impl XdpLoader {
                         name: MAP_PEERS,
                         source: MapError::KeyNotFound,
                     }),
-                    None => self.protect_peer(key),
+                    None => self.protect_record(key),
                 }
             }
         }
@@ -665,6 +771,10 @@ impl XdpLoader {
         // No slot yet: the XDP program gives it one with its next advert.
         st.flags &= !PEER_F_PROTECTED;
         st.slot = 0;
+        if st.seen != 0 {
+            self.seen_entries.give_back(st.seen - 1, monotonic_ns());
+            st.seen = 0;
+        }
         let mut peers: HashMap<&mut MapData, PeerKey, PeerState> = self.map_mut(MAP_PEERS)?;
         peers.insert(*key, st, 0).map_err(map_err(MAP_PEERS))?;
         conf.peers_released = conf.peers_released.wrapping_sub(1);
@@ -752,13 +862,17 @@ impl XdpLoader {
             Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(map_err(MAP_INSTANCES)(e)),
         }
-        let stale: Vec<PeerKey> = self
+        let (stale, seen): (Vec<PeerKey>, Vec<u16>) = self
             .peers()?
             .into_iter()
-            .map(|(k, _)| k)
-            .filter(|k| k.instance() == ikey)
-            .collect();
+            .filter(|(k, _)| k.instance() == ikey)
+            .map(|(k, st)| (k, st.seen))
+            .unzip();
         self.remove_keys::<PeerState>(MAP_PEERS, &stale)?;
+        let now = monotonic_ns();
+        for s in seen.into_iter().filter(|s| *s != 0) {
+            self.seen_entries.give_back(s - 1, now);
+        }
         let allowed: Vec<PeerKey> = {
             let map: HashMap<&MapData, PeerKey, u32> = self.map(MAP_ALLOWED)?;
             map.keys()
@@ -941,6 +1055,9 @@ impl XdpLoader {
             if self.instance_conf(&ikey)?.is_none() {
                 // Left by an advert that raced with unwatch.
                 stale.push(k);
+                if st.seen != 0 {
+                    self.seen_entries.give_back(st.seen - 1, now);
+                }
             } else if !st.is_protected() && now.saturating_sub(st.last_ns) > older_than_ns {
                 stale.push(k);
                 released.entry(ikey).or_default();

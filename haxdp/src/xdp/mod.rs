@@ -5,3 +5,4 @@
 
 pub mod loader;
 pub mod rx;
+pub mod seen;

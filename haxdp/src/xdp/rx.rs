@@ -178,14 +178,31 @@ impl KernelRx {
 
     /// Protects a source of the instance (a configured unicast peer, the master it
     /// follows): it always has room in the PEERS map, whatever spoofed sources fill
-    /// the rest, and is never pruned. At most `PEERS_PROTECTED_PER_INSTANCE`.
+    /// the rest, and is never pruned. At most `PEERS_PROTECTED_PER_INSTANCE`. Returns
+    /// its SEEN entry, if it has one ([`KernelRx::seen_ns`]).
     pub fn protect_peer(
         &mut self,
         ifindex: u32,
         cfg: &InstanceConfig,
         addr: IpAddr,
-    ) -> Result<(), XdpLoaderError> {
+    ) -> Result<Option<u16>, XdpLoaderError> {
         self.fast.protect_peer(&peer_key(ifindex, cfg, addr)?)
+    }
+
+    /// The SEEN entry of a protected source (see [`XdpLoader::seen_entry`]).
+    pub fn seen_entry(
+        &mut self,
+        ifindex: u32,
+        cfg: &InstanceConfig,
+        addr: IpAddr,
+    ) -> Result<Option<u16>, XdpLoaderError> {
+        self.fast.seen_entry(&peer_key(ifindex, cfg, addr)?)
+    }
+
+    /// The newest advert time SEEN entry `index` holds (0 if none yet), read from
+    /// memory; `None` if SEEN is not mapped.
+    pub fn seen_ns(&self, index: u16) -> Option<u64> {
+        self.fast.seen_ns(index)
     }
 
     /// Takes [`KernelRx::protect_peer`] back; the record stays.
