@@ -44,8 +44,9 @@ pub trait KernelView {
 
     /// As [`KernelView::last_advert_ns`], where a cheaper read may lag it (be older, or
     /// `None`) but never be newer than the kernel's receive time of `src`'s newest
-    /// advert. Read only to refresh a Backup early ([`on_deadlines`]), never to decide a
-    /// takeover: a lag costs an exact read at the deadline, not a wrong decision.
+    /// advert. Read only to move a Backup's Master_Down_Timer forward ([`on_deadlines`],
+    /// and first at an expiry), never to let it fire: a lag costs an exact read, not a
+    /// wrong decision.
     fn last_advert_hint_ns(&mut self, member: usize, src: IpAddr) -> Option<u64> {
         self.last_advert_ns(member, src)
     }
@@ -156,6 +157,13 @@ fn recheck_all<M: Member, K: KernelView + ?Sized>(
     out: &mut Out,
 ) -> bool {
     let alive = |ms: &[M]| ms[i].core().next_deadline().is_some_and(|d| d > now);
+    // The followed master's cheaper time first: a live master shows in it (it never
+    // runs ahead of the kernel's receive time), so only a silent one costs the exact
+    // reads below, which alone can let the timer fire.
+    refresh_master(ms, i, now, &mut Hints(&mut *kernel), out);
+    if alive(ms) {
+        return true;
+    }
     for peer in ms[i].core().known_peers() {
         if ms[i].core().state() != State::Backup {
             break;
@@ -500,6 +508,22 @@ mod tests {
         }
     }
 
+    /// Exact times, and cheaper hints that lag them (`None`: no hint).
+    struct Lagging {
+        exact: HashMap<IpAddr, u64>,
+        hint: HashMap<IpAddr, u64>,
+        exact_reads: usize,
+    }
+    impl KernelView for Lagging {
+        fn last_advert_ns(&mut self, _: usize, src: IpAddr) -> Option<u64> {
+            self.exact_reads += 1;
+            self.exact.get(&src).copied()
+        }
+        fn last_advert_hint_ns(&mut self, _: usize, src: IpAddr) -> Option<u64> {
+            self.hint.get(&src).copied()
+        }
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -573,6 +597,51 @@ mod tests {
         let at = ms[0].inst.next_deadline().unwrap();
         let e = on_deadlines(&mut ms, at, &mut k, &mut out);
         assert_eq!(e, vec![(0, Expiry::Fired)]);
+        assert_eq!(ms[0].inst.state(), State::Master);
+    }
+
+    /// A hint moves the timer forward without an exact read; a hint that lags (here:
+    /// the master's advert before last) never lets it fire while the exact time says the
+    /// master is alive, and once both are silent the backup takes over.
+    #[test]
+    fn a_lagging_hint_never_lets_the_master_down_timer_fire() {
+        let mut ms = [member(90)];
+        let m = ip("192.0.2.1");
+        let mut k = Lagging {
+            exact: HashMap::new(),
+            hint: HashMap::new(),
+            exact_reads: 0,
+        };
+        let mut out = Out::new();
+        ms[0].inst.handle(0, Input::Startup);
+        advert(&mut ms, 0, MS, m, adv(100, 10), MS, None, &mut k, &mut out);
+        let at = ms[0].inst.next_deadline().unwrap();
+        // Early refresh from the hint alone.
+        k.hint.insert(m, 101 * MS);
+        k.exact.insert(m, 101 * MS);
+        let reads = k.exact_reads;
+        on_deadlines(&mut ms, at - MS, &mut k, &mut out);
+        assert_eq!(k.exact_reads, reads, "the hint needed no exact read");
+        assert_eq!(ms[0].inst.peer_rx_ns(m), Some(101 * MS));
+        // The hint lags by one advert past the deadline: the exact read holds it back.
+        let at = ms[0].inst.next_deadline().unwrap();
+        k.exact.insert(m, at - MS);
+        let e = on_deadlines(&mut ms, at, &mut k, &mut out);
+        assert_eq!(e, vec![(0, Expiry::Alive)]);
+        assert_eq!(ms[0].inst.state(), State::Backup);
+        // No hint at all: the same.
+        k.hint.clear();
+        let at = ms[0].inst.next_deadline().unwrap();
+        k.exact.insert(m, at - MS);
+        assert_eq!(
+            on_deadlines(&mut ms, at, &mut k, &mut out),
+            vec![(0, Expiry::Alive)]
+        );
+        let at = ms[0].inst.next_deadline().unwrap();
+        assert_eq!(
+            on_deadlines(&mut ms, at, &mut k, &mut out),
+            vec![(0, Expiry::Fired)]
+        );
         assert_eq!(ms[0].inst.state(), State::Master);
     }
 
