@@ -81,8 +81,9 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_DROPS: &str = "DROPS";
 pub const MAP_STATS: &str = "STATS";
 pub const MAP_SEEN: &str = "SEEN";
+pub const MAP_BY_VRID: &str = "BY_VRID";
 /// Every map the loader pins, in the order `haxdp maps` reads them.
-pub const PINNED_MAPS: [&str; 8] = [
+pub const PINNED_MAPS: [&str; 9] = [
     MAP_INSTANCES,
     MAP_PEERS,
     MAP_ROOM,
@@ -91,11 +92,12 @@ pub const PINNED_MAPS: [&str; 8] = [
     MAP_DROPS,
     MAP_STATS,
     MAP_SEEN,
+    MAP_BY_VRID,
 ];
 /// Maps a hand-over may create afresh when the running daemon (an older build) has not
 /// pinned them: what they hold is rebuilt by the successor, and until then their
 /// readers fall back to the maps that are carried over.
-pub const MAPS_FRESH_AT_HANDOVER: [&str; 1] = [MAP_SEEN];
+pub const MAPS_FRESH_AT_HANDOVER: [&str; 2] = [MAP_SEEN, MAP_BY_VRID];
 
 /// The advert tracker.
 pub const PROG_XDP: &str = "haxdp";
@@ -425,6 +427,44 @@ pub struct InstanceKey {
     pub _pad: [u8; 2],
 }
 
+/// BY_VRID: the XDP program's index of INSTANCES, one array entry per (VRID, family)
+/// ([`by_vrid_index`]), each with up to [`BY_VRID_WAYS`] interfaces. An array lookup
+/// is a bounds check and an offset (the verifier inlines it) where the hash map hashes
+/// the key and walks a bucket, on every advert. INSTANCES stays what user space and a
+/// hand-over read; user space writes both.
+pub const BY_VRID_MAX_ENTRIES: u32 = 256 * 2;
+/// Interfaces one (VRID, family) entry of BY_VRID holds; instances beyond them are
+/// looked up in INSTANCES ([`VridInstances::overflow`]).
+pub const BY_VRID_WAYS: usize = 8;
+
+/// The BY_VRID index of (VRID, family).
+#[inline(always)]
+pub const fn by_vrid_index(vrid: u8, family: u8) -> u32 {
+    (vrid as u32) * 2 + (family == FAMILY_V6) as u32
+}
+
+/// One interface's instance in a [`VridInstances`]: `ifindex` 0 for a free way.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct VridWay {
+    pub ifindex: u32,
+    pub _pad: u32,
+    pub conf: InstanceConf,
+}
+
+/// BY_VRID value: the instances of one (VRID, family), by interface. Written by user
+/// space only (whole-value updates, in place: a reader may see a way half written,
+/// which at worst fails one advert's checks, as a torn [`InstanceConf`] would).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct VridInstances {
+    /// Non-zero when more interfaces watch this (VRID, family) than `ways` holds: an
+    /// advert whose interface is in no way is looked up in INSTANCES.
+    pub overflow: u32,
+    pub _pad: u32,
+    pub ways: [VridWay; BY_VRID_WAYS],
+}
+
 /// INSTANCES value: what the kernel side needs to validate adverts for an instance.
 /// Written by user space only (whole-value updates); the XDP program reads it.
 #[repr(C)]
@@ -688,6 +728,7 @@ mod user {
     unsafe impl aya::Pod for PeerKey {}
     unsafe impl aya::Pod for PeerState {}
     unsafe impl aya::Pod for AdvertEvent {}
+    unsafe impl aya::Pod for VridInstances {}
 
     fn ip_from(family: u8, bytes: &[u8; 16]) -> IpAddr {
         if family == FAMILY_V6 {
@@ -830,6 +871,7 @@ mod tests {
         );
         assert_eq!(core::mem::size_of::<PeerKey>(), 24);
         assert_eq!(core::mem::size_of::<PeerState>(), 64);
+        assert_eq!(core::mem::size_of::<VridInstances>(), 8 + BY_VRID_WAYS * 32);
         assert_eq!(core::mem::size_of::<AdvertEvent>(), 64 + MAX_ADDR_BYTES);
         assert_eq!(core::mem::offset_of!(InstanceConf, report_epoch), 4);
         assert_eq!(core::mem::offset_of!(PeerState, reported_epoch), 56);

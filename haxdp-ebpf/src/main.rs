@@ -75,11 +75,16 @@ map_names!(
     DROPS = MAP_DROPS,
     STATS = MAP_STATS,
     SEEN = MAP_SEEN,
+    BY_VRID = MAP_BY_VRID,
 );
 
 #[map]
 static INSTANCES: HashMap<InstanceKey, InstanceConf> =
     HashMap::with_max_entries(INSTANCES_MAX_ENTRIES, 0);
+
+// What the program reads INSTANCES through: an array entry per (VRID, family).
+#[map]
+static BY_VRID: Array<VridInstances> = Array::with_max_entries(BY_VRID_MAX_ENTRIES, 0);
 
 // Preallocated (flags 0) and not LRU: see `PEERS_MAX_ENTRIES` for why a full room
 // refuses newcomers (only a higher-priority one takes the lowest-priority unknown
@@ -547,9 +552,7 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         family: ip.family,
         _pad: [0; 2],
     };
-    // SAFETY: the value is copied out at once; the daemon may update it concurrently
-    // but a torn InstanceConf only fails one advert's auth check.
-    let Some(conf) = (unsafe { INSTANCES.get(&ikey) }).copied() else {
+    let Some(conf) = instance_conf(&ikey) else {
         return drop_for(DropReason::VridNotWatched);
     };
     if conf.versions_mask & (1 << version) == 0 {
@@ -649,6 +652,27 @@ fn advert(ctx: &XdpContext, ev: &mut AdvertEvent, ip: Ip) -> Result<u32, ()> {
         }
     }
     Ok(XDP_PASS)
+}
+
+/// The instance's INSTANCES value, found through BY_VRID: the (VRID, family) entry's
+/// ways by interface, then INSTANCES itself only if that entry overflowed.
+#[inline(always)]
+fn instance_conf(ikey: &InstanceKey) -> Option<InstanceConf> {
+    let set = BY_VRID.get(by_vrid_index(ikey.vrid, ikey.family))?;
+    let mut i = 0;
+    while i < BY_VRID_WAYS {
+        // The value is copied out at once; the daemon may update it concurrently but
+        // a torn way only fails one advert's checks.
+        if set.ways[i].ifindex == ikey.ifindex {
+            return Some(set.ways[i].conf);
+        }
+        i += 1;
+    }
+    if set.overflow == 0 {
+        return None;
+    }
+    // SAFETY: as above, copied out at once.
+    unsafe { INSTANCES.get(ikey) }.copied()
 }
 
 // SeqCst, not Relaxed: LLVM 22's BPF backend lowers a monotonic atomicrmw add

@@ -375,7 +375,10 @@ fn handover_load_shares_the_maps_and_refuses_another_layout() {
         "the successor does not see the running daemon's INSTANCES"
     );
     let master = haxdp_common::PeerKey::new(7, 51, "192.0.2.1".parse().unwrap());
-    let entry = second.protect_peer(&master).expect("protect").expect("SEEN");
+    let entry = second
+        .protect_peer(&master)
+        .expect("protect")
+        .expect("SEEN");
     second.keep_pins();
     drop(second);
     // The successor keeps the record's SEEN entry and does not hand it out again.
@@ -388,10 +391,24 @@ fn handover_load_shares_the_maps_and_refuses_another_layout() {
     drop(third);
     // A running build without SEEN (its pin absent): the successor creates it, and
     // the records it takes over get entries when asked.
+    // The same for BY_VRID, which the successor fills from INSTANCES before its
+    // program runs.
     std::fs::remove_file(dir.join(haxdp_common::MAP_SEEN)).expect("unpin SEEN");
+    std::fs::remove_file(dir.join(haxdp_common::MAP_BY_VRID)).expect("unpin BY_VRID");
     let mut fourth = XdpLoader::load_handover(dir.clone()).expect("SEEN created afresh");
     assert!(dir.join(haxdp_common::MAP_SEEN).exists(), "SEEN pinned");
     assert!(fourth.seen_entry(&master).expect("read").is_some());
+    let by_vrid = dir.join(haxdp_common::MAP_BY_VRID);
+    let index = haxdp_common::by_vrid_index(51, haxdp_common::FAMILY_V4).to_le_bytes();
+    let mut cmd = vec!["bpftool", "-j", "map", "lookup", "pinned"];
+    cmd.push(by_vrid.to_str().unwrap());
+    cmd.push("key");
+    let index: Vec<String> = index.iter().map(|b| b.to_string()).collect();
+    cmd.extend(index.iter().map(String::as_str));
+    let out = haxdp_tests::sh(&cmd);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("bpftool json");
+    // The first way (after `overflow` and its padding) is ifindex 7's.
+    assert_eq!(v["value"][8], "0x07", "BY_VRID not filled: {v}");
     fourth.keep_pins();
     drop(fourth);
     // Another ROOM: a value 4 bytes longer than this build's.

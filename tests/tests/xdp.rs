@@ -664,6 +664,32 @@ fn a_protected_source_keeps_its_newest_advert_time_in_seen() {
     assert_eq!(t.fp.seen_ns(again), Some(0));
 }
 
+/// The program finds an instance through BY_VRID's ways for its (VRID, family); more
+/// interfaces than ways overflow into INSTANCES, and a way freed by unwatch is
+/// given to an instance that overflowed.
+#[test]
+fn instances_beyond_the_ways_of_a_vrid_are_still_found() {
+    let mut t = Tracker::new();
+    let others: Vec<u32> = (100..100 + haxdp_common::BY_VRID_WAYS as u32).collect();
+    for ifindex in &others {
+        t.fp.watch(*ifindex, 51, FAMILY_V4, v3_conf())
+            .expect("watch another interface");
+    }
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_DROP, "LO is not watched");
+    assert_eq!(t.dropped(DropReason::VridNotWatched), 1);
+    t.watch(51, FAMILY_V4, v3_conf());
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS, "{:?}", t.drops());
+    // A way frees up: LO moves into it, and stays found.
+    t.fp.unwatch(others[0], 51, FAMILY_V4).expect("unwatch");
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_PASS, "{:?}", t.drops());
+    // Another family of the same VRID has an entry of its own.
+    let v6 = Advert::v3(51, 100, ip("2001:db8::1"), vec![ip("2001:db8::100")]);
+    assert_eq!(t.verdict(&v6.frame()), XDP_DROP);
+    t.fp.unwatch(LO, 51, FAMILY_V4).expect("unwatch");
+    assert_eq!(t.verdict(&good_v3().frame()), XDP_DROP);
+    assert_eq!(t.dropped(DropReason::VridNotWatched), 3);
+}
+
 #[test]
 fn allowlist_drops_other_sources_as_source_not_allowed() {
     let mut t = Tracker::new();

@@ -608,6 +608,24 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
         let key_v2 = InstanceKey { vrid: 52, ..key };
         let conf_v2 = InstanceConf::new(VERSION_MASK_V2, AUTH_PASS, b"secret");
         instances.insert(key_v2, conf_v2, 0)?;
+        // The program finds them through BY_VRID (as XdpLoader::watch writes it).
+        let map = ebpf
+            .map_mut(haxdp_common::MAP_BY_VRID)
+            .context("BY_VRID map missing from the object")?;
+        let mut by_vrid: aya::maps::Array<_, haxdp_common::VridInstances> =
+            aya::maps::Array::try_from(map)?;
+        for (k, conf) in [
+            (key, InstanceConf::new(VERSION_MASK_V3, 0, b"")),
+            (key_v2, conf_v2),
+        ] {
+            let mut set = haxdp_common::VridInstances::default();
+            set.ways[0] = haxdp_common::VridWay {
+                ifindex: k.ifindex,
+                _pad: 0,
+                conf,
+            };
+            by_vrid.set(haxdp_common::by_vrid_index(k.vrid, k.family), set, 0)?;
+        }
         // Each watched instance needs its room in PEERS (as XdpLoader::watch makes it).
         let map = ebpf
             .map_mut(haxdp_common::MAP_ROOM)

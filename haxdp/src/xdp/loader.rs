@@ -15,9 +15,10 @@ use aya::maps::{Array, HashMap, MapData, MapError, PerCpuArray, RingBuf};
 use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpError, XdpMode};
 use aya::Ebpf;
 use haxdp_common::{
-    drop_reason_name, fresh_peer, pin_dir, stat_name, AdvertEvent, DropReason, InstanceConf,
-    InstanceKey, InstanceRoom, PeerKey, PeerState, ALLOWED_PER_INSTANCE, DROP_REASON_COUNT,
-    INSTANCE_F_ALLOWLIST, MAPS_FRESH_AT_HANDOVER, MAP_ALLOWED, MAP_DROPS, MAP_EVENTS,
+    by_vrid_index, drop_reason_name, fresh_peer, pin_dir, stat_name, AdvertEvent, DropReason,
+    InstanceConf, InstanceKey, InstanceRoom, PeerKey, PeerState, VridInstances, VridWay,
+    ALLOWED_PER_INSTANCE, BY_VRID_MAX_ENTRIES, BY_VRID_WAYS, DROP_REASON_COUNT,
+    INSTANCE_F_ALLOWLIST, MAPS_FRESH_AT_HANDOVER, MAP_ALLOWED, MAP_BY_VRID, MAP_DROPS, MAP_EVENTS,
     MAP_INSTANCES, MAP_PEERS, MAP_ROOM, MAP_SEEN, MAP_STATS, PEERS_PROTECTED_PER_INSTANCE,
     PEER_F_PROTECTED, PINNED_MAPS, PROG_XDP, STAT_COUNT,
 };
@@ -321,12 +322,17 @@ impl XdpLoader {
         let ebpf = loader
             .load(ebpf_object())
             .map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
+        let fresh_by_vrid = fresh.iter().any(|(n, _)| *n == MAP_BY_VRID);
         for (name, path) in fresh {
             let map = ebpf.map(name).ok_or(XdpLoaderError::Missing(name))?;
             map.pin(&path)
                 .map_err(|source| XdpLoaderError::Pin { name, path, source })?;
         }
-        Self::verified(ebpf, dir)
+        let mut fast = Self::verified(ebpf, dir)?;
+        if fresh_by_vrid {
+            fast.fill_by_vrid()?;
+        }
+        Ok(fast)
     }
 
     /// The newest advert (priority > 0) a crashed predecessor's program recorded for VRID
@@ -605,9 +611,96 @@ impl XdpLoader {
     }
 
     fn put_instance(&mut self, key: InstanceKey, conf: InstanceConf) -> Result<(), XdpLoaderError> {
-        let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
-            self.map_mut(MAP_INSTANCES)?;
-        map.insert(key, conf, 0).map_err(map_err(MAP_INSTANCES))
+        {
+            let mut map: HashMap<&mut MapData, InstanceKey, InstanceConf> =
+                self.map_mut(MAP_INSTANCES)?;
+            map.insert(key, conf, 0).map_err(map_err(MAP_INSTANCES))?;
+        }
+        self.put_way(key, Some(conf))
+    }
+
+    /// Writes the instance's way of its BY_VRID entry, which the XDP program reads
+    /// instead of INSTANCES (`None`: frees it, after INSTANCES lost the instance).
+    fn put_way(
+        &mut self,
+        key: InstanceKey,
+        conf: Option<InstanceConf>,
+    ) -> Result<(), XdpLoaderError> {
+        let index = by_vrid_index(key.vrid, key.family);
+        let mut set = {
+            let arr: Array<&MapData, VridInstances> = self.map(MAP_BY_VRID)?;
+            arr.get(&index, 0).map_err(map_err(MAP_BY_VRID))?
+        };
+        let at = set.ways.iter().position(|w| w.ifindex == key.ifindex);
+        match (conf, at) {
+            (Some(conf), Some(at)) => set.ways[at].conf = conf,
+            (Some(conf), None) => match set.ways.iter().position(|w| w.ifindex == 0) {
+                Some(free) => {
+                    set.ways[free] = VridWay {
+                        ifindex: key.ifindex,
+                        _pad: 0,
+                        conf,
+                    }
+                }
+                // More interfaces than ways: the program looks this one up in INSTANCES.
+                None => set.overflow = 1,
+            },
+            (None, Some(at)) => set.ways[at] = VridWay::default(),
+            (None, None) => {}
+        }
+        if conf.is_none() && set.overflow != 0 {
+            // A way may be free for an instance that overflowed: lay the entry out again.
+            set = self.vrid_instances(key.vrid, key.family)?;
+        }
+        let mut arr: Array<&mut MapData, VridInstances> = self.map_mut(MAP_BY_VRID)?;
+        arr.set(index, set, 0).map_err(map_err(MAP_BY_VRID))
+    }
+
+    /// The BY_VRID entry of (VRID, family) as INSTANCES says it should be.
+    fn vrid_instances(&self, vrid: u8, family: u8) -> Result<VridInstances, XdpLoaderError> {
+        let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
+        let mut set = VridInstances::default();
+        let mut n = 0;
+        for rec in map.iter() {
+            let (k, conf) = rec.map_err(map_err(MAP_INSTANCES))?;
+            if k.vrid != vrid || k.family != family {
+                continue;
+            }
+            if n < BY_VRID_WAYS {
+                set.ways[n] = VridWay {
+                    ifindex: k.ifindex,
+                    _pad: 0,
+                    conf,
+                };
+                n += 1;
+            } else {
+                set.overflow = 1;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Fills a BY_VRID created afresh at a hand-over from the running daemon's
+    /// INSTANCES (an older build had no BY_VRID), before this program is attached.
+    fn fill_by_vrid(&mut self) -> Result<(), XdpLoaderError> {
+        let keys: Vec<InstanceKey> = {
+            let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
+            map.keys()
+                .collect::<Result<_, _>>()
+                .map_err(map_err(MAP_INSTANCES))?
+        };
+        let mut sets: StdHashMap<u32, VridInstances> = StdHashMap::new();
+        for k in keys {
+            let index = by_vrid_index(k.vrid, k.family);
+            if let std::collections::hash_map::Entry::Vacant(e) = sets.entry(index) {
+                e.insert(self.vrid_instances(k.vrid, k.family)?);
+            }
+        }
+        let mut arr: Array<&mut MapData, VridInstances> = self.map_mut(MAP_BY_VRID)?;
+        for (index, set) in sets.into_iter().filter(|(i, _)| *i < BY_VRID_MAX_ENTRIES) {
+            arr.set(index, set, 0).map_err(map_err(MAP_BY_VRID))?;
+        }
+        Ok(())
     }
 
     /// The instance's admission counters (see `PEERS_MAX_ENTRIES`).
@@ -862,6 +955,7 @@ impl XdpLoader {
             Err(e) if is_enoent(&e) => {}
             Err(e) => return Err(map_err(MAP_INSTANCES)(e)),
         }
+        self.put_way(ikey, None)?;
         let (stale, seen): (Vec<PeerKey>, Vec<u16>) = self
             .peers()?
             .into_iter()
