@@ -235,6 +235,7 @@ enum Command {
 }
 
 fn main() {
+    haxdp::clock::mark_process_start();
     haxdp::handover::record_exe();
     let cli = Cli::parse();
     if cli.version {

@@ -106,7 +106,7 @@ enum Cmd {
     /// Failover, flood and scale benchmark of haxdp against keepalived in
     /// namespace labs; writes the markdown table to BENCHMARKS.md.
     Bench {
-        /// Rows to run, e.g. `--rows 1,3` (1-9); all when omitted.
+        /// Rows to run, e.g. `--rows 1,3` (1-10); all when omitted.
         #[arg(long, value_delimiter = ',')]
         rows: Vec<u8>,
         /// Repetitions of the repeated rows (default 20, or 3 with --quick).

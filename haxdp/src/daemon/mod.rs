@@ -219,6 +219,8 @@ struct Engine {
     resume_write_failed: bool,
     /// The resume checkpoint on disk names no master: rewriting it says nothing new.
     resume_idle: bool,
+    /// An advert has reached the election since the process started (logged once).
+    first_heard: bool,
     stopping: bool,
     /// Handing over: timers stop until the successor confirms or fails.
     frozen: bool,
@@ -372,6 +374,7 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         start_mode: String::new(),
         resume_write_failed: false,
         resume_idle: false,
+        first_heard: false,
         stopping: false,
         frozen: false,
         handed: false,

@@ -167,6 +167,20 @@ impl Engine {
         rx_ns: u64,
         prev_rx_ns: Option<u64>,
     ) {
+        if !self.first_heard {
+            // How long a start (a restart, a hand-over) leaves the node deaf: the
+            // program load and attach, the sockets and netlink, then at most one of the
+            // peer's intervals (its first advert after the attach is reported as new).
+            self.first_heard = true;
+            if let Some(ns) = clock::since_process_start_ns() {
+                info!(
+                    "first VRRP advert heard {:.1} ms after the process started ({} vrid {} from {src})",
+                    ns as f64 / 1e6,
+                    self.insts[i].spec.ifname,
+                    self.insts[i].spec.core.vrid
+                );
+            }
+        }
         let mut out = election::Out::new();
         {
             let mut view = PeersView::new(self.fast.as_ref(), &self.insts);

@@ -1,5 +1,6 @@
 //! One file per row of the table.
 
+mod row10_start;
 mod row1_crash;
 mod row2_nginx;
 mod row3_stall;
@@ -10,6 +11,7 @@ mod row7_scale;
 mod row8_restart;
 mod row9_vrids_10ms;
 
+pub(crate) use row10_start::row10_start;
 pub(crate) use row1_crash::row1_crash;
 pub(crate) use row2_nginx::row2_nginx;
 pub(crate) use row3_stall::row3_stall;
