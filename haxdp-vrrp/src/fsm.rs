@@ -179,6 +179,11 @@ pub enum Action {
     /// entering Backup or Master: the core then learns every router that is advertising
     /// within one of its intervals, even one whose adverts never change.
     ReportPeers,
+    /// The state changed from `from` to `to` because of `why`: the entry
+    /// [`Instance::transitions`] just logged, as an output. It comes last among the
+    /// actions of the change, after the exit actions of `from` and the entry actions of
+    /// `to`; there is nothing to perform, only to record or report.
+    Transition { from: State, to: State, why: Event },
 }
 
 /// Why an advert was ignored (RFC 9568 7.1 instance checks and 6.4 rules).
@@ -1136,8 +1141,9 @@ impl Instance {
         u64::from(self.cfg.advert_int_cs) * NS_PER_CS
     }
 
-    /// The single place a state changes: logs (instance, event, old, new) and performs the
-    /// exit actions of the old state and the entry actions of the new one.
+    /// The single place a state changes: logs (instance, event, old, new), reports it as
+    /// [`Action::Transition`] and performs the exit actions of the old state and the entry
+    /// actions of the new one.
     fn change_state(&mut self, now: u64, event: Event, new: State, out: &mut Vec<Action>) {
         let old = self.state;
         if old == new {
@@ -1203,6 +1209,11 @@ impl Instance {
                 self.master_addr = None;
             }
         }
+        out.push(Action::Transition {
+            from: old,
+            to: new,
+            why: event,
+        });
     }
 }
 

@@ -169,7 +169,7 @@ impl Engine {
 
     /// Performs a state machine's actions, in order.
     pub(super) async fn apply(&mut self, i: usize, acts: Vec<Action>) {
-        let before = self.insts[i].core.transitions().len();
+        let mut changed = None;
         let was_fault = self.insts[i].in_fault;
         // A list with the VIPs in it is a takeover: its advert goes first, at once.
         let periodic = acts.len() == 1;
@@ -229,24 +229,24 @@ impl Engine {
                         self.lower_prio_advert(i);
                     }
                 }
+                // Recorded once the actions are done; the last change of the list counts.
+                Action::Transition { from, to, why } => changed = Some((from, to, why)),
             }
         }
         let mut took_over = false;
         let mut transitioned = false;
         let inst = &mut self.insts[i];
-        let log = inst.core.transitions();
-        if log.len() != before
-            || log.last().map(|t| t.at_ns) != inst.transitions_wall.last().map(|w| w.0)
-        {
-            if let Some(t) = log.last() {
-                if inst.transitions_wall.last().map(|w| w.0) != Some(t.at_ns) {
-                    took_over = t.new == State::Master;
-                    transitioned = true;
-                    info!("{}: {:?} -> {:?} ({:?})", t.instance, t.old, t.new, t.event);
-                    inst.transitions_wall.push((t.at_ns, control::unix_ms()));
-                    if inst.transitions_wall.len() > 64 {
-                        inst.transitions_wall.remove(0);
-                    }
+        // The change is stamped with the wall clock under its CLOCK_MONOTONIC time in the
+        // transition log, once per time (`status` pairs the two by it).
+        let at_ns = inst.core.transitions().last().map(|t| t.at_ns);
+        if let (Some((from, to, why)), Some(at_ns)) = (changed, at_ns) {
+            if inst.transitions_wall.last().map(|w| w.0) != Some(at_ns) {
+                took_over = to == State::Master;
+                transitioned = true;
+                info!("{}: {from:?} -> {to:?} ({why})", inst.core.config().name);
+                inst.transitions_wall.push((at_ns, control::unix_ms()));
+                if inst.transitions_wall.len() > 64 {
+                    inst.transitions_wall.remove(0);
                 }
             }
         }
