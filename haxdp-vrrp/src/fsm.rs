@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::FaultCause;
 use crate::packet::{Advert, Family, Version, V2_MAX_INTERVAL_CS, V3_MAX_INTERVAL_CS};
 
 /// Nanoseconds per centisecond.
@@ -150,7 +151,7 @@ pub enum Input {
     /// the instance is in Fault while any reason is on or the interface is down.
     Fault {
         on: bool,
-        reason: String,
+        reason: FaultCause,
     },
     /// Admin stop (RFC 9568 6.4.2 / 6.4.3 Shutdown event).
     Shutdown,
@@ -256,13 +257,13 @@ pub enum Event {
     InterfaceDown,
     InterfaceUp,
     FaultOn {
-        reason: String,
+        reason: FaultCause,
     },
     FaultCleared,
 }
 
 /// The transition reason as `haxdp status` prints it (`MasterDown`, `BetterAdvert { src:
-/// 192.0.2.10, priority: 100 }`, `FaultOn { reason: "script:chk" }`): written out here so
+/// 192.0.2.10, priority: 100 }`, `FaultOn { reason: "chk failed" }`): written out here so
 /// that the status JSON does not change with a `Debug` format.
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -276,7 +277,9 @@ impl std::fmt::Display for Event {
             }
             Event::InterfaceDown => f.write_str("InterfaceDown"),
             Event::InterfaceUp => f.write_str("InterfaceUp"),
-            Event::FaultOn { reason } => write!(f, "FaultOn {{ reason: {reason:?} }}"),
+            Event::FaultOn { reason } => {
+                write!(f, "FaultOn {{ reason: {:?} }}", reason.to_string())
+            }
             Event::FaultCleared => f.write_str("FaultCleared"),
         }
     }
@@ -319,7 +322,7 @@ pub struct Handover {
     pub master_addr: Option<IpAddr>,
     pub preempt_after_ns: u64,
     pub interface_up: bool,
-    pub faults: Vec<String>,
+    pub faults: Vec<FaultCause>,
     /// Every remembered router: address, its last advert, when it was received.
     pub peers: Vec<(IpAddr, Advert, u64)>,
     pub transitions: Vec<Transition>,
@@ -354,7 +357,7 @@ pub struct Instance {
     /// keepalived preempt_delay: no preemption before this time.
     preempt_after_ns: u64,
     interface_up: bool,
-    faults: BTreeSet<String>,
+    faults: BTreeSet<FaultCause>,
     peers: HashMap<IpAddr, Peer, PeerHasher>,
     transitions: Vec<Transition>,
     stats: Stats,
@@ -773,8 +776,8 @@ impl Instance {
     }
 
     /// The fault conditions that are on (see [`Input::Fault`]).
-    pub fn fault_reasons(&self) -> impl Iterator<Item = &str> {
-        self.faults.iter().map(String::as_str)
+    pub fn fault_reasons(&self) -> impl Iterator<Item = &FaultCause> {
+        self.faults.iter()
     }
 
     /// Whether the instance's interface is up (as last told).

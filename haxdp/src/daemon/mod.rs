@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::node::{self as election, Member};
-use haxdp_vrrp::Instance;
+use haxdp_vrrp::{FaultCause, Instance};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
@@ -35,7 +35,7 @@ use crate::garp::GarpSender;
 use crate::netlink::{NetEvent, Netlink, Vip};
 use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
-use crate::track::{CheckState, TrackEvent, Tracker};
+use crate::track::{CheckState, TrackEvent, TrackKey, Tracker};
 use crate::xdp::rx::KernelRx;
 
 use effects::Upkeep;
@@ -141,9 +141,9 @@ struct Inst {
     rx: RxPath,
     garp: Option<JoinHandle<()>>,
     /// Changes of tracked items, by name: up/down and value (track_file).
-    tracked: HashMap<String, CheckState>,
+    tracked: HashMap<TrackKey, CheckState>,
     priority_reasons: Vec<String>,
-    fault_reasons: Vec<String>,
+    fault_reasons: Vec<FaultCause>,
     transitions_wall: Vec<(u64, u64)>,
     /// Faulty of its own making as of the last `apply`, to see sync-group changes.
     in_fault: bool,

@@ -6,7 +6,7 @@ use tracing::{error, info};
 
 use crate::clock;
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
-use crate::track::CheckState;
+use crate::track::{CheckState, TrackKey};
 
 use super::{Engine, Inst, RxPath};
 
@@ -89,7 +89,7 @@ impl Engine {
                         base_priority: c.priority,
                         effective_priority: i.core.effective_priority(),
                         priority_reasons: i.priority_reasons.clone(),
-                        fault_reasons: i.fault_reasons.clone(),
+                        fault_reasons: i.fault_reasons.iter().map(ToString::to_string).collect(),
                         master_addr: i.core.master_addr().map(|a| a.to_string()),
                         // The master's last advert, as a backup sees it; a
                         // master sends its own, so it has none to show.
@@ -300,8 +300,11 @@ impl Engine {
     pub(super) fn publish_metrics(&self) {
         let mut scripts: Vec<(String, Option<bool>)> = Vec::new();
         for i in &self.insts {
-            for (name, st) in &i.tracked {
-                if name.starts_with("interface:") || scripts.iter().any(|(n, _)| n == name) {
+            for (key, st) in &i.tracked {
+                let TrackKey::Check(name) = key else {
+                    continue;
+                };
+                if scripts.iter().any(|(n, _)| n == name) {
                     continue;
                 }
                 let good = match st {
