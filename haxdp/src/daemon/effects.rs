@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::node as election;
-use haxdp_vrrp::{Action, FaultCause, Input, State};
+use haxdp_vrrp::{Action, DiscardReason, FaultCause, Input, State};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -224,7 +224,7 @@ impl Engine {
                         .discards
                         .entry(reason.name().to_string())
                         .or_insert(0) += 1;
-                    if reason == haxdp_vrrp::fsm::DiscardReason::NotBetterThanUs
+                    if reason == DiscardReason::NotBetterThanUs
                         && self.insts[i].core.state() == State::Master
                     {
                         self.lower_prio_advert(i);

@@ -150,7 +150,8 @@ struct Inst {
     /// A sync-group member whose Master_Down_Timer expired but which waits for
     /// the other members to want Master too (see `haxdp_vrrp::node::expire`).
     held: bool,
-    /// Adverts the state machine ignored, by reason.
+    /// Adverts the state machine ignored, by reason: keyed by `DiscardReason::name`, the
+    /// names status and the hand-over snapshot count them under.
     discards: std::collections::BTreeMap<String, u64>,
     /// The master this backup follows, protected in PEERS so that spoofed sources can
     /// never take its room (`KernelRx::protect_peer`).

@@ -1,7 +1,7 @@
 //! What the engine shows: the `status` snapshot, keepalived's dumps, the metrics
 //! snapshot and keepalived's log lines.
 
-use haxdp_vrrp::{Family, State, Version};
+use haxdp_vrrp::{DiscardReason, Family, State, Version};
 use tracing::{error, info};
 
 use crate::clock;
@@ -176,7 +176,7 @@ impl Engine {
                         }
                     }
                 }
-                let discarded = |k: &str| i.discards.get(k).copied().unwrap_or(0);
+                let discarded = |r: DiscardReason| i.discards.get(r.name()).copied().unwrap_or(0);
                 let master_priority = match i.core.state() {
                     State::Master => i.core.effective_priority(),
                     _ => i
@@ -223,9 +223,9 @@ impl Engine {
                         .map(|v| format!("{}/{}", v.addr, v.prefix_len))
                         .collect(),
                     stats,
-                    auth_failure: discarded("AuthMismatch"),
-                    advert_interval_err: discarded("IntervalMismatch"),
-                    addr_list_err: discarded("AddressMismatch"),
+                    auth_failure: discarded(DiscardReason::AuthMismatch),
+                    advert_interval_err: discarded(DiscardReason::IntervalMismatch),
+                    addr_list_err: discarded(DiscardReason::AddressMismatch),
                 }
             })
             .collect()
