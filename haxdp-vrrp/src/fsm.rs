@@ -10,6 +10,7 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::fault::FaultCause;
 use crate::packet::{Advert, Family, Version, V2_MAX_INTERVAL_CS, V3_MAX_INTERVAL_CS};
 
 /// Nanoseconds per centisecond.
@@ -150,7 +151,7 @@ pub enum Input {
     /// the instance is in Fault while any reason is on or the interface is down.
     Fault {
         on: bool,
-        reason: String,
+        reason: FaultCause,
     },
     /// Admin stop (RFC 9568 6.4.2 / 6.4.3 Shutdown event).
     Shutdown,
@@ -179,6 +180,11 @@ pub enum Action {
     /// entering Backup or Master: the core then learns every router that is advertising
     /// within one of its intervals, even one whose adverts never change.
     ReportPeers,
+    /// The state changed from `from` to `to` because of `why`: the entry
+    /// [`Instance::transitions`] just logged, as an output. It comes last among the
+    /// actions of the change, after the exit actions of `from` and the entry actions of
+    /// `to`; there is nothing to perform, only to record or report.
+    Transition { from: State, to: State, why: Event },
 }
 
 /// Why an advert was ignored (RFC 9568 7.1 instance checks and 6.4 rules).
@@ -251,13 +257,13 @@ pub enum Event {
     InterfaceDown,
     InterfaceUp,
     FaultOn {
-        reason: String,
+        reason: FaultCause,
     },
     FaultCleared,
 }
 
 /// The transition reason as `haxdp status` prints it (`MasterDown`, `BetterAdvert { src:
-/// 192.0.2.10, priority: 100 }`, `FaultOn { reason: "script:chk" }`): written out here so
+/// 192.0.2.10, priority: 100 }`, `FaultOn { reason: "chk failed" }`): written out here so
 /// that the status JSON does not change with a `Debug` format.
 impl std::fmt::Display for Event {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -271,7 +277,9 @@ impl std::fmt::Display for Event {
             }
             Event::InterfaceDown => f.write_str("InterfaceDown"),
             Event::InterfaceUp => f.write_str("InterfaceUp"),
-            Event::FaultOn { reason } => write!(f, "FaultOn {{ reason: {reason:?} }}"),
+            Event::FaultOn { reason } => {
+                write!(f, "FaultOn {{ reason: {:?} }}", reason.to_string())
+            }
             Event::FaultCleared => f.write_str("FaultCleared"),
         }
     }
@@ -314,7 +322,7 @@ pub struct Handover {
     pub master_addr: Option<IpAddr>,
     pub preempt_after_ns: u64,
     pub interface_up: bool,
-    pub faults: Vec<String>,
+    pub faults: Vec<FaultCause>,
     /// Every remembered router: address, its last advert, when it was received.
     pub peers: Vec<(IpAddr, Advert, u64)>,
     pub transitions: Vec<Transition>,
@@ -349,7 +357,7 @@ pub struct Instance {
     /// keepalived preempt_delay: no preemption before this time.
     preempt_after_ns: u64,
     interface_up: bool,
-    faults: BTreeSet<String>,
+    faults: BTreeSet<FaultCause>,
     peers: HashMap<IpAddr, Peer, PeerHasher>,
     transitions: Vec<Transition>,
     stats: Stats,
@@ -768,8 +776,8 @@ impl Instance {
     }
 
     /// The fault conditions that are on (see [`Input::Fault`]).
-    pub fn fault_reasons(&self) -> impl Iterator<Item = &str> {
-        self.faults.iter().map(String::as_str)
+    pub fn fault_reasons(&self) -> impl Iterator<Item = &FaultCause> {
+        self.faults.iter()
     }
 
     /// Whether the instance's interface is up (as last told).
@@ -1136,8 +1144,9 @@ impl Instance {
         u64::from(self.cfg.advert_int_cs) * NS_PER_CS
     }
 
-    /// The single place a state changes: logs (instance, event, old, new) and performs the
-    /// exit actions of the old state and the entry actions of the new one.
+    /// The single place a state changes: logs (instance, event, old, new), reports it as
+    /// [`Action::Transition`] and performs the exit actions of the old state and the entry
+    /// actions of the new one.
     fn change_state(&mut self, now: u64, event: Event, new: State, out: &mut Vec<Action>) {
         let old = self.state;
         if old == new {
@@ -1203,6 +1212,11 @@ impl Instance {
                 self.master_addr = None;
             }
         }
+        out.push(Action::Transition {
+            from: old,
+            to: new,
+            why: event,
+        });
     }
 }
 

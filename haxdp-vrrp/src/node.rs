@@ -33,6 +33,7 @@
 
 use std::net::IpAddr;
 
+use crate::fault::FaultCause;
 use crate::fsm::{Action, Input, Instance, State};
 use crate::packet::Advert;
 
@@ -241,12 +242,6 @@ pub fn protected_master<M: Member>(m: &M) -> Option<IpAddr> {
     }
 }
 
-/// The reason a sync group's other members are faulted with when member `name` of
-/// `group` is in Fault of its own making.
-pub fn sync_fault_reason(group: &str, name: &str) -> String {
-    format!("sync group {group}: member {name} in fault")
-}
-
 /// Whether member `m` is faulty of its own making (its interface, its checks), not only
 /// because another member of its sync group is: only that propagates, and when it ends,
 /// the group's fault on the others ends too. Judging by state changes instead would let two
@@ -257,10 +252,9 @@ pub fn own_fault<M: Member>(m: &M) -> bool {
         return true;
     }
     match m.sync_group() {
-        Some(group) => {
-            let prefix = format!("sync group {group}: ");
-            core.fault_reasons().any(|r| !r.starts_with(&prefix))
-        }
+        Some(group) => core
+            .fault_reasons()
+            .any(|r| !matches!(r, FaultCause::SyncGroup { group: g, .. } if g == group)),
         None => core.fault_reasons().next().is_some(),
     }
 }
@@ -272,7 +266,10 @@ pub fn propagate_fault<M: Member>(ms: &mut [M], i: usize, faulted: bool, now: u6
     let Some(group) = ms[i].sync_group().map(str::to_owned) else {
         return;
     };
-    let reason = sync_fault_reason(&group, &ms[i].core().config().name);
+    let reason = FaultCause::SyncGroup {
+        group: group.clone(),
+        member: ms[i].core().config().name.clone(),
+    };
     for j in 0..ms.len() {
         if j == i || ms[j].sync_group() != Some(group.as_str()) {
             continue;

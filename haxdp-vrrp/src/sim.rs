@@ -478,7 +478,11 @@ impl Sim {
             Action::AddVips => self.routers[i].ms[m].holds_vips = true,
             Action::RemoveVips => self.routers[i].ms[m].holds_vips = false,
             Action::ReportPeers => self.routers[i].kernel.0[m].epoch += 1,
-            Action::SendGratuitous | Action::Notify { .. } | Action::Discarded { .. } => {}
+            // `node_step` records each member's state change over the whole step itself.
+            Action::SendGratuitous
+            | Action::Notify { .. }
+            | Action::Discarded { .. }
+            | Action::Transition { .. } => {}
         }
     }
 

@@ -71,9 +71,11 @@ impl Run {
         &mut self,
         now: u64,
         on: Value,
-        actions: Vec<Action>,
+        mut actions: Vec<Action>,
         old: (haxdp_vrrp::State, Option<u64>),
     ) {
+        // A transition shows in the transcript as the step's `state`.
+        actions.retain(|a| !matches!(a, Action::Transition { .. }));
         let state = self.inst.state();
         if actions.is_empty() && old == (state, self.inst.next_deadline()) {
             return;

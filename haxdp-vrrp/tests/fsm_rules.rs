@@ -61,6 +61,13 @@ fn rx(i: &mut Instance, now: u64, src: &str, a: Advert) -> Vec<Action> {
     )
 }
 
+/// The actions to perform, without the [`Action::Transition`] reports (checked on their
+/// own in `transition_actions_report_every_change_last`).
+fn effects(mut acts: Vec<Action>) -> Vec<Action> {
+    acts.retain(|a| !matches!(a, Action::Transition { .. }));
+    acts
+}
+
 const TO_MASTER: [Action; 5] = [
     Action::SendAdvert { priority: 100 },
     Action::AddVips,
@@ -122,7 +129,7 @@ fn rfc3768_6_1_v2_skew_is_seconds_not_interval_scaled() {
 #[test]
 fn rfc9568_6_4_1_startup_goes_to_backup_with_master_down_timer() {
     let mut i = inst(cfg(Version::V3, 100));
-    let a = i.handle(5 * MS, Input::Startup);
+    let a = effects(i.handle(5 * MS, Input::Startup));
     assert_eq!(
         a,
         [
@@ -145,7 +152,7 @@ fn rfc9568_6_4_1_address_owner_goes_straight_to_master() {
     let mut c = cfg(Version::V3, 255);
     c.address_owner = true;
     let mut i = inst(c);
-    let a = i.handle(0, Input::Startup);
+    let a = effects(i.handle(0, Input::Startup));
     assert_eq!(
         a,
         [
@@ -174,7 +181,7 @@ fn rfc9568_6_4_2_master_down_timer_makes_master() {
     // RFC 9568 6.4.2 fires only when the timer expires; an early Timer is ignored.
     assert!(i.handle(t - 1, Input::Timer).is_empty());
     assert_eq!(i.state(), State::Backup);
-    assert_eq!(i.handle(t, Input::Timer), TO_MASTER);
+    assert_eq!(effects(i.handle(t, Input::Timer)), TO_MASTER);
     assert_eq!(i.master_addr(), Some(ip("192.0.2.10")));
     // RFC 9568 6.4.3: Adver_Timer then fires every Advertisement_Interval.
     assert_eq!(i.next_deadline(), Some(t + 1_000 * MS));
@@ -400,7 +407,7 @@ fn keepalived_preempt_delay_holds_preemption_after_startup() {
 #[test]
 fn rfc9568_6_4_3_shutdown_sends_priority_zero() {
     let (mut i, t) = master(cfg(Version::V3, 100));
-    let a = i.handle(t + MS, Input::Shutdown);
+    let a = effects(i.handle(t + MS, Input::Shutdown));
     assert_eq!(
         a,
         [
@@ -417,7 +424,7 @@ fn rfc9568_6_4_3_shutdown_sends_priority_zero() {
     let mut b = inst(cfg(Version::V3, 100));
     b.handle(0, Input::Startup);
     assert_eq!(
-        b.handle(MS, Input::Shutdown),
+        effects(b.handle(MS, Input::Shutdown)),
         [
             Action::RemoveVips,
             Action::Notify {
@@ -445,7 +452,12 @@ fn rfc9568_6_4_2_priority_zero_sets_timer_to_skew() {
 #[test]
 fn rfc9568_6_4_3_master_steps_down_for_higher_priority() {
     let (mut i, t) = master(cfg(Version::V3, 100));
-    let a = rx(&mut i, t + MS, "192.0.2.5", advert(Version::V3, 101, 50));
+    let a = effects(rx(
+        &mut i,
+        t + MS,
+        "192.0.2.5",
+        advert(Version::V3, 101, 50),
+    ));
     assert_eq!(
         a,
         [
@@ -563,7 +575,7 @@ fn priority_change_in_master_is_advertised_at_once() {
 fn keepalived_fault_releases_vips_and_stops_adverts() {
     // Interface down: cannot send, so no priority-0 advert.
     let (mut i, t) = master(cfg(Version::V3, 100));
-    let a = i.handle(t + MS, Input::InterfaceDown);
+    let a = effects(i.handle(t + MS, Input::InterfaceDown));
     assert_eq!(
         a,
         [
@@ -586,7 +598,7 @@ fn keepalived_fault_releases_vips_and_stops_adverts() {
             reason: DiscardReason::NotListening
         }]
     );
-    let a = i.handle(t + 3 * MS, Input::InterfaceUp);
+    let a = effects(i.handle(t + 3 * MS, Input::InterfaceUp));
     assert_eq!(
         a,
         [
@@ -604,13 +616,13 @@ fn keepalived_fault_releases_vips_and_stops_adverts() {
 
     // A failed check with the link up: priority 0 first, so a backup takes over fast.
     let (mut j, t) = master(cfg(Version::V3, 100));
-    let a = j.handle(
+    let a = effects(j.handle(
         t + MS,
         Input::Fault {
             on: true,
             reason: "chk_nginx".into(),
         },
-    );
+    ));
     assert_eq!(
         a,
         [
@@ -997,4 +1009,59 @@ fn status_names_of_states_and_reasons_are_fixed() {
     for (d, want) in discards {
         assert_eq!(d.name(), want);
     }
+}
+
+#[test]
+fn transition_actions_report_every_change_last() {
+    // Each state change is reported once, as the last action of the change, with the
+    // event the transition log records (RFC 9568 6.4.1 startup, 6.4.2 master down, 6.4.3
+    // a better master).
+    let mut i = inst(cfg(Version::V3, 100));
+    let mut seen = Vec::new();
+    let mut check = |i: &Instance, acts: Vec<Action>| {
+        let reported: Vec<&Action> = acts
+            .iter()
+            .filter(|a| matches!(a, Action::Transition { .. }))
+            .collect();
+        if let Some(t) = reported.first() {
+            assert_eq!(reported.len(), 1, "{acts:?}");
+            assert_eq!(acts.last(), Some(*t), "{acts:?}");
+            let logged = i.transitions().last().expect("logged");
+            assert_eq!(
+                **t,
+                Action::Transition {
+                    from: logged.old,
+                    to: logged.new,
+                    why: logged.event.clone(),
+                }
+            );
+            seen.push((logged.old, logged.new));
+        }
+    };
+    let a = i.handle(0, Input::Startup);
+    check(&i, a);
+    let t = i.next_deadline().expect("armed");
+    let a = i.handle(t, Input::Timer);
+    check(&i, a);
+    // A periodic advert is no change.
+    let a = i.handle(t + 1_000 * MS, Input::Timer);
+    assert!(!a.iter().any(|a| matches!(a, Action::Transition { .. })));
+    let a = rx(
+        &mut i,
+        t + 1_001 * MS,
+        "192.0.2.20",
+        advert(Version::V3, 200, 100),
+    );
+    check(&i, a);
+    let a = i.handle(t + 1_002 * MS, Input::Shutdown);
+    check(&i, a);
+    assert_eq!(
+        seen,
+        [
+            (State::Initialize, State::Backup),
+            (State::Backup, State::Master),
+            (State::Master, State::Backup),
+            (State::Backup, State::Initialize),
+        ]
+    );
 }

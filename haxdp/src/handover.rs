@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
-use crate::track::CheckState;
+use crate::track::{CheckState, TrackKey};
 
 /// The fd number the successor finds its end of the socket pair on.
 pub const SUCCESSOR_FD: i32 = 3;
@@ -90,7 +90,7 @@ pub struct InstanceState {
     pub vrid: u8,
     pub ifname: String,
     pub core: haxdp_vrrp::fsm::Handover,
-    pub tracked: Vec<(String, CheckState)>,
+    pub tracked: Vec<(TrackKey, CheckState)>,
     pub held: bool,
     pub protected: Option<IpAddr>,
     pub discards: BTreeMap<String, u64>,
@@ -224,5 +224,91 @@ pub fn version() -> &'static str {
         concat!(env!("CARGO_PKG_VERSION"), "+debug")
     } else {
         env!("CARGO_PKG_VERSION")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haxdp_vrrp::{Event, Family, FaultCause, InstanceConfig, State, Transition, Version};
+    use serde_json::json;
+
+    /// The typed fault causes and tracked-item keys are written as the strings a
+    /// predecessor wrote, and read back from them: the two versions read each other's
+    /// snapshots.
+    #[test]
+    fn snapshot_keeps_the_strings_of_causes_and_keys() {
+        let cfg = InstanceConfig {
+            name: "VI_1".into(),
+            vrid: 51,
+            version: Version::V3,
+            family: Family::V4,
+            priority: 100,
+            advert_int_cs: 100,
+            preempt: true,
+            preempt_delay_cs: 0,
+            accept: false,
+            vips: vec!["192.0.2.100".parse().expect("literal")],
+            primary_addr: "192.0.2.10".parse().expect("literal"),
+            auth_pass: None,
+            start_as_master: false,
+            higher_prio_send_advert: false,
+            address_owner: false,
+        };
+        let mut core = haxdp_vrrp::Instance::new(cfg).expect("valid").handover();
+        core.faults = vec![
+            FaultCause::Check("chk".into()),
+            FaultCause::SourceAddressRemoved("192.0.2.10".parse().expect("literal")),
+            FaultCause::SyncGroup {
+                group: "G".into(),
+                member: "VI_2".into(),
+            },
+        ];
+        core.transitions = vec![Transition {
+            instance: "VI_1".into(),
+            at_ns: 5,
+            event: Event::FaultOn {
+                reason: FaultCause::Check("chk".into()),
+            },
+            old: State::Backup,
+            new: State::Fault,
+        }];
+        let st = InstanceState {
+            name: "VI_1".into(),
+            vrid: 51,
+            ifname: "eth0".into(),
+            core,
+            tracked: vec![
+                (TrackKey::Interface("eth1".into()), CheckState::Up),
+                (TrackKey::Check("chk".into()), CheckState::Down),
+            ],
+            held: false,
+            protected: None,
+            discards: BTreeMap::new(),
+            link_up: true,
+            in_fault: true,
+            transitions_wall: vec![(5, 7)],
+        };
+        let v = serde_json::to_value(&st).expect("serializes");
+        assert_eq!(
+            v["tracked"],
+            json!([["interface:eth1", "up"], ["chk", "down"]])
+        );
+        assert_eq!(
+            v["core"]["faults"],
+            json!([
+                "chk failed",
+                "source address 192.0.2.10 removed",
+                "sync group G: member VI_2 in fault"
+            ])
+        );
+        assert_eq!(
+            v["core"]["transitions"][0]["event"],
+            json!({ "fault_on": { "reason": "chk failed" } })
+        );
+        let back: InstanceState = serde_json::from_value(v.clone()).expect("deserializes");
+        assert_eq!(back.tracked, st.tracked);
+        assert_eq!(back.core, st.core);
+        assert_eq!(serde_json::to_value(&back).expect("serializes"), v);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use crate::{wait_for, workspace_bin, Netns, Proc, TempDir};
+use crate::{wait_for, workspace_bin, Lan, Netns, Proc, TempDir};
 
 /// The IPv4 VIP of the tests' `VI_1`.
 pub const VIP: &str = "192.0.2.100";
@@ -275,6 +275,36 @@ pub fn keepalived(ns: &Netns, dir: &TempDir, name: &str, config: &str) -> Proc {
     let args = keepalived_args(&conf, &pid, &vpid);
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     ns.spawn(&argv, &dir.path.join(format!("{name}.log")))
+}
+
+/// Two haxdp nodes on the XDP path, VRRPv3 adverts every `advert_int` seconds: lb1
+/// (priority 100) on `lan.hosts[0]` master, then lb2 (90) on `lan.hosts[1]` backup,
+/// returned once lb2 has stayed off the VIP for `settle`. lb1 starts first: started
+/// together, the two Master_Down_Intervals (at 1 s adverts 3.609 and 3.648 s) differ by
+/// less than two daemons' start-up on two cores, and lb2 could win the first election
+/// and be preempted.
+pub fn pair<'a>(lan: &'a Lan, advert_int: &str, settle: Duration) -> (Node<'a>, Node<'a>) {
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let lb1 = Node::haxdp(
+        h1,
+        "lb1",
+        &haxdp_config("lb1", 100, 3, advert_int, ""),
+        Rx::Xdp,
+    );
+    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", lb1.log());
+    let lb2 = Node::haxdp(
+        h2,
+        "lb2",
+        &haxdp_config("lb2", 90, 3, advert_int, ""),
+        Rx::Xdp,
+    );
+    let up = wait_for(Duration::from_secs(8), || {
+        lb2.log().contains("Entering BACKUP STATE").then_some(())
+    });
+    assert!(up.is_some(), "lb2 never became backup:\n{}", lb2.log());
+    std::thread::sleep(settle);
+    assert!(!has_vip(h2), "{}", lb2.log());
+    (lb1, lb2)
 }
 
 /// Whether `ns` has the VIP configured on `eth0`.

@@ -4,11 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, Node, Rx, VIP};
+use haxdp_tests::node::{has_vip, haxdp_config, pair, wait_vip, Node, Rx, VIP};
 use haxdp_tests::observe::{Capture, Seen};
 use haxdp_tests::{require_root, wait_for, Lan, Netns, TempDir};
 
 const VIP2: &str = "192.0.2.101";
+/// The [`pair`] of these tests: 100 ms adverts, settled for 0.5 s.
+const PAIR_INT: &str = "0.1";
+const PAIR_SETTLE: Duration = Duration::from_millis(500);
 
 fn has_addr(ns: &Netns, addr: &str) -> bool {
     let out = ns.exec(&["ip", "-o", "addr", "show", "dev", "eth0"]);
@@ -47,16 +50,6 @@ fn hup_and_wait(node: &Node<'_>, what: &str) {
     assert!(done.is_some(), "{what}: no reload logged:\n{}", node.log());
 }
 
-fn pair(lan: &Lan) -> (Node<'_>, Node<'_>) {
-    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "0.1", ""), Rx::Xdp);
-    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "0.1", ""), Rx::Xdp);
-    assert!(wait_vip(h1, true, Duration::from_secs(5)), "{}", lb1.log());
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(!has_vip(h2), "{}", lb2.log());
-    (lb1, lb2)
-}
-
 /// keepalived applies a changed instance across a reload without leaving its state; so
 /// must haxdp: master 100 -> 110 with one more VIP, backup 90 -> 95, and a tracking
 /// change, each a HUP with no transition on either node and the VIP never leaving.
@@ -67,7 +60,7 @@ fn hup_with_changed_priority_and_vips_keeps_the_master() {
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let tmp = TempDir::new("reload");
     let cap = Capture::start(client, "eth0", &tmp.path.join("tcpdump.txt"));
-    let (lb1, lb2) = pair(&lan);
+    let (lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     let (t1, t2) = (transitions(&lb1), transitions(&lb2));
 
     // Config management rewrites both nodes: the master's priority up, the backup's
@@ -150,7 +143,7 @@ fn hup_that_cannot_be_built_changes_nothing() {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (lb1, _lb2) = pair(&lan);
+    let (lb1, _lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     let t1 = transitions(&lb1);
     let conf = haxdp_config("lb1", 110, 3, "0.1", "")
         + &haxdp_config("lb1", 100, 3, "0.1", "")
@@ -200,7 +193,7 @@ fn recreated_interface_is_used_again(which: usize) {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (mut lb1, lb2) = pair(&lan);
+    let (mut lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     lan.recreate_link(which);
     let node = if which == 0 { &lb1 } else { &lb2 };
     let adopted = wait_for(Duration::from_secs(5), || {
@@ -258,7 +251,7 @@ fn detached_xdp_program_is_noticed_and_attached_again() {
     haxdp_tests::require_program("bpftool", "bpftool");
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (mut lb1, lb2) = pair(&lan);
+    let (mut lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     let out = h2.exec(&["bpftool", "-j", "net", "show", "dev", "eth0"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let v: serde_json::Value = serde_json::from_str(&text).expect("bpftool json");
@@ -559,7 +552,7 @@ fn removed_source_address_faults_until_it_is_back() {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (lb1, _lb2) = pair(&lan);
+    let (lb1, _lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     h1.exec(&["ip", "addr", "del", "192.0.2.10/24", "dev", "eth0"]);
     assert!(
         wait_vip(h2, true, Duration::from_secs(3)),

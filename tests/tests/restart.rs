@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, Node, Rx};
+use haxdp_tests::node::{has_vip, pair, wait_vip, Node};
 use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns};
 
 /// Samples both nodes every 20 ms for `d`: (samples on both, on none, longest run on both).
@@ -48,23 +48,10 @@ fn kill9(node: &mut Node<'_>) {
     assert!(p.wait_exit(Duration::from_secs(5)).is_some(), "did not die");
 }
 
-/// 1 s adverts: the backup (90) waits 3.65 s from the master's last advert.
-fn pair(lan: &Lan) -> (Node<'_>, Node<'_>) {
-    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    // lb1 first, then lb2: started together, the two Master_Down_Intervals (3.609 and
-    // 3.648 s) differ by less than two daemons' start-up on two cores, and lb2 could win
-    // the first election and be preempted.
-    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, "1", ""), Rx::Xdp);
-    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", lb1.log());
-    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, "1", ""), Rx::Xdp);
-    let up = wait_for(Duration::from_secs(8), || {
-        lb2.log().contains("Entering BACKUP STATE").then_some(())
-    });
-    assert!(up.is_some(), "lb2 never became backup:\n{}", lb2.log());
-    std::thread::sleep(Duration::from_millis(1500));
-    assert!(!has_vip(h2), "{}", lb2.log());
-    (lb1, lb2)
-}
+/// The [`pair`] of these tests: 1 s adverts (the backup, 90, waits 3.65 s from the
+/// master's last advert), settled for 1.5 s.
+const PAIR_INT: &str = "1";
+const PAIR_SETTLE: Duration = Duration::from_millis(1500);
 
 /// Killed and started again at once: the new daemon finds the checkpoint, resumes as
 /// MASTER and advertises before the backup's timer fires; the VIP never moves. Before,
@@ -75,7 +62,7 @@ fn master_crash_restarted_in_time_keeps_the_vip() {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (mut lb1, lb2) = pair(&lan);
+    let (mut lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     // Only what the backup logs from the crash on: at the pair's start the backup may
     // win the first election by a few milliseconds and be preempted (both daemons start
     // within one Master_Down_Interval of each other), which is not what is tested here.
@@ -105,7 +92,7 @@ fn master_crash_restarted_too_late_is_elected_again() {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (mut lb1, lb2) = pair(&lan);
+    let (mut lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     kill9(&mut lb1);
     // kill -9 leaves the VIP on the interface, as a crash does: the backup's takeover is
     // what matters; take it off as a rebooted host would not have it.
@@ -146,7 +133,7 @@ fn clean_stop_then_start_is_fresh() {
     require_root();
     let lan = Lan::new(2);
     let h1 = &lan.hosts[0];
-    let (mut lb1, _lb2) = pair(&lan);
+    let (mut lb1, _lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     lb1.proc().signal(libc::SIGTERM);
     assert!(lb1
         .proc
@@ -171,7 +158,7 @@ fn master_killed_twenty_times_keeps_the_vip() {
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let dir = haxdp_tests::TempDir::new("kill9");
     let cap = Capture::start(client, "eth0", &dir.path.join("tcpdump.log"));
-    let (mut lb1, lb2) = pair(&lan);
+    let (mut lb1, lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     let mark2 = lb2.log().len();
     let t0 = haxdp_tests::prober::wall_now();
     let mut lost = Vec::new();
@@ -235,7 +222,7 @@ fn master_crash_after_another_router_spoke_is_elected_again() {
     require_root();
     let lan = Lan::new(3);
     let (h1, h3) = (&lan.hosts[0], &lan.hosts[2]);
-    let (mut lb1, _lb2) = pair(&lan);
+    let (mut lb1, _lb2) = pair(&lan, PAIR_INT, PAIR_SETTLE);
     // Run lb1 where its pins outlive it (the host's mount namespace, as under systemd):
     // `ip netns exec` gives each process a private bpffs.
     lb1.proc().signal(libc::SIGTERM);

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use haxdp_tests::node::{has_vip, haxdp_config, wait_vip, Node, Rx, VIP};
+use haxdp_tests::node::{has_vip, haxdp_config, pair, wait_vip, Node, Rx, VIP};
 use haxdp_tests::observe::{Capture, Seen};
 use haxdp_tests::{require_root, wait_for, workspace_bin, Lan, Netns, Proc, TempDir};
 
@@ -31,20 +31,8 @@ fn status(ns: &Netns) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
-/// lb1 (100) master, then lb2 (90) backup; both up and settled.
-fn pair(lan: &Lan) -> (Node<'_>, Node<'_>) {
-    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let lb1 = Node::haxdp(h1, "lb1", &haxdp_config("lb1", 100, 3, INT, ""), Rx::Xdp);
-    assert!(wait_vip(h1, true, Duration::from_secs(8)), "{}", lb1.log());
-    let lb2 = Node::haxdp(h2, "lb2", &haxdp_config("lb2", 90, 3, INT, ""), Rx::Xdp);
-    let up = wait_for(Duration::from_secs(8), || {
-        lb2.log().contains("Entering BACKUP STATE").then_some(())
-    });
-    assert!(up.is_some(), "lb2 never became backup:\n{}", lb2.log());
-    std::thread::sleep(Duration::from_millis(800));
-    assert!(!has_vip(h2), "{}", lb2.log());
-    (lb1, lb2)
-}
+/// How long the [`pair`] of these tests settles.
+const PAIR_SETTLE: Duration = Duration::from_millis(800);
 
 /// A client on the LAN: pings the VIP every millisecond and holds one TCP connection to
 /// an echo server on the VIP (on lb1), exchanging a byte every 20 ms; it reports pings
@@ -194,7 +182,7 @@ fn master_upgraded_twenty_times_keeps_the_vip() {
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let dir = TempDir::new("upgrade");
     let cap = Capture::start(client, "eth0", &dir.path.join("tcpdump.log"));
-    let (lb1, lb2) = pair(&lan);
+    let (lb1, lb2) = pair(&lan, INT, PAIR_SETTLE);
     let (mark1, mark2) = (lb1.log().len(), lb2.log().len());
     let c = Client::start(h1, client, &dir, 20_000, 25);
     std::thread::sleep(Duration::from_millis(300));
@@ -250,7 +238,7 @@ fn backup_upgraded_keeps_following() {
     let (h1, h2, client) = (&lan.hosts[0], &lan.hosts[1], &lan.hosts[2]);
     let dir = TempDir::new("upgrade-b");
     let cap = Capture::start(client, "eth0", &dir.path.join("tcpdump.log"));
-    let (lb1, lb2) = pair(&lan);
+    let (lb1, lb2) = pair(&lan, INT, PAIR_SETTLE);
     let (mark1, mark2) = (lb1.log().len(), lb2.log().len());
     let t0 = wall();
     upgrade_times(&lb2, &workspace_bin("haxdp"), 20);
@@ -331,7 +319,7 @@ fn upgrade_with_a_bad_configuration_rolls_back() {
     require_root();
     let lan = Lan::new(2);
     let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
-    let (lb1, lb2) = pair(&lan);
+    let (lb1, lb2) = pair(&lan, INT, PAIR_SETTLE);
     let pid = status(h1)["pid"].as_u64();
     std::fs::write(&lb1.conf, "vrrp_instance VI_1 {\n  priority 300\n}\n").expect("write");
     let mark1 = lb1.log().len();

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::node as election;
-use haxdp_vrrp::{Action, Input, State};
+use haxdp_vrrp::{Action, DiscardReason, FaultCause, Input, State};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -16,7 +16,7 @@ use crate::control;
 use crate::garp::GarpSender;
 use crate::netlink::{Netlink, Vip};
 use crate::spec::{self, GarpTiming};
-use crate::track::{self, CheckState, ItemKind, TrackEvent, Tracker};
+use crate::track::{self, CheckState, ItemKind, TrackEvent, TrackKey, Tracker};
 
 use super::{Batched, Engine, Ev, RxPath};
 
@@ -55,7 +55,7 @@ impl Engine {
     }
 
     pub(super) async fn on_track_interface(&mut self, ifname: String, up: bool) {
-        let key = interface_key(&ifname);
+        let key = TrackKey::Interface(ifname.clone());
         let mut touched = Vec::new();
         for (i, inst) in self.insts.iter_mut().enumerate() {
             if inst
@@ -86,7 +86,8 @@ impl Engine {
                 .iter()
                 .any(|t| t.name == ev.check && t.kind == ev.kind)
             {
-                inst.tracked.insert(ev.check.clone(), ev.state);
+                inst.tracked
+                    .insert(TrackKey::Check(ev.check.clone()), ev.state);
                 touched.push(i);
             }
         }
@@ -102,7 +103,7 @@ impl Engine {
     /// weights, clamped to 1..254; an owner keeps 255).
     pub(super) async fn recompute_priority(&mut self, i: usize, now: u64) {
         let inst = &mut self.insts[i];
-        let keys: Vec<String> = inst.spec.tracks.iter().map(track_key).collect();
+        let keys: Vec<TrackKey> = inst.spec.tracks.iter().map(track_key).collect();
         let items: Vec<track::TrackedItem<'_>> = inst
             .spec
             .tracks
@@ -127,15 +128,15 @@ impl Engine {
             .filter(|c| c.delta != 0)
             .map(|c| format!("{} {:+}", c.name, c.delta))
             .collect();
-        let faults: Vec<String> = outcome
+        let faults: Vec<FaultCause> = outcome
             .contributions
             .iter()
             .filter(|c| c.fault)
-            .map(|c| format!("{} failed", c.name))
+            .map(|c| FaultCause::Check(c.name.clone()))
             .collect();
         inst.priority_reasons = reasons.clone();
         let mut acts = Vec::new();
-        let old_faults: Vec<String> = std::mem::take(&mut inst.fault_reasons);
+        let old_faults: Vec<FaultCause> = std::mem::take(&mut inst.fault_reasons);
         // Faults that came on, then faults that cleared.
         for (on, set, other) in [(true, &faults, &old_faults), (false, &old_faults, &faults)] {
             for f in set.iter().filter(|f| !other.contains(f)) {
@@ -169,7 +170,7 @@ impl Engine {
 
     /// Performs a state machine's actions, in order.
     pub(super) async fn apply(&mut self, i: usize, acts: Vec<Action>) {
-        let before = self.insts[i].core.transitions().len();
+        let mut changed = None;
         let was_fault = self.insts[i].in_fault;
         // A list with the VIPs in it is a takeover: its advert goes first, at once.
         let periodic = acts.len() == 1;
@@ -223,30 +224,30 @@ impl Engine {
                         .discards
                         .entry(reason.name().to_string())
                         .or_insert(0) += 1;
-                    if reason == haxdp_vrrp::fsm::DiscardReason::NotBetterThanUs
+                    if reason == DiscardReason::NotBetterThanUs
                         && self.insts[i].core.state() == State::Master
                     {
                         self.lower_prio_advert(i);
                     }
                 }
+                // Recorded once the actions are done; the last change of the list counts.
+                Action::Transition { from, to, why } => changed = Some((from, to, why)),
             }
         }
         let mut took_over = false;
         let mut transitioned = false;
         let inst = &mut self.insts[i];
-        let log = inst.core.transitions();
-        if log.len() != before
-            || log.last().map(|t| t.at_ns) != inst.transitions_wall.last().map(|w| w.0)
-        {
-            if let Some(t) = log.last() {
-                if inst.transitions_wall.last().map(|w| w.0) != Some(t.at_ns) {
-                    took_over = t.new == State::Master;
-                    transitioned = true;
-                    info!("{}: {:?} -> {:?} ({:?})", t.instance, t.old, t.new, t.event);
-                    inst.transitions_wall.push((t.at_ns, control::unix_ms()));
-                    if inst.transitions_wall.len() > 64 {
-                        inst.transitions_wall.remove(0);
-                    }
+        // The change is stamped with the wall clock under its CLOCK_MONOTONIC time in the
+        // transition log, once per time (`status` pairs the two by it).
+        let at_ns = inst.core.transitions().last().map(|t| t.at_ns);
+        if let (Some((from, to, why)), Some(at_ns)) = (changed, at_ns) {
+            if inst.transitions_wall.last().map(|w| w.0) != Some(at_ns) {
+                took_over = to == State::Master;
+                transitioned = true;
+                info!("{}: {from:?} -> {to:?} ({why})", inst.core.config().name);
+                inst.transitions_wall.push((at_ns, control::unix_ms()));
+                if inst.transitions_wall.len() > 64 {
+                    inst.transitions_wall.remove(0);
                 }
             }
         }
@@ -387,17 +388,12 @@ pub(super) fn notify_state(s: State) -> crate::notify::NotifyState {
     }
 }
 
-/// Key of a tracked item's state: interfaces and checks live in one map and
-/// may share a name.
-pub(super) fn track_key(t: &spec::TrackSpec) -> String {
+/// Key of a tracked item's state (see [`TrackKey`]).
+pub(super) fn track_key(t: &spec::TrackSpec) -> TrackKey {
     match t.kind {
-        ItemKind::Interface => interface_key(&t.name),
-        _ => t.name.clone(),
+        ItemKind::Interface => TrackKey::Interface(t.name.clone()),
+        _ => TrackKey::Check(t.name.clone()),
     }
-}
-
-pub(super) fn interface_key(ifname: &str) -> String {
-    format!("interface:{ifname}")
 }
 
 /// First wait before adding a VIP again that the kernel refused; doubled each attempt.

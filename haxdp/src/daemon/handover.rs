@@ -156,7 +156,9 @@ impl Engine {
                     let name = inst.spec.core.name.clone();
                     let at = inst.core.transitions().last().map_or(0, |t| t.at_ns);
                     crate::ops::keepalived_lines_seen(&name, at, inst.core.stats().pri_zero_sent);
-                    notes.push(format!("{name} {:?}", inst.core.state()).to_uppercase());
+                    // `start_mode` in the status: the state by its fixed name (State's
+                    // Display, `MASTER`), not an upper-cased Debug format.
+                    notes.push(format!("{} {}", name.to_uppercase(), inst.core.state()));
                     self.apply(i, acts).await;
                 }
                 None => self.start_instance(i, now).await,

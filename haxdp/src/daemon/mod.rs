@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::node::{self as election, Member};
-use haxdp_vrrp::Instance;
+use haxdp_vrrp::{FaultCause, Instance};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
@@ -35,7 +35,7 @@ use crate::garp::GarpSender;
 use crate::netlink::{NetEvent, Netlink, Vip};
 use crate::notify::Notifier;
 use crate::spec::{self, DaemonSpec, InstanceSpec};
-use crate::track::{CheckState, TrackEvent, Tracker};
+use crate::track::{CheckState, TrackEvent, TrackKey, Tracker};
 use crate::xdp::rx::KernelRx;
 
 use effects::Upkeep;
@@ -141,16 +141,17 @@ struct Inst {
     rx: RxPath,
     garp: Option<JoinHandle<()>>,
     /// Changes of tracked items, by name: up/down and value (track_file).
-    tracked: HashMap<String, CheckState>,
+    tracked: HashMap<TrackKey, CheckState>,
     priority_reasons: Vec<String>,
-    fault_reasons: Vec<String>,
+    fault_reasons: Vec<FaultCause>,
     transitions_wall: Vec<(u64, u64)>,
     /// Faulty of its own making as of the last `apply`, to see sync-group changes.
     in_fault: bool,
     /// A sync-group member whose Master_Down_Timer expired but which waits for
     /// the other members to want Master too (see `haxdp_vrrp::node::expire`).
     held: bool,
-    /// Adverts the state machine ignored, by reason.
+    /// Adverts the state machine ignored, by reason: keyed by `DiscardReason::name`, the
+    /// names status and the hand-over snapshot count them under.
     discards: std::collections::BTreeMap<String, u64>,
     /// The master this backup follows, protected in PEERS so that spoofed sources can
     /// never take its room (`KernelRx::protect_peer`).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haxdp_vrrp::node as election;
-use haxdp_vrrp::{Family, Input, Instance, State};
+use haxdp_vrrp::{Family, FaultCause, Input, Instance, State};
 use tracing::{debug, error, info, warn};
 
 use crate::advert_socket::{self, AdvertSocket};
@@ -427,7 +427,7 @@ impl Engine {
                 now,
                 Input::Fault {
                     on: true,
-                    reason: source_fault(addr),
+                    reason: FaultCause::SourceAddressRemoved(addr),
                 },
             );
             self.apply(i, acts).await;
@@ -444,8 +444,8 @@ impl Engine {
                 continue;
             }
             let old = inst.core.config().primary_addr;
-            let reason = source_fault(old);
-            if !inst.core.fault_reasons().any(|r| r == reason) {
+            let reason = FaultCause::SourceAddressRemoved(old);
+            if !inst.core.fault_reasons().any(|r| *r == reason) {
                 continue;
             }
             let v6 = inst.spec.core.family == Family::V6;
@@ -661,9 +661,4 @@ pub(super) fn watch_in_kernel(fast: Option<&mut KernelRx>, inst: &Inst) {
     ) {
         warn!("{} vrid {}: {e}", inst.spec.ifname, inst.spec.core.vrid);
     }
-}
-
-/// The fault reason of an instance whose advert source address was removed.
-pub(super) fn source_fault(addr: IpAddr) -> String {
-    format!("source address {addr} removed")
 }

@@ -1,12 +1,12 @@
 //! What the engine shows: the `status` snapshot, keepalived's dumps, the metrics
 //! snapshot and keepalived's log lines.
 
-use haxdp_vrrp::{Family, State, Version};
+use haxdp_vrrp::{DiscardReason, Family, State, Version};
 use tracing::{error, info};
 
 use crate::clock;
 use crate::control::{self, InstanceStatus, Status, TransitionStatus};
-use crate::track::CheckState;
+use crate::track::{CheckState, TrackKey};
 
 use super::{Engine, Inst, RxPath};
 
@@ -89,7 +89,7 @@ impl Engine {
                         base_priority: c.priority,
                         effective_priority: i.core.effective_priority(),
                         priority_reasons: i.priority_reasons.clone(),
-                        fault_reasons: i.fault_reasons.clone(),
+                        fault_reasons: i.fault_reasons.iter().map(ToString::to_string).collect(),
                         master_addr: i.core.master_addr().map(|a| a.to_string()),
                         // The master's last advert, as a backup sees it; a
                         // master sends its own, so it has none to show.
@@ -176,7 +176,7 @@ impl Engine {
                         }
                     }
                 }
-                let discarded = |k: &str| i.discards.get(k).copied().unwrap_or(0);
+                let discarded = |r: DiscardReason| i.discards.get(r.name()).copied().unwrap_or(0);
                 let master_priority = match i.core.state() {
                     State::Master => i.core.effective_priority(),
                     _ => i
@@ -223,9 +223,9 @@ impl Engine {
                         .map(|v| format!("{}/{}", v.addr, v.prefix_len))
                         .collect(),
                     stats,
-                    auth_failure: discarded("AuthMismatch"),
-                    advert_interval_err: discarded("IntervalMismatch"),
-                    addr_list_err: discarded("AddressMismatch"),
+                    auth_failure: discarded(DiscardReason::AuthMismatch),
+                    advert_interval_err: discarded(DiscardReason::IntervalMismatch),
+                    addr_list_err: discarded(DiscardReason::AddressMismatch),
                 }
             })
             .collect()
@@ -300,8 +300,11 @@ impl Engine {
     pub(super) fn publish_metrics(&self) {
         let mut scripts: Vec<(String, Option<bool>)> = Vec::new();
         for i in &self.insts {
-            for (name, st) in &i.tracked {
-                if name.starts_with("interface:") || scripts.iter().any(|(n, _)| n == name) {
+            for (key, st) in &i.tracked {
+                let TrackKey::Check(name) = key else {
+                    continue;
+                };
+                if scripts.iter().any(|(n, _)| n == name) {
                     continue;
                 }
                 let good = match st {

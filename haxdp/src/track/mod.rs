@@ -35,6 +35,42 @@ pub struct TrackEvent {
     pub detail: String,
 }
 
+/// Key of a tracked item's state in an instance's table: interfaces and checks live in
+/// one table and may share a name. Its text, `interface:NAME` for an interface and the
+/// name for a check, is what serde writes and reads (the hand-over snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", from = "String")]
+pub enum TrackKey {
+    /// `track_interface NAME`, whose link events come from netlink.
+    Interface(String),
+    /// A `vrrp_script`, `track_file` or nginx check, by name.
+    Check(String),
+}
+
+impl std::fmt::Display for TrackKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrackKey::Interface(name) => write!(f, "interface:{name}"),
+            TrackKey::Check(name) => f.write_str(name),
+        }
+    }
+}
+
+impl From<String> for TrackKey {
+    fn from(s: String) -> Self {
+        match s.strip_prefix("interface:") {
+            Some(name) => TrackKey::Interface(name.to_owned()),
+            None => TrackKey::Check(s),
+        }
+    }
+}
+
+impl From<TrackKey> for String {
+    fn from(k: TrackKey) -> String {
+        k.to_string()
+    }
+}
+
 /// Errors adding a check.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
