@@ -201,7 +201,12 @@ impl XdpLoader {
             path: dir.clone(),
             source,
         })?;
-        let ebpf = Ebpf::load(ebpf_object()).map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
+        // `EbpfLoader::new()`, not `Ebpf::load`: aya 0.14's `Ebpf::load` reads and parses
+        // the kernel's BTF (/sys/kernel/btf/vmlinux, ~6 MB in 4 KiB reads) a second time
+        // on top of the one `new()` reads, and every start waits for both.
+        let ebpf = aya::EbpfLoader::new()
+            .load(ebpf_object())
+            .map_err(|e| XdpLoaderError::Load(Box::new(e)))?;
         for name in PINNED_MAPS {
             let map = ebpf.map(name).ok_or(XdpLoaderError::Missing(name))?;
             let path = dir.join(name);
