@@ -102,6 +102,10 @@ enum Cmd {
         /// Measurements per frame; the smallest mean is reported.
         #[arg(long, default_value_t = 5)]
         rounds: u32,
+        /// Another build's XDP object (e.g. the previous release's) to measure in
+        /// the same run, frame by frame in alternation, as a second baseline.
+        #[arg(long)]
+        against: Option<PathBuf>,
     },
     /// Failover, flood and scale benchmark of haxdp against keepalived in
     /// namespace labs; writes the markdown table to BENCHMARKS.md.
@@ -140,7 +144,11 @@ fn main() -> Result<()> {
         Cmd::Deb => deb().map(|p| println!("xtask: package at {}", p.display())),
         Cmd::Test => test(),
         Cmd::Fuzz { target, seconds } => fuzz(&target, seconds),
-        Cmd::BenchXdp { repeat, rounds } => bench_xdp(repeat, rounds),
+        Cmd::BenchXdp {
+            repeat,
+            rounds,
+            against,
+        } => bench_xdp(repeat, rounds, against),
         Cmd::Soak {
             minutes,
             hup_secs,
@@ -577,12 +585,8 @@ fn deb() -> Result<PathBuf> {
         .with_context(|| format!("no .deb in {}", out.display()))
 }
 
-fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
-    use aya::programs::{TestRun, TestRunOptions, Xdp};
-    use haxdp_common::{
-        InstanceConf, InstanceKey, AUTH_PASS, FAMILY_V4, MAP_INSTANCES, VERSION_MASK_V2,
-        VERSION_MASK_V3,
-    };
+fn bench_xdp(repeat: u32, rounds: u32, against: Option<PathBuf>) -> Result<()> {
+    use aya::programs::Xdp;
 
     if repeat < 1_000_000 {
         println!("xtask: note: fewer than 1000000 repeats make the kernel's mean noisy");
@@ -590,52 +594,7 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
     let obj = build_ebpf(false)?;
     let mut ebpf = aya::Ebpf::load_file(&obj)
         .with_context(|| format!("loading {} (needs root)", obj.display()))?;
-    {
-        let map = ebpf
-            .map_mut(MAP_INSTANCES)
-            .context("INSTANCES map missing from the object")?;
-        let mut instances: aya::maps::HashMap<_, InstanceKey, InstanceConf> =
-            aya::maps::HashMap::try_from(map)?;
-        // BPF_PROG_TEST_RUN without a context runs the program as if the frame
-        // came in on the loopback device of the caller's netns: ifindex 1.
-        let key = InstanceKey {
-            ifindex: 1,
-            vrid: 51,
-            family: FAMILY_V4,
-            _pad: [0; 2],
-        };
-        instances.insert(key, InstanceConf::new(VERSION_MASK_V3, 0, b""), 0)?;
-        let key_v2 = InstanceKey { vrid: 52, ..key };
-        let conf_v2 = InstanceConf::new(VERSION_MASK_V2, AUTH_PASS, b"secret");
-        instances.insert(key_v2, conf_v2, 0)?;
-        // The program finds them through BY_VRID (as XdpLoader::watch writes it).
-        let map = ebpf
-            .map_mut(haxdp_common::MAP_BY_VRID)
-            .context("BY_VRID map missing from the object")?;
-        let mut by_vrid: aya::maps::Array<_, haxdp_common::VridInstances> =
-            aya::maps::Array::try_from(map)?;
-        for (k, conf) in [
-            (key, InstanceConf::new(VERSION_MASK_V3, 0, b"")),
-            (key_v2, conf_v2),
-        ] {
-            let mut set = haxdp_common::VridInstances::default();
-            set.ways[0] = haxdp_common::VridWay {
-                ifindex: k.ifindex,
-                _pad: 0,
-                conf,
-            };
-            by_vrid.set(haxdp_common::by_vrid_index(k.vrid, k.family), set, 0)?;
-        }
-        // Each watched instance needs its room in PEERS (as XdpLoader::watch makes it).
-        let map = ebpf
-            .map_mut(haxdp_common::MAP_ROOM)
-            .context("ROOM map missing from the object")?;
-        let mut room: aya::maps::HashMap<_, InstanceKey, haxdp_common::InstanceRoom> =
-            aya::maps::HashMap::try_from(map)?;
-        for k in [key, key_v2] {
-            room.insert(k, haxdp_common::InstanceRoom::default(), 0)?;
-        }
-    }
+    watch_bench_instances(&mut ebpf)?;
     // Load time: the BPF_PROG_LOAD syscall, nearly all of it the verifier walking the
     // program (kernel/bpf/verifier.c do_check), which a daemon start, restart and
     // hand-over wait for. Best of LOADS loads (unload in between); the last one stays.
@@ -677,23 +636,9 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
     let tcp = frames::tcp_frame();
 
     let mut measure = |prog: &str, frame: &[u8], want: u32| -> Result<f64> {
-        let p: &mut Xdp = ebpf
-            .program_mut(prog)
-            .with_context(|| format!("program {prog} missing"))?
-            .try_into()?;
         let mut best = f64::MAX;
         for _ in 0..rounds.max(1) {
-            let mut opts = TestRunOptions::new();
-            opts.data_in = Some(frame);
-            opts.repeat = repeat;
-            let r = p.test_run(opts).context("BPF_PROG_TEST_RUN")?;
-            if r.return_value != want {
-                bail!(
-                    "{prog} returned {} on a frame expecting {want}; see the drop counters",
-                    r.return_value
-                );
-            }
-            best = best.min(r.duration.as_nanos() as f64);
+            best = best.min(test_run_ns(&mut ebpf, prog, frame, want, repeat)?);
         }
         Ok(best)
     };
@@ -741,6 +686,140 @@ fn bench_xdp(repeat: u32, rounds: u32) -> Result<()> {
             t.as_secs_f64() * 1e3,
             t.as_secs_f64() / bare_load.max(1e-9)
         );
+    }
+    let Some(path) = against else {
+        return Ok(());
+    };
+    let mut other = aya::Ebpf::load_file(&path)
+        .with_context(|| format!("loading {} (needs root)", path.display()))?;
+    watch_bench_instances(&mut other)?;
+    let p: &mut Xdp = other
+        .program_mut(haxdp_common::PROG_XDP)
+        .with_context(|| {
+            format!(
+                "{} has no program {}",
+                path.display(),
+                haxdp_common::PROG_XDP
+            )
+        })?
+        .try_into()?;
+    p.load().context("loading the other build's program")?;
+    println!(
+        "against {} (frame by frame in alternation, best of {rounds} each):",
+        path.display()
+    );
+    for (name, frame, want) in [
+        ("TCP frame", &tcp, XDP_PASS),
+        ("valid VRRPv3 advert", &valid_frame, XDP_PASS),
+        ("valid VRRPv2 PASS advert", &v2_frame, XDP_PASS),
+        ("advert with bad checksum", &invalid_frame, XDP_DROP),
+    ] {
+        let (mut ours, mut theirs) = (f64::MAX, f64::MAX);
+        for _ in 0..rounds.max(1) {
+            let prog = haxdp_common::PROG_XDP;
+            ours = ours.min(test_run_ns(&mut ebpf, prog, frame, want, repeat)?);
+            theirs = theirs.min(test_run_ns(&mut other, prog, frame, want, repeat)?);
+        }
+        println!(
+            "  {name:<28} this build {ours:>6.1} ns, other {theirs:>6.1} ns, {:>5.2}x",
+            ours / theirs.max(0.1)
+        );
+    }
+    Ok(())
+}
+
+/// One BPF_PROG_TEST_RUN of `repeat` runs: the kernel's mean per run, in ns.
+fn test_run_ns(
+    ebpf: &mut aya::Ebpf,
+    prog: &str,
+    frame: &[u8],
+    want: u32,
+    repeat: u32,
+) -> Result<f64> {
+    use aya::programs::{TestRun, TestRunOptions, Xdp};
+    let p: &mut Xdp = ebpf
+        .program_mut(prog)
+        .with_context(|| format!("program {prog} missing"))?
+        .try_into()?;
+    let mut opts = TestRunOptions::new();
+    opts.data_in = Some(frame);
+    opts.repeat = repeat;
+    let r = p.test_run(opts).context("BPF_PROG_TEST_RUN")?;
+    if r.return_value != want {
+        bail!(
+            "{prog} returned {} on a frame expecting {want}; see the drop counters",
+            r.return_value
+        );
+    }
+    Ok(r.duration.as_nanos() as f64)
+}
+
+/// The instances the bench's frames belong to, written as `XdpLoader::watch` writes
+/// them (BY_VRID only where the object has it: an older build's has not).
+fn watch_bench_instances(ebpf: &mut aya::Ebpf) -> Result<()> {
+    use haxdp_common::{
+        InstanceConf, InstanceKey, AUTH_PASS, FAMILY_V4, MAP_INSTANCES, VERSION_MASK_V2,
+        VERSION_MASK_V3,
+    };
+
+    let map = ebpf
+        .map_mut(MAP_INSTANCES)
+        .context("INSTANCES map missing from the object")?;
+    let mut instances: aya::maps::HashMap<_, InstanceKey, InstanceConf> =
+        aya::maps::HashMap::try_from(map)?;
+    // BPF_PROG_TEST_RUN without a context runs the program as if the frame
+    // came in on the loopback device of the caller's netns: ifindex 1.
+    let key = InstanceKey {
+        ifindex: 1,
+        vrid: 51,
+        family: FAMILY_V4,
+        _pad: [0; 2],
+    };
+    instances.insert(key, InstanceConf::new(VERSION_MASK_V3, 0, b""), 0)?;
+    let key_v2 = InstanceKey { vrid: 52, ..key };
+    let conf_v2 = InstanceConf::new(VERSION_MASK_V2, AUTH_PASS, b"secret");
+    instances.insert(key_v2, conf_v2, 0)?;
+    // The program finds them through BY_VRID (as XdpLoader::watch writes it).
+    if let Some(map) = ebpf.map_mut(haxdp_common::MAP_BY_VRID) {
+        let mut by_vrid: aya::maps::Array<_, haxdp_common::VridInstances> =
+            aya::maps::Array::try_from(map)?;
+        for (k, conf) in [
+            (key, InstanceConf::new(VERSION_MASK_V3, 0, b"")),
+            (key_v2, conf_v2),
+        ] {
+            let mut set = haxdp_common::VridInstances::default();
+            set.ways[0] = haxdp_common::VridWay {
+                ifindex: k.ifindex,
+                _pad: 0,
+                conf,
+            };
+            by_vrid.set(haxdp_common::by_vrid_index(k.vrid, k.family), set, 0)?;
+        }
+    }
+    // The VRRPv3 source is the master a backup follows: protected, with a SEEN entry
+    // where the build has SEEN (XdpLoader::protect_peer), as in a daemon.
+    let mut master = haxdp_common::fresh_peer(haxdp_common::PEER_F_PROTECTED);
+    if ebpf.map(haxdp_common::MAP_SEEN).is_some() {
+        master.seen = 1;
+    }
+    let map = ebpf
+        .map_mut(haxdp_common::MAP_PEERS)
+        .context("PEERS map missing from the object")?;
+    let mut peers: aya::maps::HashMap<_, haxdp_common::PeerKey, haxdp_common::PeerState> =
+        aya::maps::HashMap::try_from(map)?;
+    peers.insert(
+        haxdp_common::PeerKey::new(1, 51, "192.0.2.1".parse()?),
+        master,
+        0,
+    )?;
+    // Each watched instance needs its room in PEERS (as XdpLoader::watch makes it).
+    let map = ebpf
+        .map_mut(haxdp_common::MAP_ROOM)
+        .context("ROOM map missing from the object")?;
+    let mut room: aya::maps::HashMap<_, InstanceKey, haxdp_common::InstanceRoom> =
+        aya::maps::HashMap::try_from(map)?;
+    for k in [key, key_v2] {
+        room.insert(k, haxdp_common::InstanceRoom::default(), 0)?;
     }
     Ok(())
 }

@@ -38,7 +38,7 @@ pub(crate) fn row10_start(ctx: &Ctx, report: &mut Report) -> Result<()> {
         let Some(ms) = wait_for(Duration::from_secs(10), || heard_ms(&pair.lb2.log())) else {
             bail!("row 10: the restarted backup logged no advert heard within 10 s");
         };
-        heard.hx.push(ms);
+        heard.hx.push(ms / 1e3);
     }
     note_rx(report, 10, &pair);
     pair.stop();
