@@ -5,7 +5,7 @@
 //! `bpf_ktime_get_ns()`), inputs are events, outputs are [`Action`]s. The caller arms one
 //! timer at [`Instance::next_deadline`] and feeds [`Input::Timer`] when it passes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -358,7 +358,7 @@ pub struct Instance {
     preempt_after_ns: u64,
     interface_up: bool,
     faults: BTreeSet<FaultCause>,
-    peers: HashMap<IpAddr, Peer, PeerHasher>,
+    peers: PeerTable,
     transitions: Vec<Transition>,
     stats: Stats,
 }
@@ -460,7 +460,7 @@ impl Instance {
             preempt_after_ns: 0,
             interface_up: true,
             faults: BTreeSet::new(),
-            peers: HashMap::default(),
+            peers: PeerTable::default(),
             transitions: Vec::new(),
             stats: Stats::default(),
             cfg,
@@ -1220,30 +1220,49 @@ impl Instance {
     }
 }
 
-/// The peer table's hasher: FNV-1a, without the per-map random seed of the standard
-/// one. The table holds at most [`MAX_REMEMBERED_PEERS`] entries (`remember` evicts), so
-/// colliding addresses can cost a spoofer's adverts a few comparisons at most, and every
-/// refresh of a backup looks its master up here.
-#[derive(Clone, Copy, Debug, Default)]
-struct PeerHasher;
+/// The routers an instance remembers, at most [`MAX_REMEMBERED_PEERS`] (`remember`
+/// evicts): a LAN has one or two per VRID, and every refresh of a backup looks its master
+/// up here, so a short vector searched in order costs one cache line where a hash map
+/// hashed the address and probed its control bytes and buckets (about a tenth of a backup's
+/// CPU at 255 VRIDs in perf). Entries stay in the order they were first remembered.
+#[derive(Debug, Clone, Default)]
+struct PeerTable(Vec<(IpAddr, Peer)>);
 
-impl std::hash::BuildHasher for PeerHasher {
-    type Hasher = Fnv;
-    fn build_hasher(&self) -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
+impl PeerTable {
+    fn get(&self, src: &IpAddr) -> Option<&Peer> {
+        self.0.iter().find(|(a, _)| a == src).map(|(_, p)| p)
+    }
+    fn get_mut(&mut self, src: &IpAddr) -> Option<&mut Peer> {
+        self.0.iter_mut().find(|(a, _)| a == src).map(|(_, p)| p)
+    }
+    fn contains_key(&self, src: &IpAddr) -> bool {
+        self.get(src).is_some()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    /// Adds `src` (the caller has checked it is not there).
+    fn insert(&mut self, src: IpAddr, peer: Peer) {
+        self.0.push((src, peer));
+    }
+    fn remove(&mut self, src: &IpAddr) {
+        self.0.retain(|(a, _)| a != src);
+    }
+    fn iter(&self) -> impl Iterator<Item = (&IpAddr, &Peer)> {
+        self.0.iter().map(|(a, p)| (a, p))
     }
 }
 
-struct Fnv(u64);
-
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3);
+impl FromIterator<(IpAddr, Peer)> for PeerTable {
+    fn from_iter<I: IntoIterator<Item = (IpAddr, Peer)>>(it: I) -> Self {
+        let mut t = PeerTable::default();
+        for (a, p) in it {
+            match t.get_mut(&a) {
+                Some(old) => *old = p,
+                None => t.insert(a, p),
+            }
         }
+        t
     }
 }
 
