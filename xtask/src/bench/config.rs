@@ -2,6 +2,8 @@
 
 use std::fmt::Write as _;
 
+use haxdp_tests::node::VIP;
+
 /// One VRRP instance of a generated keepalived.conf.
 #[derive(Debug, Clone)]
 pub(crate) struct InstanceConf {
@@ -61,6 +63,16 @@ impl InstanceConf {
 }
 
 /// A whole keepalived.conf: global_defs, `preamble` (checks), the instances.
+/// A row's load balancer: one VRRPv3 instance, VRID 51, the lab's VIP, adverts every
+/// `advert` (keepalived's advert_int text), at `prio` (100 and up: state MASTER).
+pub(crate) fn one_vip_v3(prio: u8, advert: &str) -> String {
+    config(
+        "lb",
+        "",
+        &[InstanceConf::new(51, prio, 3, advert, &format!("{VIP}/24"))],
+    )
+}
+
 pub(crate) fn config(router_id: &str, preamble: &str, instances: &[InstanceConf]) -> String {
     let mut s = format!("global_defs {{\n    router_id {router_id}\n}}\n{preamble}");
     for i in instances {

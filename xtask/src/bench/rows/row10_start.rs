@@ -21,13 +21,7 @@ pub(crate) fn row10_start(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let runs = ctx.opts.runs.clamp(1, 10);
     let mut heard: Per<Vec<f64>> = Per::default();
     let lan = Lan::new(2);
-    let mk = |prio| {
-        config(
-            "lb",
-            "",
-            &[InstanceConf::new(51, prio, 3, "0.01", &format!("{VIP}/24"))],
-        )
-    };
+    let mk = |prio| one_vip_v3(prio, "0.01");
     let mut pair = Pair::start(ctx, &lan, Kind::Haxdp, "r10", &mk(100), &mk(90))?;
     wait_converged(&pair.lb1, &pair.lb2, 1, Duration::from_secs(15))?;
     for run in 0..runs {

@@ -21,13 +21,7 @@ pub(crate) fn row1_crash(ctx: &Ctx, report: &mut Report) -> Result<()> {
             let client = &lan.hosts[2];
             let cap_log = ctx.dir(&format!("r1-{advert}-{}-tcpdump.txt", kind.name()));
             let cap = Capture::start(client, "eth0", &cap_log);
-            let mk = |prio| {
-                config(
-                    "lb",
-                    "",
-                    &[InstanceConf::new(51, prio, 3, advert, &format!("{VIP}/24"))],
-                )
-            };
+            let mk = |prio| one_vip_v3(prio, advert);
             let mut pair =
                 Pair::start(ctx, &lan, kind, &format!("r1-{advert}"), &mk(100), &mk(90))?;
             let mdi = master_down_interval(3, 90, advert_s);

@@ -19,13 +19,7 @@ pub(crate) fn row3_stall(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let stall_window = 3.0 * mdi + 1.0;
     for kind in Kind::BOTH {
         let lan = Lan::new(2);
-        let mk = |prio| {
-            config(
-                "lb",
-                "",
-                &[InstanceConf::new(51, prio, 3, "0.1", &format!("{VIP}/24"))],
-            )
-        };
+        let mk = |prio| one_vip_v3(prio, "0.1");
         let mut pair = Pair::start(ctx, &lan, kind, "r3", &mk(100), &mk(90))?;
         for _ in 0..ctx.opts.runs {
             wait_converged(&pair.lb1, &pair.lb2, 1, Duration::from_secs(10))?;

@@ -16,13 +16,7 @@ pub(crate) fn row4_starvation(ctx: &Ctx, report: &mut Report) -> Result<()> {
     let mut backup: Per<Option<f64>> = Per::default();
     for kind in Kind::BOTH {
         let lan = Lan::new(2);
-        let mk = |prio| {
-            config(
-                "lb",
-                "",
-                &[InstanceConf::new(51, prio, 3, "0.01", &format!("{VIP}/24"))],
-            )
-        };
+        let mk = |prio| one_vip_v3(prio, "0.01");
         let mut pair = Pair::start(ctx, &lan, kind, "r4", &mk(100), &mk(90))?;
         wait_converged(&pair.lb1, &pair.lb2, 1, Duration::from_secs(10))?;
         std::thread::sleep(Duration::from_secs(1));

@@ -30,13 +30,7 @@ pub(crate) fn row8_restart(ctx: &Ctx, report: &mut Report) -> Result<()> {
             "eth0",
             &ctx.dir(&format!("r8-{}-tcpdump.txt", kind.name())),
         );
-        let mk = |prio| {
-            config(
-                "lb",
-                "",
-                &[InstanceConf::new(51, prio, 3, advert, &format!("{VIP}/24"))],
-            )
-        };
+        let mk = |prio| one_vip_v3(prio, advert);
         let mut pair = Pair::start(ctx, &lan, kind, "r8", &mk(100), &mk(90))?;
         wait_converged(&pair.lb1, &pair.lb2, 1, Duration::from_secs(15))?;
         std::thread::sleep(Duration::from_secs_f64(2.0 * advert_s));
