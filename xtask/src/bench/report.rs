@@ -299,4 +299,9 @@ pub(crate) const METHOD: &str = "
    VRRPv3 instances (VRIDs 1-255) at 10 ms adverts on one interface, lb1 master of all
    (25,500 adverts/s); utime + stime of the master's and the backup's VRRP process over the
    window (also as a share of one core), and the transitions either daemon logged in it.
+10. **Start to first advert heard.** haxdp only: lb1 (priority 100) runs, VRRPv3 at 10 ms
+   adverts; lb2's daemon is started (and stopped and started again, once per run) and logs
+   once how long after its process started the first advert reached its election (the
+   program load, its attach, the sockets, then at most one 10 ms interval). keepalived logs no
+   received advert, so its column is empty.
 ";
