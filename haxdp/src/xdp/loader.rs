@@ -17,10 +17,10 @@ use aya::Ebpf;
 use haxdp_common::{
     by_vrid_index, drop_reason_name, fresh_peer, pin_dir, stat_name, AdvertEvent, DropReason,
     InstanceConf, InstanceKey, InstanceRoom, PeerKey, PeerState, VridInstances, VridWay,
-    ALLOWED_PER_INSTANCE, BY_VRID_MAX_ENTRIES, BY_VRID_WAYS, DROP_REASON_COUNT,
-    INSTANCE_F_ALLOWLIST, MAPS_FRESH_AT_HANDOVER, MAP_ALLOWED, MAP_BY_VRID, MAP_DROPS, MAP_EVENTS,
-    MAP_INSTANCES, MAP_PEERS, MAP_ROOM, MAP_SEEN, MAP_STATS, PEERS_PROTECTED_PER_INSTANCE,
-    PEER_F_PROTECTED, PINNED_MAPS, PROG_XDP, STAT_COUNT,
+    ALLOWED_PER_INSTANCE, BY_VRID_MAX_ENTRIES, DROP_REASON_COUNT, INSTANCE_F_ALLOWLIST,
+    MAPS_FRESH_AT_HANDOVER, MAP_ALLOWED, MAP_BY_VRID, MAP_DROPS, MAP_EVENTS, MAP_INSTANCES,
+    MAP_PEERS, MAP_ROOM, MAP_SEEN, MAP_STATS, PEERS_PROTECTED_PER_INSTANCE, PEER_F_PROTECTED,
+    PINNED_MAPS, PROG_XDP, STAT_COUNT,
 };
 use tokio::io::unix::AsyncFd;
 
@@ -229,30 +229,12 @@ impl XdpLoader {
             .try_into()
             .map_err(program_err)?;
         prog.load().map_err(program_err)?;
-        let peers_fd = {
-            use std::os::fd::{AsFd, AsRawFd};
-            let map = ebpf
-                .map(MAP_PEERS)
-                .ok_or(XdpLoaderError::Missing(MAP_PEERS))?;
-            let aya::maps::Map::HashMap(data) = map else {
-                return Err(XdpLoaderError::Missing(MAP_PEERS));
-            };
-            data.fd().as_fd().as_raw_fd()
-        };
-        let seen = {
-            use std::os::fd::{AsFd, AsRawFd};
-            let map = ebpf
-                .map(MAP_SEEN)
-                .ok_or(XdpLoaderError::Missing(MAP_SEEN))?;
-            let aya::maps::Map::Array(data) = map else {
-                return Err(XdpLoaderError::Missing(MAP_SEEN));
-            };
-            match SeenMap::map(data.fd().as_fd().as_raw_fd()) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot mmap the SEEN map; backups read PEERS instead");
-                    None
-                }
+        let peers_fd = map_fd(&ebpf, MAP_PEERS)?;
+        let seen = match SeenMap::map(map_fd(&ebpf, MAP_SEEN)?) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mmap the SEEN map; backups read PEERS instead");
+                None
             }
         };
         let mut fast = XdpLoader {
@@ -655,52 +637,42 @@ impl XdpLoader {
         }
         if conf.is_none() && set.overflow != 0 {
             // A way may be free for an instance that overflowed: lay the entry out again.
-            set = self.vrid_instances(key.vrid, key.family)?;
+            set = self
+                .by_vrid_from_instances()?
+                .remove(&index)
+                .unwrap_or_default();
         }
         let mut arr: Array<&mut MapData, VridInstances> = self.map_mut(MAP_BY_VRID)?;
         arr.set(index, set, 0).map_err(map_err(MAP_BY_VRID))
     }
 
-    /// The BY_VRID entry of (VRID, family) as INSTANCES says it should be.
-    fn vrid_instances(&self, vrid: u8, family: u8) -> Result<VridInstances, XdpLoaderError> {
+    /// Every BY_VRID entry as INSTANCES says it should be, by index: one pass over
+    /// INSTANCES, the first [`haxdp_common::BY_VRID_WAYS`] instances of a (VRID, family) in ways, the
+    /// rest overflowed.
+    fn by_vrid_from_instances(&self) -> Result<StdHashMap<u32, VridInstances>, XdpLoaderError> {
         let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
-        let mut set = VridInstances::default();
-        let mut n = 0;
+        let mut sets: StdHashMap<u32, VridInstances> = StdHashMap::new();
         for rec in map.iter() {
             let (k, conf) = rec.map_err(map_err(MAP_INSTANCES))?;
-            if k.vrid != vrid || k.family != family {
-                continue;
-            }
-            if n < BY_VRID_WAYS {
-                set.ways[n] = VridWay {
-                    ifindex: k.ifindex,
-                    _pad: 0,
-                    conf,
-                };
-                n += 1;
-            } else {
-                set.overflow = 1;
+            let set = sets.entry(by_vrid_index(k.vrid, k.family)).or_default();
+            match set.ways.iter_mut().find(|w| w.ifindex == 0) {
+                Some(way) => {
+                    *way = VridWay {
+                        ifindex: k.ifindex,
+                        _pad: 0,
+                        conf,
+                    }
+                }
+                None => set.overflow = 1,
             }
         }
-        Ok(set)
+        Ok(sets)
     }
 
     /// Fills a BY_VRID created afresh at a hand-over from the running daemon's
     /// INSTANCES (an older build had no BY_VRID), before this program is attached.
     fn fill_by_vrid(&mut self) -> Result<(), XdpLoaderError> {
-        let keys: Vec<InstanceKey> = {
-            let map: HashMap<&MapData, InstanceKey, InstanceConf> = self.map(MAP_INSTANCES)?;
-            map.keys()
-                .collect::<Result<_, _>>()
-                .map_err(map_err(MAP_INSTANCES))?
-        };
-        let mut sets: StdHashMap<u32, VridInstances> = StdHashMap::new();
-        for k in keys {
-            let index = by_vrid_index(k.vrid, k.family);
-            if let std::collections::hash_map::Entry::Vacant(e) = sets.entry(index) {
-                e.insert(self.vrid_instances(k.vrid, k.family)?);
-            }
-        }
+        let sets = self.by_vrid_from_instances()?;
         let mut arr: Array<&mut MapData, VridInstances> = self.map_mut(MAP_BY_VRID)?;
         for (index, set) in sets.into_iter().filter(|(i, _)| *i < BY_VRID_MAX_ENTRIES) {
             arr.set(index, set, 0).map_err(map_err(MAP_BY_VRID))?;
@@ -1364,6 +1336,17 @@ fn errno_of(e: &MapError) -> Option<i32> {
         MapError::SyscallError(s) => s.io_error.raw_os_error(),
         _ => None,
     }
+}
+
+/// The descriptor of map `name` of `ebpf` (PEERS is a hash map, SEEN an array), owned by
+/// `ebpf` and open while it lives.
+fn map_fd(ebpf: &Ebpf, name: &'static str) -> Result<std::os::fd::RawFd, XdpLoaderError> {
+    use std::os::fd::{AsFd, AsRawFd};
+    let data = match ebpf.map(name) {
+        Some(aya::maps::Map::HashMap(d) | aya::maps::Map::Array(d)) => d,
+        _ => return Err(XdpLoaderError::Missing(name)),
+    };
+    Ok(data.fd().as_fd().as_raw_fd())
 }
 
 fn instance_key(ifindex: u32, vrid: u8, family: u8) -> InstanceKey {
