@@ -119,6 +119,23 @@ fn setopt<T>(fd: i32, level: i32, name: i32, val: &T) -> io::Result<()> {
     }
 }
 
+/// Attaches a classic BPF program of one instruction, `ret #0`, to socket `fd`: from now
+/// on the kernel queues nothing to it (socket(7), SO_ATTACH_FILTER); what is queued
+/// already stays readable.
+fn attach_drop_all(fd: i32) -> io::Result<()> {
+    let mut insn = [libc::sock_filter {
+        code: 0x06, // BPF_RET | BPF_K
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let prog = libc::sock_fprog {
+        len: 1,
+        filter: insn.as_mut_ptr(),
+    };
+    setopt(fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
 impl AdvertSocket {
     /// Opens the socket for `ifname` with source address `src` (the family of
     /// `src` picks IPv4 or IPv6). `receive` leaves the socket readable (the
@@ -174,20 +191,8 @@ impl AdvertSocket {
                 let _ = setopt(s, libc::SOL_SOCKET, libc::SO_RCVBUF, &size);
             }
         } else {
-            // A classic BPF program of one instruction, `ret #0`: accept
-            // nothing. Attached before anything can be queued.
-            let mut insn = [libc::sock_filter {
-                code: 0x06, // BPF_RET | BPF_K
-                jt: 0,
-                jf: 0,
-                k: 0,
-            }];
-            let prog = libc::sock_fprog {
-                len: 1,
-                filter: insn.as_mut_ptr(),
-            };
-            setopt(s, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
-                .map_err(wrap("SO_ATTACH_FILTER"))?;
+            // Attached before anything can be queued.
+            attach_drop_all(s).map_err(wrap("SO_ATTACH_FILTER"))?;
         }
         // SO_BINDTODEVICE: adverts leave and arrive on this interface only.
         let name = std::ffi::CString::new(ifname).map_err(|_| NetError::Setup {
@@ -290,6 +295,16 @@ impl AdvertSocket {
             ifname: ifname.to_string(),
             ifindex,
             src,
+        })
+    }
+
+    /// Makes a receiving socket send-only (the XDP program receives from now on): new
+    /// adverts are no longer queued to it; read the ones already queued with `drain`.
+    pub fn stop_receiving(&self) -> Result<(), NetError> {
+        attach_drop_all(self.fd.get_ref().as_raw_fd()).map_err(|source| NetError::Setup {
+            ifname: self.ifname.clone(),
+            op: "SO_ATTACH_FILTER",
+            source,
         })
     }
 

@@ -261,3 +261,97 @@ fn master_crash_after_another_router_spoke_is_elected_again() {
         lb1.log()
     );
 }
+
+/// The line number of the first line of `log` containing `what`.
+fn line_of(log: &str, what: &str) -> Option<usize> {
+    log.lines().position(|l| l.contains(what))
+}
+
+/// A daemon restarted (a clean stop, then a start) beside its peer, as each role: it
+/// hears the peer on a raw socket before the XDP program is through the verifier, then
+/// moves to XDP without losing the peer: the backup follows lb1 again (protected in
+/// PEERS, on the XDP path) and takes over through it when lb1 dies; the master preempts
+/// back once, and the pair never holds the VIP twice. Before, every start waited for the
+/// load (about 0.1-0.2 s here) before it opened a socket or heard anything.
+fn restart_hears_before_xdp_is_loaded(restart_master: bool) {
+    require_root();
+    let lan = Lan::new(2);
+    let (h1, h2) = (&lan.hosts[0], &lan.hosts[1]);
+    let (mut lb1, mut lb2) = pair(&lan, "0.05", Duration::from_millis(500));
+    let (node, ns) = if restart_master {
+        (&mut lb1, h1)
+    } else {
+        (&mut lb2, h2)
+    };
+    node.stop();
+    node.start();
+    let log = wait_for(Duration::from_secs(5), || {
+        let log = node.log();
+        (log.contains("first VRRP advert heard") && log.contains("receive path xdp")).then_some(log)
+    })
+    .unwrap_or_else(|| panic!("no advert heard, or not on the XDP path:\n{}", node.log()));
+    let heard = line_of(&log, "first VRRP advert heard");
+    let loaded = line_of(&log, "XDP program loaded and verified");
+    let on_xdp = line_of(&log, "receive path xdp");
+    assert!(
+        heard < loaded && loaded < on_xdp,
+        "the restarted daemon did not hear its peer before the XDP program was loaded:\n{log}"
+    );
+    let st = wait_for(Duration::from_secs(3), || {
+        let out = ns.try_exec(&[
+            workspace_bin("haxdp").to_str().expect("path"),
+            "status",
+            "--json",
+        ]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).ok()
+    })
+    .expect("haxdp status --json answers");
+    let path = st["instances"][0]["receive_path"].as_str().unwrap_or("");
+    assert!(path.starts_with("xdp"), "receive path {path}:\n{st}");
+    // Settled: lb1 master again (the restarted master preempted once), lb2 backup.
+    assert!(wait_vip(h1, true, Duration::from_secs(3)), "{}", lb1.log());
+    let (both, _, _, n) = watch(h1, h2, Duration::from_secs(2));
+    assert_eq!(
+        both,
+        0,
+        "{n} samples; lb1:\n{}\nlb2:\n{}",
+        lb1.log(),
+        lb2.log()
+    );
+    assert!(has_vip(h1) && !has_vip(h2), "lb2:\n{}", lb2.log());
+    if !restart_master {
+        // The followed master's record is protected in the XDP program's PEERS.
+        let out = h2.try_exec(&[
+            workspace_bin("haxdp").to_str().expect("path"),
+            "maps",
+            "--json",
+        ]);
+        let maps: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let protected = maps["peers"].as_array().is_some_and(|p| {
+            p.iter()
+                .any(|r| r["address"] == "192.0.2.10" && r["protected"] == true)
+        });
+        assert!(protected, "lb1 is not protected in lb2's PEERS:\n{maps}");
+        // And the XDP path carries the takeover: lb1 dies, lb2 takes the VIP.
+        kill9(&mut lb1);
+        // (A killed daemon leaves its VIP configured on h1: only lb2 is asked.)
+        assert!(wait_vip(h2, true, Duration::from_secs(2)), "{}", lb2.log());
+    } else {
+        let since = lb2.log();
+        assert_eq!(
+            since.matches("Master -> Backup").count(),
+            1,
+            "lb2 gave the VIP back more than once:\n{since}"
+        );
+    }
+}
+
+#[test]
+fn backup_restart_hears_its_master_before_xdp_is_loaded() {
+    restart_hears_before_xdp_is_loaded(false);
+}
+
+#[test]
+fn master_restart_hears_its_backup_before_xdp_is_loaded() {
+    restart_hears_before_xdp_is_loaded(true);
+}

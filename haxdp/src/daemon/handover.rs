@@ -200,6 +200,14 @@ impl Engine {
             let _ = reply.send((false, "a hand-over or a stop is already under way".into()));
             return;
         }
+        if let Some(since) = self.xdp_loading {
+            let ms = clock::monotonic_ns().saturating_sub(since) / 1_000_000;
+            let _ = reply.send((
+                false,
+                format!("the XDP program is still loading (for {ms} ms); try again in a second"),
+            ));
+            return;
+        }
         let (child, ch) = match proto::spawn_successor() {
             Ok(x) => x,
             Err(e) => {

@@ -23,21 +23,26 @@ impl Engine {
         &mut self,
         listener: Option<tokio::net::UnixListener>,
     ) -> anyhow::Result<()> {
-        if let Some(f) = self.fast.as_mut() {
-            // The routers the previous daemon protected get their room in PEERS back before
-            // any advert is tracked: spoofed sources cannot take it while we start.
-            let path = self.opts.state_dir.join(PEERS_CHECKPOINT);
-            match f.restore_checkpoint(&path) {
-                Ok(0) => {}
-                Ok(n) => info!("{n} known VRRP router(s) carried over from the previous daemon"),
-                Err(e) => warn!("cannot read {}: {e}", path.display()),
-            }
-        }
+        self.restore_peers_checkpoint();
         self.spawn_ring()?;
         if let Some(l) = listener {
             self.spawn_control(l);
         }
         self.start_all().await
+    }
+
+    /// The routers the previous daemon protected get their room in PEERS back before any
+    /// advert is tracked: spoofed sources cannot take it while we start.
+    pub(super) fn restore_peers_checkpoint(&mut self) {
+        let Some(f) = self.fast.as_mut() else {
+            return;
+        };
+        let path = self.opts.state_dir.join(PEERS_CHECKPOINT);
+        match f.restore_checkpoint(&path) {
+            Ok(0) => {}
+            Ok(n) => info!("{n} known VRRP router(s) carried over from the previous daemon"),
+            Err(e) => warn!("cannot read {}: {e}", path.display()),
+        }
     }
 
     async fn start_all(&mut self) -> anyhow::Result<()> {

@@ -88,6 +88,20 @@ enum Ev {
     Upgrade(tokio::sync::oneshot::Sender<(bool, String)>),
     /// A step of a hand-over this daemon drives (`handover::Step`).
     Handover(handover::Step),
+    /// The XDP program a fresh start loads in the background (`Engine::on_xdp_loaded`).
+    XdpLoaded(XdpLoad),
+}
+
+/// The outcome of loading the XDP program off the engine thread.
+struct XdpLoad(Box<Result<KernelRx, crate::xdp::rx::XdpLoaderError>>);
+
+impl std::fmt::Debug for XdpLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &*self.0 {
+            Ok(_) => f.write_str("XdpLoad(loaded)"),
+            Err(e) => write!(f, "XdpLoad({e})"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -193,6 +207,12 @@ struct Engine {
     spec: DaemonSpec,
     insts: Vec<Inst>,
     fast: Option<KernelRx>,
+    /// A fresh start loads the XDP program on a blocking thread while its instances
+    /// already run on raw sockets: since when (CLOCK_MONOTONIC ns), until `Ev::XdpLoaded`.
+    xdp_loading: Option<u64>,
+    /// What a crashed predecessor's XDP program saw until it died (its pinned PEERS,
+    /// read before the fresh load removes the pins), for the resume decision.
+    crashed_peers: Vec<(haxdp_common::PeerKey, haxdp_common::PeerState)>,
     attached: HashMap<String, RxPath>,
     sockets: HashMap<(u32, IpAddr), Arc<AdvertSocket>>,
     socket_tasks: HashMap<(u32, IpAddr), JoinHandle<()>>,
@@ -330,6 +350,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             }
         });
     }
+    let mut xdp_loading = None;
+    let mut crashed_peers = Vec::new();
     let fast = match (opts.receive, channel.as_mut()) {
         (ReceiveChoice::Socket, _) => None,
         (ReceiveChoice::Auto, Some(ch)) => match handover::load_fast(&adopt_links) {
@@ -340,13 +362,21 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
                 return Ok(1);
             }
         },
-        (ReceiveChoice::Auto, None) => match KernelRx::load() {
-            Ok(f) => Some(f),
-            Err(e) => {
-                warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}");
-                None
-            }
-        },
+        (ReceiveChoice::Auto, None) => {
+            // The verifier takes most of a start (about 0.1 s for our program): the
+            // instances start on raw sockets at once and move to XDP when it is loaded,
+            // so that a start is deaf only until its sockets are open. The crashed
+            // predecessor's records are read first: the load removes its pins.
+            crashed_peers = crate::xdp::loader::crashed_peers();
+            xdp_loading = Some(clock::monotonic_ns());
+            let tx = tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let loaded = Ev::XdpLoaded(XdpLoad(Box::new(KernelRx::load())));
+                // The engine has stopped: the program and its pins go with `loaded`.
+                let _ = tx.tx.blocking_send(loaded);
+            });
+            None
+        }
     };
     let mut notifier = Notifier::new(opts.state_dir.clone())?;
     if let Some(fifo) = &spec.notify_fifo {
@@ -357,6 +387,8 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
         spec,
         insts: Vec::new(),
         fast,
+        xdp_loading,
+        crashed_peers,
         attached: HashMap::new(),
         sockets: HashMap::new(),
         socket_tasks: HashMap::new(),
@@ -560,6 +592,7 @@ impl Engine {
         }
         match ev {
             Ev::Handover(step) => return self.on_step(step).await,
+            Ev::XdpLoaded(XdpLoad(r)) => self.on_xdp_loaded(*r).await,
             Ev::Upgrade(reply) => self.start_upgrade(reply),
             Ev::Signal(Sig::Term) => {
                 info!("haxdp stopping");

@@ -24,6 +24,15 @@ impl Engine {
         if let Some(p) = self.attached.get(ifname) {
             return *p;
         }
+        if self.xdp_loading.is_some() {
+            // Until the program is loaded (`on_xdp_loaded` moves the interface to it).
+            if !self.insts.iter().any(|i| i.spec.ifname == ifname) {
+                info!(
+                    "{ifname}: receiving adverts on a raw socket until the XDP program is loaded"
+                );
+            }
+            return RxPath::Socket;
+        }
         // A successor: the predecessor's link, our program on it (`handover`).
         let adopt = self.adopt_links.remove(ifname);
         let adopted = match (self.fast.as_mut(), adopt.as_deref()) {
@@ -536,6 +545,96 @@ impl Engine {
             }
         }
         false
+    }
+
+    /// The XDP program a fresh start loaded in the background: its PEERS gets the
+    /// checkpointed routers, its ring is read, and every interface the instances run on
+    /// moves from its raw socket to it (`move_to_xdp`). If it failed, they stay on the
+    /// sockets, as a start without XDP.
+    pub(super) async fn on_xdp_loaded(
+        &mut self,
+        loaded: Result<KernelRx, crate::xdp::rx::XdpLoaderError>,
+    ) {
+        let since = self.xdp_loading.take().unwrap_or(0);
+        let ms = clock::monotonic_ns().saturating_sub(since) as f64 / 1e6;
+        let mut names: Vec<String> = self.insts.iter().map(|i| i.spec.ifname.clone()).collect();
+        names.sort();
+        names.dedup();
+        match loaded {
+            Ok(f) => {
+                info!("XDP program loaded and verified in {ms:.1} ms");
+                self.fast = Some(f);
+                self.restore_peers_checkpoint();
+                if let Err(e) = self.spawn_ring() {
+                    // No reports would reach the election: stay on the sockets.
+                    error!("cannot read the XDP program's event ring ({e:#}); receiving adverts on raw sockets");
+                    self.fast = None;
+                }
+            }
+            Err(e) => warn!("XDP fast path unavailable, receiving adverts on raw sockets: {e}"),
+        }
+        for ifname in names {
+            self.move_to_xdp(&ifname).await;
+        }
+    }
+
+    /// Moves the instances on `ifname` from the raw socket they started on to the XDP
+    /// program, losing no advert: the program watches their VRIDs before it is attached
+    /// (a VRID it does not watch it drops), the sockets stop queueing only once it is
+    /// attached, and what they queued until then is read. The program reports each live
+    /// source's next advert as new (the delivery contract), and the followed master is
+    /// protected in PEERS. An interface the program cannot be attached to stays on its
+    /// sockets (`receive_path` says so).
+    async fn move_to_xdp(&mut self, ifname: &str) {
+        let on_if: Vec<usize> = (0..self.insts.len())
+            .filter(|&i| self.insts[i].spec.ifname == ifname && self.insts[i].rx == RxPath::Socket)
+            .collect();
+        if self.fast.is_none() || on_if.is_empty() {
+            // No program (or none needed): the receive path is the socket, logged once.
+            if !self.attached.contains_key(ifname) {
+                info!("{ifname}: receive path {}", RxPath::Socket.name());
+                self.attached.insert(ifname.to_string(), RxPath::Socket);
+            }
+            return;
+        }
+        for &i in &on_if {
+            self.insts[i].rx = RxPath::XdpSkb;
+            watch_in_kernel(self.fast.as_mut(), &self.insts[i]);
+        }
+        let path = self.receive_path(ifname);
+        if path == RxPath::Socket {
+            for &i in &on_if {
+                if let Some(f) = self.fast.as_mut() {
+                    let _ = f.unwatch(self.insts[i].ifindex, self.insts[i].core.config());
+                }
+                self.insts[i].rx = RxPath::Socket;
+            }
+            return;
+        }
+        let mut socks: Vec<(u32, Arc<AdvertSocket>)> = Vec::new();
+        for &i in &on_if {
+            self.insts[i].rx = path;
+            let (ifindex, sock) = (self.insts[i].ifindex, self.insts[i].sock.clone());
+            if !socks.iter().any(|(_, s)| Arc::ptr_eq(s, &sock)) {
+                socks.push((ifindex, sock));
+            }
+        }
+        for (ifindex, sock) in socks {
+            if let Err(e) = sock.stop_receiving() {
+                // Still receiving: the same adverts also come through the socket,
+                // which the election takes as repeats.
+                warn!("{e}");
+            }
+            if let Some(t) = self.socket_tasks.remove(&(ifindex, sock.source())) {
+                t.abort();
+            }
+            for rx in sock.drain() {
+                self.on_socket_advert(ifindex, rx).await;
+            }
+        }
+        for &i in &on_if {
+            self.protect_followed_master(i);
+        }
     }
 
     /// Instance `i` receives on a raw socket from now on (the XDP program cannot be

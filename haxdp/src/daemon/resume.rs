@@ -22,6 +22,7 @@ use tracing::{info, warn};
 use super::{Engine, Inst};
 use crate::advert_socket::AdvertSocket;
 use crate::clock;
+use crate::xdp::loader::newest_advert;
 use haxdp_vrrp::Input;
 
 /// In the state dir: which instances are MASTER, rewritten every [`RESUME_EVERY`] and at
@@ -218,10 +219,7 @@ impl Engine {
             }
             // The kernel's view until the crash: another router that advertised for this
             // VRID after our last checkpoint was taking over (or preempting) already.
-            let other = self
-                .fast
-                .as_ref()
-                .and_then(|f| f.previous_advert_ns(inst.ifindex, inst.spec.core.vrid))
+            let other = newest_advert(&self.crashed_peers, inst.ifindex, inst.spec.core.vrid)
                 .filter(|(t, src)| *t > cp.mono_ns && *src != inst.sock.source());
             if let Some((_, src)) = other {
                 notes.push(format!(

@@ -150,9 +150,6 @@ pub struct XdpLoader {
     pinned_links: StdHashMap<String, aya::programs::links::PinnedLink>,
     /// Handed over: the successor uses the pins, they stay when this process exits.
     keep_pins: bool,
-    /// The PEERS records a crashed predecessor's pins held (what its program saw until
-    /// it died).
-    previous: Vec<(PeerKey, PeerState)>,
     /// PEERS' descriptor, for the lookups of every backup refresh (`peer`): looking the
     /// map up by name in aya's table hashes the name each time.
     peers_fd: std::os::fd::RawFd,
@@ -176,16 +173,13 @@ impl XdpLoader {
     pub fn load_pinned_at(dir: PathBuf) -> Result<XdpLoader, XdpLoaderError> {
         ensure_bpffs()?;
         let mut carried: Vec<(PeerKey, PeerState)> = Vec::new();
-        let mut previous = Vec::new();
         if dir.exists() {
             // Pins of a daemon that did not exit cleanly. Its maps are not reused (a
             // newer build may have another layout), but the records of the routers it
-            // protected are carried over, see `protected_peers_at`.
-            previous = previous_peers_at(&dir);
-            carried = previous
-                .iter()
+            // protected are carried over.
+            carried = previous_peers_at(&dir)
+                .into_iter()
                 .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
-                .copied()
                 .collect();
             tracing::warn!(
                 dir = %dir.display(),
@@ -214,7 +208,6 @@ impl XdpLoader {
                 .map_err(|source| XdpLoaderError::Pin { name, path, source })?;
         }
         let mut fast = Self::verified(ebpf, dir)?;
-        fast.previous = previous;
         fast.restore_peers(&carried)?;
         Ok(fast)
     }
@@ -243,7 +236,6 @@ impl XdpLoader {
             links: StdHashMap::new(),
             pinned_links: StdHashMap::new(),
             keep_pins: false,
-            previous: Vec::new(),
             peers_fd,
             seen,
             seen_entries: SeenEntries::default(),
@@ -320,18 +312,6 @@ impl XdpLoader {
             fast.fill_by_vrid()?;
         }
         Ok(fast)
-    }
-
-    /// The newest advert (priority > 0) a crashed predecessor's program recorded for VRID
-    /// `vrid` on `ifindex`, from any source: the kernel's view until the crash.
-    pub fn previous_advert_ns(&self, ifindex: u32, vrid: u8) -> Option<(u64, IpAddr)> {
-        self.previous
-            .iter()
-            .filter(|(k, st)| {
-                k.ifindex == ifindex && k.vrid == vrid && st.priority > 0 && st.count > 0
-            })
-            .map(|(k, st)| (st.last_ns, k.ip()))
-            .max_by_key(|(t, _)| *t)
     }
 
     fn link_pin(&self, ifname: &str) -> PathBuf {
@@ -1253,6 +1233,34 @@ impl Drop for XdpLoader {
             }
         }
     }
+}
+
+/// The PEERS records a crashed daemon's pins in this network namespace hold (what its
+/// program saw until it died); empty when there are none. Read before a fresh load,
+/// which removes those pins (`XdpLoader::load`).
+pub fn crashed_peers() -> Vec<(PeerKey, PeerState)> {
+    let Ok(netns) = haxdp_common::current_netns_inode() else {
+        return Vec::new();
+    };
+    let dir = pin_dir(netns);
+    if !dir.join(MAP_PEERS).exists() {
+        return Vec::new();
+    }
+    previous_peers_at(&dir)
+}
+
+/// The newest advert (priority > 0) among `records` for VRID `vrid` on `ifindex`, from
+/// any source, with its source.
+pub fn newest_advert(
+    records: &[(PeerKey, PeerState)],
+    ifindex: u32,
+    vrid: u8,
+) -> Option<(u64, IpAddr)> {
+    records
+        .iter()
+        .filter(|(k, st)| k.ifindex == ifindex && k.vrid == vrid && st.priority > 0 && st.count > 0)
+        .map(|(k, st)| (st.last_ns, k.ip()))
+        .max_by_key(|(t, _)| *t)
 }
 
 /// The PEERS records of the pins at `dir`; empty (and logged) when they cannot be read,

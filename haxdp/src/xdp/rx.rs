@@ -256,11 +256,6 @@ impl KernelRx {
             .map(|p| p.last_ns))
     }
 
-    /// See [`XdpLoader::previous_advert_ns`].
-    pub fn previous_advert_ns(&self, ifindex: u32, vrid: u8) -> Option<(u64, IpAddr)> {
-        self.fast.previous_advert_ns(ifindex, vrid)
-    }
-
     /// Every PEERS record in one batched read (see [`XdpLoader::peers_batch`]).
     pub fn peers_batch(&self) -> Result<Vec<(PeerKey, PeerState)>, XdpLoaderError> {
         self.fast.peers_batch()

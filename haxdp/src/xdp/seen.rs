@@ -33,6 +33,11 @@ pub struct SeenMap {
     len: usize,
 }
 
+// SAFETY: the mapping belongs to the process, not to a thread, and is only read through
+// atomic loads (`get`): the daemon loads the program on a blocking thread and hands it
+// to the engine (`Engine::on_xdp_loaded`).
+unsafe impl Send for SeenMap {}
+
 impl SeenMap {
     /// Maps the array behind `fd` (created with `BPF_F_MMAPABLE`): the kernel lays
     /// an mmap-able array's values out from offset 0, each rounded up to 8 bytes
