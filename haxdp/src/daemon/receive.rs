@@ -178,8 +178,8 @@ impl Engine {
     ) {
         if !self.first_heard {
             // How long a start (a restart, a hand-over) leaves the node deaf: the
-            // program load and attach, the sockets and netlink, then at most one of the
-            // peer's intervals (its first advert after the attach is reported as new).
+            // configuration, netlink and the sockets (a fresh start does not wait for the
+            // XDP program: `on_xdp_loaded`), then at most one of the peer's intervals.
             self.first_heard = true;
             if let Some(ns) = clock::since_process_start_ns() {
                 info!(

@@ -302,6 +302,7 @@ pub(crate) const METHOD: &str = "
 10. **Start to first advert heard.** haxdp only: lb1 (priority 100) runs, VRRPv3 at 10 ms
    adverts; lb2's daemon is started (and stopped and started again, once per run) and logs
    once how long after its process started the first advert reached its election (the
-   program load, its attach, the sockets, then at most one 10 ms interval). keepalived logs no
-   received advert, so its column is empty.
+   configuration, netlink and the raw sockets, then at most one 10 ms interval; the XDP
+   program loads meanwhile and the daemon moves to it after). keepalived logs no received
+   advert, so its column is empty.
 ";
