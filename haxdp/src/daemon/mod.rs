@@ -370,8 +370,10 @@ pub async fn run(opts: RunOptions) -> anyhow::Result<i32> {
             crashed_peers = crate::xdp::loader::crashed_peers();
             xdp_loading = Some(clock::monotonic_ns());
             let tx = tx.clone();
+            let previous = crashed_peers.clone();
             tokio::task::spawn_blocking(move || {
-                let loaded = Ev::XdpLoaded(XdpLoad(Box::new(KernelRx::load())));
+                let loaded = KernelRx::load_after_crash(&previous);
+                let loaded = Ev::XdpLoaded(XdpLoad(Box::new(loaded)));
                 // The engine has stopped: the program and its pins go with `loaded`.
                 let _ = tx.tx.blocking_send(loaded);
             });

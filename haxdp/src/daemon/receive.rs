@@ -387,15 +387,20 @@ impl Engine {
         self.insts[i].seen = seen;
     }
 
+    /// The interfaces the instances run on, each once.
+    fn instance_ifnames(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.insts.iter().map(|i| i.spec.ifname.clone()).collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// The link monitor's events can be lost (a netlink socket overrun, ENOBUFS, drops
     /// multicast messages without telling which): every housekeeping round reads the
     /// state of each instance's interface from the kernel and handles it as an event, so
     /// a missed down, up, deletion or re-creation is acted on within one round.
     pub(super) async fn reconcile_links(&mut self) {
-        let mut names: Vec<String> = self.insts.iter().map(|i| i.spec.ifname.clone()).collect();
-        names.sort();
-        names.dedup();
-        for name in names {
+        for name in self.instance_ifnames() {
             match self.nl.link_by_name(&name).await {
                 Ok(l) => self.on_net(NetEvent::Link(l)).await,
                 Err(crate::netlink::VipError::NoSuchInterface(_)) => {
@@ -557,9 +562,7 @@ impl Engine {
     ) {
         let since = self.xdp_loading.take().unwrap_or(0);
         let ms = clock::monotonic_ns().saturating_sub(since) as f64 / 1e6;
-        let mut names: Vec<String> = self.insts.iter().map(|i| i.spec.ifname.clone()).collect();
-        names.sort();
-        names.dedup();
+        let names = self.instance_ifnames();
         match loaded {
             Ok(f) => {
                 info!("XDP program loaded and verified in {ms:.1} ms");
@@ -597,9 +600,10 @@ impl Engine {
             }
             return;
         }
-        for &i in &on_if {
-            self.insts[i].rx = RxPath::XdpSkb;
-            watch_in_kernel(self.fast.as_mut(), &self.insts[i]);
+        if let Some(f) = self.fast.as_mut() {
+            for &i in &on_if {
+                watch(f, &self.insts[i]);
+            }
         }
         let path = self.receive_path(ifname);
         if path == RxPath::Socket {
@@ -748,9 +752,14 @@ impl Engine {
 /// authentication, its configured unicast peers protected, its source allowlist (a
 /// socket-path instance has nothing to tell).
 pub(super) fn watch_in_kernel(fast: Option<&mut KernelRx>, inst: &Inst) {
-    let (Some(f), false) = (fast, inst.rx == RxPath::Socket) else {
-        return;
-    };
+    if let (Some(f), false) = (fast, inst.rx == RxPath::Socket) {
+        watch(f, inst);
+    }
+}
+
+/// Tells the XDP program what instance `inst` accepts, whatever its receive path now
+/// (`move_to_xdp` watches before the attach).
+fn watch(f: &mut KernelRx, inst: &Inst) {
     if let Err(e) = f.watch_instance(
         inst.ifindex,
         inst.core.config(),

@@ -169,18 +169,42 @@ impl XdpLoader {
         Self::load_pinned_at(dir)
     }
 
+    /// As [`XdpLoader::load`], with the records of the crashed predecessor's pins already
+    /// read ([`crashed_peers`]): the daemon reads them before it starts the load, for its
+    /// resume decision, and they are not read again here.
+    pub fn load_after_crash(
+        previous: &[(PeerKey, PeerState)],
+    ) -> Result<XdpLoader, XdpLoaderError> {
+        let netns = haxdp_common::current_netns_inode().map_err(XdpLoaderError::Netns)?;
+        Self::load_at(pin_dir(netns), previous)
+    }
+
     /// As [`XdpLoader::load`], pinning under `dir` (tests use a private directory).
     pub fn load_pinned_at(dir: PathBuf) -> Result<XdpLoader, XdpLoaderError> {
+        let previous = if dir.exists() {
+            previous_peers_at(&dir)
+        } else {
+            Vec::new()
+        };
+        Self::load_at(dir, &previous)
+    }
+
+    /// Loads under `dir`; `previous`: the PEERS records of the pins there, if a daemon did
+    /// not exit cleanly.
+    fn load_at(
+        dir: PathBuf,
+        previous: &[(PeerKey, PeerState)],
+    ) -> Result<XdpLoader, XdpLoaderError> {
         ensure_bpffs()?;
-        let mut carried: Vec<(PeerKey, PeerState)> = Vec::new();
+        // Pins of a daemon that did not exit cleanly: its maps are not reused (a newer
+        // build may have another layout), but the records of the routers it protected
+        // are carried over.
+        let carried: Vec<(PeerKey, PeerState)> = previous
+            .iter()
+            .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
+            .copied()
+            .collect();
         if dir.exists() {
-            // Pins of a daemon that did not exit cleanly. Its maps are not reused (a
-            // newer build may have another layout), but the records of the routers it
-            // protected are carried over.
-            carried = previous_peers_at(&dir)
-                .into_iter()
-                .filter(|(_, st)| st.flags & PEER_F_PROTECTED != 0)
-                .collect();
             tracing::warn!(
                 dir = %dir.display(),
                 carried = carried.len(),

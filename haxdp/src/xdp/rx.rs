@@ -66,6 +66,14 @@ impl KernelRx {
         })
     }
 
+    /// See [`XdpLoader::load_after_crash`].
+    pub fn load_after_crash(previous: &[(PeerKey, PeerState)]) -> Result<Self, XdpLoaderError> {
+        Ok(Self {
+            fast: XdpLoader::load_after_crash(previous)?,
+            auth: HashMap::new(),
+        })
+    }
+
     /// See [`XdpLoader::load_handover`]: the running daemon's maps, pinned at `dir`.
     pub fn load_handover(dir: std::path::PathBuf) -> Result<Self, XdpLoaderError> {
         Ok(Self {
